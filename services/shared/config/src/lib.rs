@@ -1,0 +1,250 @@
+//! Typed configuration from the environment, validated at start-up.
+//!
+//! Every variable is declared once, with its default and meaning, in [`vars::VARIABLES`];
+//! `.env.example` and the README are checked against that table by a test. Loading never
+//! panics: a bad value becomes a [`ConfigError`] whose one-line message names the variable and
+//! says how to fix it, and `main` turns it into a non-zero exit.
+
+mod error;
+mod secrets;
+mod source;
+pub mod vars;
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+pub use error::ConfigError;
+pub use secrets::{MIN_SECRET_LEN, Secrets};
+pub use source::Source;
+
+/// Which Postgres roles a service connects as (see `migrations/` and docs/architecture.md).
+#[derive(Clone, Debug)]
+pub struct DatabaseConfig {
+    /// The application role (`switchboard_app`): tenant data, always through `TenantTx`.
+    pub app_url: SecretString,
+    /// The system role (`switchboard_system`): the few audited cross-tenant paths.
+    pub system_url: SecretString,
+    /// The owner role: migrations only. Never used by a running service.
+    pub owner_url: SecretString,
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+impl DatabaseConfig {
+    pub fn from_source(src: &Source) -> Result<Self, ConfigError> {
+        Ok(Self {
+            app_url: src.postgres_url("DATABASE_URL")?,
+            system_url: src.postgres_url("DATABASE_SYSTEM_URL")?,
+            owner_url: src.postgres_url("DATABASE_OWNER_URL")?,
+            max_connections: src.number("DATABASE_MAX_CONNECTIONS", 1..=1000)?,
+            acquire_timeout: Duration::from_secs(src.number("DATABASE_ACQUIRE_TIMEOUT_SECONDS", 1..=300)?),
+        })
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct RedisConfig {
+    pub url: SecretString,
+    /// Put in front of every key and stream name, so tests (and tenants of one Redis) can share.
+    pub key_prefix: String,
+}
+
+impl RedisConfig {
+    pub fn from_source(src: &Source) -> Result<Self, ConfigError> {
+        Ok(Self { url: src.redis_url("REDIS_URL")?, key_prefix: src.string("REDIS_KEY_PREFIX")? })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Clone, Debug)]
+pub struct LogConfig {
+    /// A `tracing` filter: a level (`info`) or directives (`info,sb_gateway=debug`).
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl LogConfig {
+    pub fn from_source(src: &Source) -> Result<Self, ConfigError> {
+        let format = match src.string("LOG_FORMAT")?.as_str() {
+            "pretty" | "text" => LogFormat::Pretty,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(ConfigError::new("LOG_FORMAT", format!("{other:?} is not a log format"), "set it to `json` or `pretty`"));
+            }
+        };
+        Ok(Self { level: src.string("LOG_LEVEL")?, format })
+    }
+}
+
+/// Where each service listens.
+#[derive(Clone, Debug)]
+pub struct ListenConfig {
+    pub host: IpAddr,
+    /// `PORT`, as platforms such as Fly and Railway set it: overrides the port of the one
+    /// service a process serves. Ignored by `serve all`, which needs five ports.
+    pub port: Option<u16>,
+    pub gateway_port: u16,
+    pub api_port: u16,
+    pub agent_worker_port: u16,
+    pub ledger_port: u16,
+    pub mock_llm_port: u16,
+}
+
+impl ListenConfig {
+    pub fn from_source(src: &Source) -> Result<Self, ConfigError> {
+        Ok(Self {
+            host: src.parse("HOST", "an IP address such as 0.0.0.0 or 127.0.0.1")?,
+            port: src.optional_number("PORT", 0..=65535)?,
+            gateway_port: src.number("GATEWAY_PORT", 0..=65535)?,
+            api_port: src.number("API_PORT", 0..=65535)?,
+            agent_worker_port: src.number("AGENT_WORKER_PORT", 0..=65535)?,
+            ledger_port: src.number("LEDGER_PORT", 0..=65535)?,
+            mock_llm_port: src.number("MOCK_LLM_PORT", 0..=65535)?,
+        })
+    }
+
+    /// Every port the same (0 in tests: each service picks a free one).
+    pub fn all_on(host: IpAddr, port: u16) -> Self {
+        Self { host, port: None, gateway_port: port, api_port: port, agent_worker_port: port, ledger_port: port, mock_llm_port: port }
+    }
+}
+
+/// Settings the agent-worker will use; validated now so a typo fails at start-up.
+#[derive(Clone, Debug)]
+pub struct AgentConfig {
+    pub max_iterations: u32,
+    pub timeout: Duration,
+    pub workspace_root: String,
+    pub max_workspace_size_gb: u32,
+    pub workspace_retention_days: u32,
+    pub allowed_bash_commands: Vec<String>,
+}
+
+impl AgentConfig {
+    pub fn from_source(src: &Source) -> Result<Self, ConfigError> {
+        Ok(Self {
+            max_iterations: src.number("MAX_AGENT_ITERATIONS", 1..=10_000)?,
+            timeout: Duration::from_secs(src.number("AGENT_TIMEOUT_SECONDS", 1..=86_400)?),
+            workspace_root: src.string("WORKSPACE_ROOT")?,
+            max_workspace_size_gb: src.number("MAX_WORKSPACE_SIZE_GB", 1..=10_000)?,
+            workspace_retention_days: src.number("WORKSPACE_RETENTION_DAYS", 1..=3650)?,
+            allowed_bash_commands: src.list("ALLOWED_BASH_COMMANDS")?,
+        })
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub user: Option<String>,
+    pub pass: Option<SecretString>,
+    pub from: String,
+}
+
+impl SmtpConfig {
+    pub fn from_source(src: &Source) -> Result<Self, ConfigError> {
+        Ok(Self {
+            host: src.string("SMTP_HOST")?,
+            port: src.number("SMTP_PORT", 1..=65535)?,
+            user: src.optional_string("SMTP_USER"),
+            pass: src.optional_string("SMTP_PASS").map(SecretString::from),
+            from: src.string("EMAIL_FROM")?,
+        })
+    }
+}
+
+/// Budgets created for new tenants.
+#[derive(Clone, Debug)]
+pub struct BudgetDefaults {
+    /// Whole dollars; money becomes micro-dollars as soon as it enters the domain.
+    pub default_budget_usd: i64,
+    pub periods: Vec<String>,
+}
+
+impl BudgetDefaults {
+    pub fn from_source(src: &Source) -> Result<Self, ConfigError> {
+        let periods = src.list("BUDGET_PERIODS")?;
+        if let Some(bad) = periods.iter().find(|p| !matches!(p.as_str(), "daily" | "monthly" | "total")) {
+            return Err(ConfigError::new("BUDGET_PERIODS", format!("{bad:?} is not a budget period"), "use a comma-separated list of daily, monthly and total"));
+        }
+        Ok(Self { default_budget_usd: src.number("DEFAULT_BUDGET_USD", 0..=1_000_000_000)?, periods })
+    }
+}
+
+/// Observability endpoints; all optional.
+#[derive(Clone, Debug)]
+pub struct TelemetryConfig {
+    pub log: LogConfig,
+    pub otlp_endpoint: Option<String>,
+    pub service_name: String,
+    pub sentry_dsn: Option<SecretString>,
+}
+
+impl TelemetryConfig {
+    pub fn from_source(src: &Source) -> Result<Self, ConfigError> {
+        Ok(Self {
+            log: LogConfig::from_source(src)?,
+            otlp_endpoint: src.optional_http_url("OTEL_EXPORTER_OTLP_ENDPOINT")?,
+            service_name: src.string("OTEL_SERVICE_NAME")?,
+            sentry_dsn: src.optional_string("SENTRY_DSN").map(SecretString::from),
+        })
+    }
+}
+
+/// Everything a running service needs.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub database: DatabaseConfig,
+    pub redis: RedisConfig,
+    pub secrets: Secrets,
+    pub telemetry: TelemetryConfig,
+    pub listen: ListenConfig,
+    pub cors_origins: Vec<String>,
+    pub smtp: SmtpConfig,
+    pub agent: AgentConfig,
+    pub budgets: BudgetDefaults,
+    /// The base URL the demo seed gives its provider entry (mock-llm's OpenAI-style `/v1`).
+    pub mock_llm_url: String,
+    /// Started with `--demo`: throwaway secrets are allowed.
+    pub demo: bool,
+}
+
+impl Config {
+    /// Loads and validates everything. With `demo`, missing or short secrets are replaced by
+    /// throwaway ones (and `secrets.generated` says so); without it they are refused.
+    pub fn from_source(src: &Source, demo: bool) -> Result<Self, ConfigError> {
+        let cors_origins = src.list("CORS_ORIGINS")?;
+        if let Some(bad) = cors_origins.iter().find(|o| *o != "*" && !(o.starts_with("http://") || o.starts_with("https://"))) {
+            return Err(ConfigError::new("CORS_ORIGINS", format!("{bad:?} is not an origin"), "list origins such as https://app.example.com, separated by commas"));
+        }
+        Ok(Self {
+            database: DatabaseConfig::from_source(src)?,
+            redis: RedisConfig::from_source(src)?,
+            secrets: Secrets::from_source(src, demo)?,
+            telemetry: TelemetryConfig::from_source(src)?,
+            listen: ListenConfig::from_source(src)?,
+            cors_origins,
+            smtp: SmtpConfig::from_source(src)?,
+            agent: AgentConfig::from_source(src)?,
+            budgets: BudgetDefaults::from_source(src)?,
+            mock_llm_url: src.http_url("MOCK_LLM_URL")?,
+            demo,
+        })
+    }
+
+    /// From the process environment.
+    pub fn from_env(demo: bool) -> Result<Self, ConfigError> {
+        Self::from_source(&Source::env(), demo)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,53 @@
+//! The two platform secrets. Outside `--demo` they must be set and long; in a demo, missing
+//! or short ones are replaced by random throwaway values, and `generated` says so, so the
+//! caller can warn that sessions and encrypted credentials will not survive a restart.
+
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::error::ConfigError;
+use crate::source::Source;
+
+/// DESIGN.md: both secrets at least 32 characters.
+pub const MIN_SECRET_LEN: usize = 32;
+
+#[derive(Clone, Debug)]
+pub struct Secrets {
+    pub jwt_secret: SecretString,
+    pub encryption_master_key: SecretString,
+    /// Names of the variables that were generated for a demo.
+    pub generated: Vec<&'static str>,
+}
+
+impl Secrets {
+    pub fn from_source(src: &Source, demo: bool) -> Result<Self, ConfigError> {
+        let mut generated = Vec::new();
+        let mut secret = |name: &'static str| -> Result<SecretString, ConfigError> {
+            match (src.optional_string(name), demo) {
+                (Some(value), _) if value.chars().count() >= MIN_SECRET_LEN => Ok(SecretString::from(value)),
+                (_, true) => {
+                    generated.push(name);
+                    Ok(random_secret())
+                }
+                (None, false) => Err(ConfigError::new(name, "is not set", fix(name))),
+                (Some(value), false) => Err(ConfigError::new(name, format!("is too short ({} characters, at least {MIN_SECRET_LEN} needed)", value.chars().count()), fix(name))),
+            }
+        };
+        let jwt_secret = secret("JWT_SECRET")?;
+        let encryption_master_key = secret("ENCRYPTION_MASTER_KEY")?;
+        Ok(Self { jwt_secret, encryption_master_key, generated })
+    }
+
+    pub fn jwt_secret_bytes(&self) -> &[u8] {
+        self.jwt_secret.expose_secret().as_bytes()
+    }
+}
+
+fn fix(name: &str) -> String {
+    format!("set {name} to at least {MIN_SECRET_LEN} random characters (for example `openssl rand -hex 32`), or run with --demo for throwaway secrets")
+}
+
+fn random_secret() -> SecretString {
+    // rand's thread generator is a CSPRNG seeded from the OS.
+    let bytes: [u8; 32] = rand::random();
+    SecretString::from(bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}

@@ -1,0 +1,73 @@
+//! Every configuration variable, its default and what it means: the single list that
+//! `.env.example` and the README mirror (a test keeps them in step).
+
+/// One configuration variable.
+pub struct Variable {
+    pub name: &'static str,
+    /// `None`: no default (must be set, or is optional and off).
+    pub default: Option<&'static str>,
+    pub meaning: &'static str,
+}
+
+const fn var(name: &'static str, default: Option<&'static str>, meaning: &'static str) -> Variable {
+    Variable { name, default, meaning }
+}
+
+pub const VARIABLES: &[Variable] = &[
+    // Postgres: three roles, see docs/architecture.md "Tenancy".
+    var("DATABASE_URL", Some("postgres://switchboard_app@127.0.0.1:5432/switchboard"), "the application role's connection (no BYPASSRLS, owns nothing)"),
+    var("DATABASE_SYSTEM_URL", Some("postgres://switchboard_system@127.0.0.1:5432/switchboard"), "the system role's connection, for the few audited cross-tenant paths"),
+    var("DATABASE_OWNER_URL", Some("postgres://postgres@127.0.0.1:5432/switchboard"), "the owner's connection, used only by `switchboard migrate` (it may create the database and roles)"),
+    var("DATABASE_MAX_CONNECTIONS", Some("10"), "pool size per role per process"),
+    var("DATABASE_ACQUIRE_TIMEOUT_SECONDS", Some("5"), "how long a request waits for a pooled connection before failing"),
+    // Redis.
+    var("REDIS_URL", Some("redis://127.0.0.1:6379"), "Redis for the bus, rate limits and budget counters (rediss:// for TLS)"),
+    var("REDIS_KEY_PREFIX", Some("sb:"), "prefix of every Redis key and stream"),
+    // Secrets: no defaults; `--demo` generates throwaway ones.
+    var("JWT_SECRET", None, "signs access tokens; at least 32 characters"),
+    var("ENCRYPTION_MASTER_KEY", None, "derives the keys that encrypt provider credentials; at least 32 characters"),
+    // HTTP.
+    var("HOST", Some("0.0.0.0"), "the address every service binds"),
+    var("PORT", None, "overrides the port of the one service a process serves (Fly, Railway); ignored by `serve all`"),
+    var("GATEWAY_PORT", Some("8080"), "gateway port"),
+    var("API_PORT", Some("8081"), "api port"),
+    var("AGENT_WORKER_PORT", Some("8082"), "agent-worker port"),
+    var("LEDGER_PORT", Some("8083"), "ledger port"),
+    var("MOCK_LLM_PORT", Some("8090"), "mock-llm port"),
+    var("CORS_ORIGINS", Some("http://localhost:8081,http://127.0.0.1:8081"), "origins allowed to call the api from a browser, comma-separated"),
+    var("MOCK_LLM_URL", Some("http://127.0.0.1:8090/v1"), "the base URL `seed --demo` gives the demo provider entry"),
+    // Observability.
+    var("LOG_LEVEL", Some("info,sqlx=warn"), "a tracing filter: a level, or directives such as info,sb_gateway=debug"),
+    var("LOG_FORMAT", Some("pretty"), "`pretty` for people, `json` for log collectors"),
+    var("OTEL_EXPORTER_OTLP_ENDPOINT", None, "send traces over OTLP/HTTP to this endpoint"),
+    var("OTEL_SERVICE_NAME", Some("switchboard"), "service name on exported traces"),
+    var("SENTRY_DSN", None, "report errors to Sentry"),
+    // E-mail.
+    var("SMTP_HOST", Some("127.0.0.1"), "SMTP server for account e-mail"),
+    var("SMTP_PORT", Some("1025"), "SMTP port"),
+    var("SMTP_USER", None, "SMTP user name"),
+    var("SMTP_PASS", None, "SMTP password"),
+    var("EMAIL_FROM", Some("Switchboard <no-reply@switchboard.local>"), "sender of account e-mail"),
+    // Agents.
+    var("MAX_AGENT_ITERATIONS", Some("25"), "model calls one agent run may make"),
+    var("AGENT_TIMEOUT_SECONDS", Some("300"), "wall-clock limit of one agent run"),
+    var("WORKSPACE_ROOT", Some("/tmp/switchboard/workspaces"), "where agent runs get their scratch directories"),
+    var("MAX_WORKSPACE_SIZE_GB", Some("1"), "disk quota of one agent workspace"),
+    var("WORKSPACE_RETENTION_DAYS", Some("7"), "age after which agent workspaces are deleted"),
+    var("ALLOWED_BASH_COMMANDS", Some("ls,cat,head,tail,wc,grep,echo"), "commands an agent's shell tool may run, comma-separated"),
+    // Budgets.
+    var("DEFAULT_BUDGET_USD", Some("100"), "limit of the budget a new tenant starts with, in whole dollars"),
+    var("BUDGET_PERIODS", Some("monthly"), "periods of a new tenant's default budgets: daily, monthly, total"),
+];
+
+pub fn lookup(name: &str) -> Option<&'static Variable> {
+    VARIABLES.iter().find(|v| v.name == name)
+}
+
+pub fn default_of(name: &str) -> Option<&'static str> {
+    lookup(name).and_then(|v| v.default)
+}
+
+pub fn meaning_of(name: &str) -> &'static str {
+    lookup(name).map_or("see .env.example", |v| v.meaning)
+}

@@ -1,0 +1,11 @@
+//! The domain's vocabulary: typed ids, money and the enums every service agrees on.
+//!
+//! No I/O lives here, so every crate (and every test) can depend on it for free.
+
+pub mod id;
+pub mod money;
+pub mod role;
+
+pub use id::{ApiKeyId, ProviderCredentialId, RunId, TenantId, UserId, WorkspaceId};
+pub use money::Micros;
+pub use role::Role;

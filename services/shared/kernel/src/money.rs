@@ -1,0 +1,80 @@
+//! Money: an integer number of micro-dollars. There is no floating point on the money path;
+//! prices are micro-dollars per million tokens, and cost is computed with integer arithmetic
+//! that rounds up, so a request is never charged less than its tokens cost.
+
+use std::fmt;
+use std::ops::{Add, AddAssign};
+
+use serde::{Deserialize, Serialize};
+
+/// Micro-dollars: 1 USD = 1,000,000 micros.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Micros(pub i64);
+
+impl Micros {
+    pub const ZERO: Micros = Micros(0);
+    pub const PER_DOLLAR: i64 = 1_000_000;
+
+    /// Whole dollars, for configuration such as `DEFAULT_BUDGET_USD`.
+    pub const fn from_dollars(dollars: i64) -> Self {
+        Micros(dollars.saturating_mul(Self::PER_DOLLAR))
+    }
+
+    /// The cost of `tokens` at `price_per_million` micros per million tokens, rounded up.
+    /// Computed in i128 so that no realistic count or price can overflow.
+    pub fn for_tokens(tokens: u64, price_per_million: Micros) -> Micros {
+        let product = i128::from(tokens) * i128::from(price_per_million.0);
+        let rounded_up = (product + 999_999).div_euclid(1_000_000);
+        Micros(i64::try_from(rounded_up).unwrap_or(i64::MAX))
+    }
+}
+
+impl Add for Micros {
+    type Output = Micros;
+
+    fn add(self, rhs: Micros) -> Micros {
+        Micros(self.0.saturating_add(rhs.0))
+    }
+}
+
+impl AddAssign for Micros {
+    fn add_assign(&mut self, rhs: Micros) {
+        *self = *self + rhs;
+    }
+}
+
+impl fmt::Display for Micros {
+    /// Dollars with six decimals, e.g. `$1.250000`; exact, no float involved.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sign = if self.0 < 0 { "-" } else { "" };
+        let abs = self.0.unsigned_abs();
+        write!(f, "{sign}${}.{:06}", abs / 1_000_000, abs % 1_000_000)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_cost_rounds_up_to_the_next_micro() {
+        // $2.50 per million tokens = 2_500_000 micros per million: one token costs 2.5 micros.
+        assert_eq!(Micros::for_tokens(1, Micros(2_500_000)), Micros(3));
+        assert_eq!(Micros::for_tokens(2, Micros(2_500_000)), Micros(5));
+        assert_eq!(Micros::for_tokens(0, Micros(2_500_000)), Micros(0));
+        assert_eq!(Micros::for_tokens(1_000_000, Micros(2_500_000)), Micros(2_500_000));
+    }
+
+    #[test]
+    fn huge_counts_saturate_instead_of_wrapping() {
+        assert_eq!(Micros::for_tokens(u64::MAX, Micros(i64::MAX)), Micros(i64::MAX));
+    }
+
+    #[test]
+    fn displays_exact_dollars() {
+        assert_eq!(Micros(1_250_000).to_string(), "$1.250000");
+        assert_eq!(Micros(-5).to_string(), "-$0.000005");
+        assert_eq!(Micros::from_dollars(100).to_string(), "$100.000000");
+    }
+}

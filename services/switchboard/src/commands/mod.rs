@@ -1,0 +1,40 @@
+//! One module per command; `run` dispatches.
+
+mod migrate;
+mod seed;
+mod serve;
+
+use sb_config::{Config, DatabaseConfig, Source};
+
+use crate::cli::{Cli, Command};
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { service, demo } => {
+            let config = Config::from_env(demo)?;
+            let _telemetry = sb_telemetry::init(&config.telemetry.log)?;
+            serve::run(service, config).await
+        }
+        Command::Migrate => {
+            let database = DatabaseConfig::from_source(&Source::env())?;
+            let _telemetry = init_command_logs()?;
+            migrate::run(&database).await.map(|_| ())
+        }
+        Command::Seed { demo: _, json } => {
+            // Seeding needs no secrets; demo mode keeps it from asking for them.
+            let config = Config::from_env(true)?;
+            let _telemetry = init_command_logs()?;
+            seed::run(&config, json).await
+        }
+    }
+}
+
+/// Operator commands log warnings and errors only, so their own output stays readable.
+fn init_command_logs() -> anyhow::Result<sb_telemetry::TelemetryGuard> {
+    let source = Source::env();
+    let mut log = sb_config::LogConfig::from_source(&source)?;
+    if !source.is_set("LOG_LEVEL") {
+        log.level = "warn".to_owned();
+    }
+    Ok(sb_telemetry::init(&log)?)
+}

@@ -1,0 +1,121 @@
+//! `switchboard serve`: run one service or all five, until SIGINT or SIGTERM.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sb_config::Config;
+use sb_http::{App, Infra};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::Service;
+
+/// How long in-flight work may take to finish after a shutdown signal.
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(30);
+
+pub async fn run(service: Service, config: Config) -> anyhow::Result<()> {
+    if !config.secrets.generated.is_empty() {
+        tracing::warn!(
+            generated = ?config.secrets.generated,
+            "demo mode: generated throwaway secrets; sessions and encrypted credentials will not survive a restart (set them in .env to keep them)"
+        );
+    }
+    if config.demo && service == Service::All {
+        super::migrate::run(&config.database).await?;
+        super::seed::run(&config, false).await?;
+    }
+    let apps = build(service, &config).await?;
+    for app in &apps {
+        println!("{:<13} http://{}", app.name(), display_addr(app.local_addr()));
+    }
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    let mut running = JoinSet::new();
+    for app in apps {
+        running.spawn(app.run(shutdown.clone()));
+    }
+    // The first service to stop (normally: all of them, after the signal) stops the rest.
+    let mut failure = None;
+    if let Some(first) = running.join_next().await {
+        failure = outcome(first).err();
+        shutdown.cancel();
+    }
+    let drained = tokio::time::timeout(SHUTDOWN_DEADLINE, async {
+        while let Some(result) = running.join_next().await {
+            if let Err(e) = outcome(result) {
+                failure.get_or_insert(e);
+            }
+        }
+    })
+    .await;
+    if drained.is_err() {
+        anyhow::bail!("services did not stop within {} s of the shutdown signal", SHUTDOWN_DEADLINE.as_secs());
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => {
+            eprintln!("Switchboard stopped cleanly.");
+            Ok(())
+        }
+    }
+}
+
+fn outcome(joined: Result<std::io::Result<()>, tokio::task::JoinError>) -> anyhow::Result<()> {
+    joined.context("a service panicked")?.context("a service stopped with an error")
+}
+
+/// Binds every service asked for, so a port conflict is reported before anything runs.
+async fn build(service: Service, config: &Config) -> anyhow::Result<Vec<App>> {
+    let listen = &config.listen;
+    // PORT (Fly, Railway) applies to a single service only.
+    let port = |default: u16| if service == Service::All { default } else { listen.port.unwrap_or(default) };
+    let addr = |default: u16| SocketAddr::new(listen.host, port(default));
+    let wants = |s: Service| service == s || service == Service::All;
+    let needs_infra = service != Service::MockLlm;
+    let infra = if needs_infra { Some(Infra::connect_lazy(config)?) } else { None };
+    let mut apps = Vec::new();
+    if let Some(infra) = &infra {
+        if wants(Service::Gateway) {
+            apps.push(sb_gateway::build(infra, addr(listen.gateway_port)).await?);
+        }
+        if wants(Service::Api) {
+            apps.push(sb_api::build(infra, addr(listen.api_port)).await?);
+        }
+        if wants(Service::AgentWorker) {
+            apps.push(sb_agent_worker::build(infra, addr(listen.agent_worker_port)).await?);
+        }
+        if wants(Service::Ledger) {
+            apps.push(sb_ledger::build(infra, addr(listen.ledger_port)).await?);
+        }
+    }
+    if wants(Service::MockLlm) {
+        apps.push(sb_mock_llm::build(addr(listen.mock_llm_port)).await?);
+    }
+    Ok(apps)
+}
+
+/// `0.0.0.0:8080` is where it listens; `127.0.0.1:8080` is what a person can open.
+fn display_addr(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], addr.port())) } else { addr }
+}
+
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sigterm) => {
+                sigterm.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM; only SIGINT will stop the process");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received; shutting down"),
+        () = terminate => tracing::info!("SIGTERM received; shutting down"),
+        () = shutdown.cancelled() => return,
+    }
+    shutdown.cancel();
+}

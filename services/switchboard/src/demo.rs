@@ -1,0 +1,151 @@
+//! The demo data: one tenant with a workspace, an owner, a platform admin, a gateway key, a
+//! mock-llm provider entry and a monthly budget.
+//!
+//! Idempotent: fixed ids and upserts mean a second run duplicates nothing. Passwords and the
+//! key are stored only as hashes, so every run issues fresh ones and returns them.
+
+use sb_auth::{api_key, password};
+use sb_config::Config;
+use sb_db::{AppPool, TenantTx};
+use sb_kernel::{Micros, TenantId, UserId, WorkspaceId};
+use serde::Serialize;
+use uuid::Uuid;
+
+pub const TENANT_ID: TenantId = TenantId::from_uuid(Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_de30));
+pub const WORKSPACE_ID: WorkspaceId = WorkspaceId::from_uuid(Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_de31));
+pub const ADMIN_EMAIL: &str = "admin@demo.switchboard.local";
+pub const PLATFORM_ADMIN_EMAIL: &str = "platform@switchboard.local";
+/// The models mock-llm serves, offered through the demo provider entry.
+pub const MOCK_MODELS: &[&str] = &["mock-gpt-4o", "mock-gpt-4o-mini", "mock-claude-sonnet", "mock-gemini-flash", "mock-embedding"];
+
+/// What the seed created, as `seed --demo --json` prints it.
+#[derive(Debug, Serialize)]
+pub struct DemoSeed {
+    pub tenant_id: TenantId,
+    pub tenant_slug: &'static str,
+    pub workspace_id: WorkspaceId,
+    pub admin_email: &'static str,
+    pub admin_password: String,
+    pub platform_admin_email: &'static str,
+    pub platform_admin_password: String,
+    pub api_key: String,
+    pub api_key_prefix: String,
+    pub provider_name: &'static str,
+    pub provider_base_url: String,
+    pub models: &'static [&'static str],
+    pub budget_limit_micros: Micros,
+    pub budget_period: &'static str,
+}
+
+pub async fn seed(db: &AppPool, config: &Config) -> anyhow::Result<DemoSeed> {
+    let admin_password = password::generate();
+    let platform_admin_password = password::generate();
+    let admin_id = upsert_user(db, ADMIN_EMAIL, "Demo Admin", &admin_password, false).await?;
+    upsert_user(db, PLATFORM_ADMIN_EMAIL, "Platform Admin", &platform_admin_password, true).await?;
+
+    let key = api_key::generate();
+    let budget = Micros::from_dollars(config.budgets.default_budget_usd);
+    let mut tx = db.begin(TENANT_ID).await?;
+    upsert_tenant_rows(&mut tx, admin_id, &config.mock_llm_url, &key, budget).await?;
+    tx.commit().await?;
+
+    Ok(DemoSeed {
+        tenant_id: TENANT_ID,
+        tenant_slug: "demo",
+        workspace_id: WORKSPACE_ID,
+        admin_email: ADMIN_EMAIL,
+        admin_password,
+        platform_admin_email: PLATFORM_ADMIN_EMAIL,
+        platform_admin_password,
+        api_key: key.secret,
+        api_key_prefix: key.prefix,
+        provider_name: "mock-llm",
+        provider_base_url: config.mock_llm_url.clone(),
+        models: MOCK_MODELS,
+        budget_limit_micros: budget,
+        budget_period: "monthly",
+    })
+}
+
+/// Creates the user, or resets the password of the one with that e-mail.
+async fn upsert_user(db: &AppPool, email: &str, name: &str, plain: &str, platform_admin: bool) -> anyhow::Result<UserId> {
+    let hash = password::hash(plain)?;
+    let mut tx = db.begin_global().await?;
+    let id: Uuid = sqlx::query_scalar(
+        "INSERT INTO users (id, email, password_hash, display_name, is_platform_admin, email_verified_at)
+         VALUES ($1, $2, $3, $4, $5, now())
+         ON CONFLICT ((lower(email))) DO UPDATE
+             SET password_hash = EXCLUDED.password_hash, is_platform_admin = EXCLUDED.is_platform_admin, updated_at = now()
+         RETURNING id",
+    )
+    .bind(UserId::new().as_uuid())
+    .bind(email)
+    .bind(hash)
+    .bind(name)
+    .bind(platform_admin)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(UserId::from_uuid(id))
+}
+
+async fn upsert_tenant_rows(tx: &mut TenantTx, admin: UserId, mock_llm_url: &str, key: &api_key::NewApiKey, budget: Micros) -> anyhow::Result<()> {
+    let tenant = tx.tenant().as_uuid();
+    sqlx::query("INSERT INTO tenants (id, name, slug) VALUES ($1, 'Demo', 'demo') ON CONFLICT (id) DO NOTHING")
+        .bind(tenant)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, 'owner') ON CONFLICT (tenant_id, user_id) DO UPDATE SET role = 'owner'")
+        .bind(tenant)
+        .bind(admin.as_uuid())
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("INSERT INTO workspaces (id, tenant_id, name) VALUES ($1, $2, 'Default') ON CONFLICT (id) DO NOTHING")
+        .bind(WORKSPACE_ID.as_uuid())
+        .bind(tenant)
+        .execute(&mut **tx)
+        .await?;
+    // mock-llm speaks the OpenAI dialect and needs no secret.
+    sqlx::query(
+        "INSERT INTO provider_credentials (id, tenant_id, name, provider, base_url, models)
+         VALUES ($1, $2, 'mock-llm', 'openai', $3, $4)
+         ON CONFLICT (tenant_id, name) DO UPDATE SET base_url = EXCLUDED.base_url, models = EXCLUDED.models, updated_at = now()",
+    )
+    .bind(Uuid::now_v7())
+    .bind(tenant)
+    .bind(mock_llm_url)
+    .bind(MOCK_MODELS)
+    .execute(&mut **tx)
+    .await?;
+    // The key row is kept; its secret is replaced (the old one stops working).
+    sqlx::query(
+        "INSERT INTO api_keys (id, tenant_id, workspace_id, name, prefix, key_hash, created_by)
+         VALUES ($1, $2, $3, 'demo', $4, $5, $6)
+         ON CONFLICT (tenant_id, name) DO UPDATE SET prefix = EXCLUDED.prefix, key_hash = EXCLUDED.key_hash, revoked_at = NULL",
+    )
+    .bind(Uuid::now_v7())
+    .bind(tenant)
+    .bind(WORKSPACE_ID.as_uuid())
+    .bind(&key.prefix)
+    .bind(&key.hash[..])
+    .bind(admin.as_uuid())
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO budgets (id, tenant_id, scope, scope_id, period, limit_micros)
+         VALUES ($1, $2, 'tenant', NULL, 'monthly', $3)
+         ON CONFLICT (tenant_id, scope, scope_id, period) DO NOTHING",
+    )
+    .bind(Uuid::now_v7())
+    .bind(tenant)
+    .bind(budget.0)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("INSERT INTO audit_log (id, tenant_id, actor_user_id, action, target_type, target_id) VALUES ($1, $2, NULL, 'demo.seeded', 'tenant', $3)")
+        .bind(Uuid::now_v7())
+        .bind(tenant)
+        .bind(tenant.to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
