@@ -1,1 +1,22 @@
-//! placeholder
+//! Test-only helpers (a dev-dependency only). Tests talk to real Postgres and real Redis:
+//!
+//! - [`TestDb`]: a fresh database per test, migrated as the owner, dropped afterwards; the
+//!   services' pools connect to it as `switchboard_app` and `switchboard_system`, exactly as
+//!   in production, so row-level security is really in force.
+//! - [`TestRedis`]: a fresh key prefix per test on the shared Redis, cleaned up afterwards.
+//! - [`spawn`]: runs a built service on its port 0 address until the handle is dropped.
+//!
+//! `TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`, a role that may
+//! create databases and roles) and `TEST_REDIS_URL` (default `redis://127.0.0.1:6379`) point
+//! the tests elsewhere.
+
+// Test helpers fail loudly: a panic here is a failed test with a clear message.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+mod db;
+mod redis_prefix;
+mod service;
+
+pub use db::TestDb;
+pub use redis_prefix::TestRedis;
+pub use service::{RunningApp, spawn, test_config};
