@@ -10,5 +10,10 @@ pub const SERVICE: &str = "ledger";
 
 /// Binds the ledger on `addr` (port 0 picks a free port); `App::run` serves it.
 pub async fn build(infra: &Infra, addr: SocketAddr) -> std::io::Result<App> {
-    App::bind(SERVICE, addr, sb_http::standard_layers(routes::router(infra), SERVICE)).await
+    App::bind(
+        SERVICE,
+        addr,
+        sb_http::standard_layers(routes::router(infra), SERVICE),
+    )
+    .await
 }

@@ -16,6 +16,7 @@ pub const SERVICE: &str = "mock-llm";
 
 /// Binds the mock on `addr` (port 0 picks a free port).
 pub async fn build(addr: SocketAddr) -> std::io::Result<App> {
-    let router = routes::router(Arc::new(MockState::default())).merge(sb_http::health::router_without_dependencies(SERVICE));
+    let router = routes::router(Arc::new(MockState::default()))
+        .merge(sb_http::health::router_without_dependencies(SERVICE));
     App::bind(SERVICE, addr, sb_http::standard_layers(router, SERVICE)).await
 }

@@ -22,9 +22,11 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Run one service, or all five in this process
-    #[command(after_help = "Ports: gateway 8080, api 8081, agent-worker 8082, ledger 8083, mock-llm 8090 \
+    #[command(
+        after_help = "Ports: gateway 8080, api 8081, agent-worker 8082, ledger 8083, mock-llm 8090 \
         (GATEWAY_PORT, API_PORT, … override them; PORT overrides the port of a single service).\n\
-        Stops cleanly on SIGINT or SIGTERM: in-flight requests finish first.")]
+        Stops cleanly on SIGINT or SIGTERM: in-flight requests finish first."
+    )]
     Serve {
         #[arg(value_enum)]
         service: Service,
@@ -34,12 +36,16 @@ pub enum Command {
         demo: bool,
     },
     /// Apply the database migrations (idempotent), creating the database and roles if missing
-    #[command(after_help = "Connects with DATABASE_OWNER_URL. Applied migrations are skipped; \
-        a migration file changed after it was applied is refused.")]
+    #[command(
+        after_help = "Connects with DATABASE_OWNER_URL. Applied migrations are skipped; \
+        a migration file changed after it was applied is refused."
+    )]
     Migrate,
     /// Create the demo tenant, its users, an API key, a mock-llm provider and a budget
-    #[command(after_help = "Safe to run twice: nothing is duplicated, and the credentials are \
-        re-issued (printed again) because only their hashes are stored.")]
+    #[command(
+        after_help = "Safe to run twice: nothing is duplicated, and the credentials are \
+        re-issued (printed again) because only their hashes are stored."
+    )]
     Seed {
         /// Seed the demo data (the only kind there is; required so it is never done by accident)
         #[arg(long, required = true)]

@@ -11,12 +11,20 @@ use sb_kernel::{Micros, TenantId, UserId, WorkspaceId};
 use serde::Serialize;
 use uuid::Uuid;
 
-pub const TENANT_ID: TenantId = TenantId::from_uuid(Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_de30));
-pub const WORKSPACE_ID: WorkspaceId = WorkspaceId::from_uuid(Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_de31));
+pub const TENANT_ID: TenantId =
+    TenantId::from_uuid(Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_de30));
+pub const WORKSPACE_ID: WorkspaceId =
+    WorkspaceId::from_uuid(Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_de31));
 pub const ADMIN_EMAIL: &str = "admin@demo.switchboard.local";
 pub const PLATFORM_ADMIN_EMAIL: &str = "platform@switchboard.local";
 /// The models mock-llm serves, offered through the demo provider entry.
-pub const MOCK_MODELS: &[&str] = &["mock-gpt-4o", "mock-gpt-4o-mini", "mock-claude-sonnet", "mock-gemini-flash", "mock-embedding"];
+pub const MOCK_MODELS: &[&str] = &[
+    "mock-gpt-4o",
+    "mock-gpt-4o-mini",
+    "mock-claude-sonnet",
+    "mock-gemini-flash",
+    "mock-embedding",
+];
 
 /// What the seed created, as `seed --demo --json` prints it.
 #[derive(Debug, Serialize)]
@@ -41,7 +49,14 @@ pub async fn seed(db: &AppPool, config: &Config) -> anyhow::Result<DemoSeed> {
     let admin_password = password::generate();
     let platform_admin_password = password::generate();
     let admin_id = upsert_user(db, ADMIN_EMAIL, "Demo Admin", &admin_password, false).await?;
-    upsert_user(db, PLATFORM_ADMIN_EMAIL, "Platform Admin", &platform_admin_password, true).await?;
+    upsert_user(
+        db,
+        PLATFORM_ADMIN_EMAIL,
+        "Platform Admin",
+        &platform_admin_password,
+        true,
+    )
+    .await?;
 
     let key = api_key::generate();
     let budget = Micros::from_dollars(config.budgets.default_budget_usd);
@@ -68,7 +83,13 @@ pub async fn seed(db: &AppPool, config: &Config) -> anyhow::Result<DemoSeed> {
 }
 
 /// Creates the user, or resets the password of the one with that e-mail.
-async fn upsert_user(db: &AppPool, email: &str, name: &str, plain: &str, platform_admin: bool) -> anyhow::Result<UserId> {
+async fn upsert_user(
+    db: &AppPool,
+    email: &str,
+    name: &str,
+    plain: &str,
+    platform_admin: bool,
+) -> anyhow::Result<UserId> {
     let hash = password::hash(plain)?;
     let mut tx = db.begin_global().await?;
     let id: Uuid = sqlx::query_scalar(
@@ -89,7 +110,13 @@ async fn upsert_user(db: &AppPool, email: &str, name: &str, plain: &str, platfor
     Ok(UserId::from_uuid(id))
 }
 
-async fn upsert_tenant_rows(tx: &mut TenantTx, admin: UserId, mock_llm_url: &str, key: &api_key::NewApiKey, budget: Micros) -> anyhow::Result<()> {
+async fn upsert_tenant_rows(
+    tx: &mut TenantTx,
+    admin: UserId,
+    mock_llm_url: &str,
+    key: &api_key::NewApiKey,
+    budget: Micros,
+) -> anyhow::Result<()> {
     let tenant = tx.tenant().as_uuid();
     sqlx::query("INSERT INTO tenants (id, name, slug) VALUES ($1, 'Demo', 'demo') ON CONFLICT (id) DO NOTHING")
         .bind(tenant)

@@ -12,7 +12,10 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     // A local `.env` is read if present; variables already set in the environment win.
     let _ = dotenvy::dotenv();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: could not start the async runtime: {e}");

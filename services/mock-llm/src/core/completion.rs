@@ -34,7 +34,11 @@ pub enum Finish {
 pub enum Output {
     /// The reply, as the words a stream sends one at a time.
     Text(Vec<String>),
-    ToolCall { id: String, name: String, arguments: String },
+    ToolCall {
+        id: String,
+        name: String,
+        arguments: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -60,7 +64,11 @@ impl Completion {
         match &self.output {
             Output::Text(words) => {
                 let last = words.len().saturating_sub(1);
-                words.iter().enumerate().map(|(i, w)| if i < last { format!("{w} ") } else { w.clone() }).collect()
+                words
+                    .iter()
+                    .enumerate()
+                    .map(|(i, w)| if i < last { format!("{w} ") } else { w.clone() })
+                    .collect()
             }
             Output::ToolCall { .. } => Vec::new(),
         }
@@ -70,16 +78,33 @@ impl Completion {
 /// Answers `prompt`. `wanted_tokens` (a fault directive) overrides the natural length.
 pub fn complete(prompt: &Prompt, wanted_tokens: Option<u32>) -> Completion {
     let prompt_tokens = prompt.texts.iter().map(|t| tokens::count(t)).sum();
-    let tool = prompt.forced_tool.clone().or_else(|| prompt.tools.first().cloned());
+    let tool = prompt
+        .forced_tool
+        .clone()
+        .or_else(|| prompt.tools.first().cloned());
     if let (Some(name), false) = (tool, prompt.after_tool_result) {
         let arguments = r#"{"query": "mock"}"#.to_owned();
         let completion_tokens = tokens::count(&name) + tokens::count(&arguments);
         let id = format!("call_{}", uuid::Uuid::new_v4().simple());
-        return Completion { output: Output::ToolCall { id, name, arguments }, finish: Finish::ToolCall, prompt_tokens, completion_tokens };
+        return Completion {
+            output: Output::ToolCall {
+                id,
+                name,
+                arguments,
+            },
+            finish: Finish::ToolCall,
+            prompt_tokens,
+            completion_tokens,
+        };
     }
     let natural: Vec<&str> = SENTENCE.split_whitespace().collect();
     let wanted = wanted_tokens.map_or(natural.len(), |n| n as usize);
-    let mut words: Vec<String> = natural.iter().cycle().take(wanted).map(|w| (*w).to_owned()).collect();
+    let mut words: Vec<String> = natural
+        .iter()
+        .cycle()
+        .take(wanted)
+        .map(|w| (*w).to_owned())
+        .collect();
     if prompt.json_output {
         let json = serde_json::json!({ "message": words.join(" ") }).to_string();
         words = json.split_whitespace().map(str::to_owned).collect();
@@ -92,7 +117,12 @@ pub fn complete(prompt: &Prompt, wanted_tokens: Option<u32>) -> Completion {
         finish = Finish::Length;
     }
     let completion_tokens = u32::try_from(words.len()).unwrap_or(u32::MAX);
-    Completion { output: Output::Text(words), finish, prompt_tokens, completion_tokens }
+    Completion {
+        output: Output::Text(words),
+        finish,
+        prompt_tokens,
+        completion_tokens,
+    }
 }
 
 #[cfg(test)]
@@ -100,7 +130,10 @@ mod tests {
     use super::*;
 
     fn prompt(text: &str) -> Prompt {
-        Prompt { texts: vec![text.to_owned()], ..Prompt::default() }
+        Prompt {
+            texts: vec![text.to_owned()],
+            ..Prompt::default()
+        }
     }
 
     #[test]
@@ -115,7 +148,13 @@ mod tests {
 
     #[test]
     fn max_tokens_truncates_with_finish_length() {
-        let c = complete(&Prompt { max_tokens: Some(5), ..prompt("hi") }, None);
+        let c = complete(
+            &Prompt {
+                max_tokens: Some(5),
+                ..prompt("hi")
+            },
+            None,
+        );
         assert_eq!(c.completion_tokens, 5);
         assert_eq!(c.text(), "Hello! This is mock-llm, an");
         assert_eq!(c.finish, Finish::Length);
@@ -130,18 +169,33 @@ mod tests {
 
     #[test]
     fn tools_are_called_until_a_result_comes_back() {
-        let p = Prompt { tools: vec!["lookup".into(), "other".into()], ..prompt("find it") };
+        let p = Prompt {
+            tools: vec!["lookup".into(), "other".into()],
+            ..prompt("find it")
+        };
         let c = complete(&p, None);
         assert!(matches!(&c.output, Output::ToolCall { name, .. } if name == "lookup"));
         assert_eq!(c.finish, Finish::ToolCall);
         assert_eq!(c.completion_tokens, 3);
-        let c = complete(&Prompt { after_tool_result: true, ..p }, None);
+        let c = complete(
+            &Prompt {
+                after_tool_result: true,
+                ..p
+            },
+            None,
+        );
         assert_eq!(c.finish, Finish::Stop);
     }
 
     #[test]
     fn json_output_is_valid_json() {
-        let c = complete(&Prompt { json_output: true, ..prompt("hi") }, None);
+        let c = complete(
+            &Prompt {
+                json_output: true,
+                ..prompt("hi")
+            },
+            None,
+        );
         let value: serde_json::Value = serde_json::from_str(&c.text()).unwrap();
         assert_eq!(value["message"], SENTENCE);
         assert_eq!(c.completion_tokens, tokens::count(&c.text()));

@@ -10,7 +10,7 @@
 //! | `status=N` | answer with HTTP status N and the dialect's error body |
 //! | `latency-ms=N` | wait N ms before answering |
 //! | `chunk-delay-ms=N` | wait N ms between stream chunks |
-//! | `fail-after-chunks=N` | cut a stream off (no final chunk, no usage) after N content chunks |
+//! | `fail-after-chunks=N` | cut a stream off after N stream events (SSE events or JSON array elements, the opening ones included): no final chunk, no usage |
 //! | `completion-tokens=N` | make the reply N tokens long |
 //! | `fail-first=N` | with `status`, fail only the first N requests carrying the same `key` |
 //! | `key=K` | names a counter for `fail-first` (default: the whole directive string) |
@@ -38,18 +38,25 @@ pub struct BadDirective(pub String);
 
 impl Faults {
     /// Reads the path prefix's directives, then the headers over them.
-    pub fn from_request(path_directives: Option<&str>, headers: &HeaderMap) -> Result<Self, BadDirective> {
+    pub fn from_request(
+        path_directives: Option<&str>,
+        headers: &HeaderMap,
+    ) -> Result<Self, BadDirective> {
         let mut faults = Faults::default();
         if let Some(directives) = path_directives {
             for pair in directives.split(',').filter(|p| !p.is_empty()) {
-                let (name, value) = pair.split_once('=').ok_or_else(|| BadDirective(format!("directive {pair:?} is not name=value")))?;
+                let (name, value) = pair
+                    .split_once('=')
+                    .ok_or_else(|| BadDirective(format!("directive {pair:?} is not name=value")))?;
                 faults.set(name, value)?;
             }
             faults.key.get_or_insert_with(|| directives.to_owned());
         }
         for (name, value) in headers {
             if let Some(directive) = name.as_str().strip_prefix("x-mock-") {
-                let value = value.to_str().map_err(|_| BadDirective(format!("header {name} is not text")))?;
+                let value = value
+                    .to_str()
+                    .map_err(|_| BadDirective(format!("header {name} is not text")))?;
                 faults.set(directive, value)?;
             }
         }
@@ -57,13 +64,30 @@ impl Faults {
     }
 
     fn set(&mut self, name: &str, value: &str) -> Result<(), BadDirective> {
-        let number = |v: &str| v.trim().parse::<u64>().map_err(|_| BadDirective(format!("directive {name}={v:?} needs a whole number")));
+        let number = |v: &str| {
+            v.trim()
+                .parse::<u64>()
+                .map_err(|_| BadDirective(format!("directive {name}={v:?} needs a whole number")))
+        };
         match name {
-            "status" => self.status = Some(u16::try_from(number(value)?).ok().filter(|s| (100..=599).contains(s)).ok_or_else(|| BadDirective(format!("status {value} is not an HTTP status")))?),
+            "status" => {
+                self.status = Some(
+                    u16::try_from(number(value)?)
+                        .ok()
+                        .filter(|s| (100..=599).contains(s))
+                        .ok_or_else(|| {
+                            BadDirective(format!("status {value} is not an HTTP status"))
+                        })?,
+                )
+            }
             "latency-ms" => self.latency = Some(Duration::from_millis(number(value)?)),
             "chunk-delay-ms" => self.chunk_delay = Some(Duration::from_millis(number(value)?)),
-            "fail-after-chunks" => self.fail_after_chunks = Some(usize::try_from(number(value)?).unwrap_or(usize::MAX)),
-            "completion-tokens" => self.completion_tokens = Some(u32::try_from(number(value)?).unwrap_or(u32::MAX)),
+            "fail-after-chunks" => {
+                self.fail_after_chunks = Some(usize::try_from(number(value)?).unwrap_or(usize::MAX))
+            }
+            "completion-tokens" => {
+                self.completion_tokens = Some(u32::try_from(number(value)?).unwrap_or(u32::MAX))
+            }
             "fail-first" => self.fail_first = Some(number(value)?),
             "key" => self.key = Some(value.to_owned()),
             other => return Err(BadDirective(format!("unknown directive {other:?}"))),
@@ -109,7 +133,11 @@ mod tests {
     fn path_directives_parse_and_headers_win() {
         let mut headers = HeaderMap::new();
         headers.insert("x-mock-latency-ms", HeaderValue::from_static("5"));
-        let f = Faults::from_request(Some("status=503,latency-ms=200,completion-tokens=7"), &headers).unwrap();
+        let f = Faults::from_request(
+            Some("status=503,latency-ms=200,completion-tokens=7"),
+            &headers,
+        )
+        .unwrap();
         assert_eq!(f.status, Some(503));
         assert_eq!(f.latency, Some(Duration::from_millis(5)));
         assert_eq!(f.completion_tokens, Some(7));
@@ -127,11 +155,13 @@ mod tests {
     #[test]
     fn fail_first_fails_only_the_first_requests_per_key() {
         let counters = FailureCounters::default();
-        let f = Faults::from_request(Some("status=500,fail-first=2,key=a"), &HeaderMap::new()).unwrap();
+        let f =
+            Faults::from_request(Some("status=500,fail-first=2,key=a"), &HeaderMap::new()).unwrap();
         assert_eq!(f.failure(&counters), Some(500));
         assert_eq!(f.failure(&counters), Some(500));
         assert_eq!(f.failure(&counters), None);
-        let other = Faults::from_request(Some("status=500,fail-first=1,key=b"), &HeaderMap::new()).unwrap();
+        let other =
+            Faults::from_request(Some("status=500,fail-first=1,key=b"), &HeaderMap::new()).unwrap();
         assert_eq!(other.failure(&counters), Some(500));
     }
 }

@@ -49,7 +49,12 @@ struct StreamQuery {
 }
 
 fn text_of(content: &Content) -> String {
-    content.parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join(" ")
+    content
+        .parts
+        .iter()
+        .filter_map(|p| p.get("text").and_then(Value::as_str))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 impl GenerateRequest {
@@ -63,7 +68,10 @@ impl GenerateRequest {
             .flatten()
             .filter_map(|f| f.get("name").and_then(Value::as_str).map(str::to_owned))
             .collect();
-        let after_tool_result = self.contents.last().is_some_and(|c| c.parts.iter().any(|p| p.get("functionResponse").is_some()));
+        let after_tool_result = self
+            .contents
+            .last()
+            .is_some_and(|c| c.parts.iter().any(|p| p.get("functionResponse").is_some()));
         let config = self.generation_config.as_ref();
         Prompt {
             texts,
@@ -71,7 +79,9 @@ impl GenerateRequest {
             tools,
             forced_tool: None,
             after_tool_result,
-            json_output: config.and_then(|g| g.response_mime_type.as_deref()).is_some_and(|m| m == "application/json"),
+            json_output: config
+                .and_then(|g| g.response_mime_type.as_deref())
+                .is_some_and(|m| m == "application/json"),
         }
     }
 }
@@ -106,18 +116,30 @@ fn chunks(model: &str, c: &Completion) -> Vec<Value> {
                 .enumerate()
                 .map(|(i, piece)| {
                     let sent = u32::try_from(i + 1).unwrap_or(u32::MAX);
-                    response(model, json!([{ "text": piece }]), (i == last).then(|| finish_reason(&c.finish)), usage(c.prompt_tokens, sent))
+                    response(
+                        model,
+                        json!([{ "text": piece }]),
+                        (i == last).then(|| finish_reason(&c.finish)),
+                        usage(c.prompt_tokens, sent),
+                    )
                 })
                 .collect()
         }
-        Output::ToolCall { .. } => vec![response(model, parts(c), Some(finish_reason(&c.finish)), usage(c.prompt_tokens, c.completion_tokens))],
+        Output::ToolCall { .. } => vec![response(
+            model,
+            parts(c),
+            Some(finish_reason(&c.finish)),
+            usage(c.prompt_tokens, c.completion_tokens),
+        )],
     }
 }
 
 fn parts(c: &Completion) -> Value {
     match &c.output {
         Output::Text(_) => json!([{ "text": c.text() }]),
-        Output::ToolCall { name, arguments, .. } => {
+        Output::ToolCall {
+            name, arguments, ..
+        } => {
             json!([{ "functionCall": { "name": name, "args": serde_json::from_str::<Value>(arguments).unwrap_or(Value::Null) } }])
         }
     }
@@ -130,13 +152,26 @@ async fn generate(
     Query(query): Query<StreamQuery>,
     body: Bytes,
 ) -> Response {
-    let Some((model, method)) = params.get("model_and_method").and_then(|p| p.split_once(':')) else {
-        return error(Dialect::Gemini, StatusCode::NOT_FOUND, "expected /v1beta/models/{model}:generateContent or :streamGenerateContent");
+    let Some((model, method)) = params
+        .get("model_and_method")
+        .and_then(|p| p.split_once(':'))
+    else {
+        return error(
+            Dialect::Gemini,
+            StatusCode::NOT_FOUND,
+            "expected /v1beta/models/{model}:generateContent or :streamGenerateContent",
+        );
     };
     let stream = match method {
         "generateContent" => false,
         "streamGenerateContent" => true,
-        other => return error(Dialect::Gemini, StatusCode::NOT_FOUND, &format!("unknown method {other:?}")),
+        other => {
+            return error(
+                Dialect::Gemini,
+                StatusCode::NOT_FOUND,
+                &format!("unknown method {other:?}"),
+            );
+        }
     };
     if let Some(failure) = inject(Dialect::Gemini, &faults, &state).await {
         return failure;
@@ -148,7 +183,13 @@ async fn generate(
     let completion = complete(&request.prompt(), faults.completion_tokens);
     if !stream {
         let usage = usage(completion.prompt_tokens, completion.completion_tokens);
-        return Json(response(model, parts(&completion), Some(finish_reason(&completion.finish)), usage)).into_response();
+        return Json(response(
+            model,
+            parts(&completion),
+            Some(finish_reason(&completion.finish)),
+            usage,
+        ))
+        .into_response();
     }
     let chunks = chunks(model, &completion);
     if query.alt.as_deref() == Some("sse") {
@@ -159,8 +200,18 @@ async fn generate(
     let pieces: Vec<Bytes> = chunks
         .iter()
         .enumerate()
-        .map(|(i, c)| Bytes::from(format!("{}{c}{}", if i == 0 { "[" } else { "," }, if i == last { "]" } else { "" })))
+        .map(|(i, c)| {
+            Bytes::from(format!(
+                "{}{c}{}",
+                if i == 0 { "[" } else { "," },
+                if i == last { "]" } else { "" }
+            ))
+        })
         .collect();
     let body = paced(pieces, &faults);
-    ([(header::CONTENT_TYPE, "application/json")], Body::from_stream(body)).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(body),
+    )
+        .into_response()
 }

@@ -17,10 +17,19 @@ use crate::core::embedding::{DEFAULT_DIMENSIONS, embed};
 use crate::core::tokens;
 
 /// The models the mock serves, by dialect.
-pub const MODELS: &[&str] = &["mock-gpt-4o", "mock-gpt-4o-mini", "mock-claude-sonnet", "mock-gemini-flash", "mock-embedding"];
+pub const MODELS: &[&str] = &[
+    "mock-gpt-4o",
+    "mock-gpt-4o-mini",
+    "mock-claude-sonnet",
+    "mock-gemini-flash",
+    "mock-embedding",
+];
 
 pub fn router() -> Router<SharedState> {
-    Router::new().route("/v1/models", get(models)).route("/v1/chat/completions", post(chat)).route("/v1/embeddings", post(embeddings))
+    Router::new()
+        .route("/v1/models", get(models))
+        .route("/v1/chat/completions", post(chat))
+        .route("/v1/embeddings", post(embeddings))
 }
 
 async fn models() -> Json<Value> {
@@ -68,14 +77,33 @@ struct ToolFunction {
 
 impl ChatRequest {
     fn prompt(&self) -> Prompt {
-        let texts = self.messages.iter().filter_map(|m| m.content.as_ref()).map(content_text).collect();
+        let texts = self
+            .messages
+            .iter()
+            .filter_map(|m| m.content.as_ref())
+            .map(content_text)
+            .collect();
         let tools_off = self.tool_choice.as_ref().is_some_and(|c| c == "none");
-        let forced_tool = self.tool_choice.as_ref().and_then(|c| c.pointer("/function/name")).and_then(Value::as_str).map(str::to_owned);
-        let json_output = self.response_format.as_ref().and_then(|f| f.get("type")).and_then(Value::as_str).is_some_and(|t| t == "json_object" || t == "json_schema");
+        let forced_tool = self
+            .tool_choice
+            .as_ref()
+            .and_then(|c| c.pointer("/function/name"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let json_output = self
+            .response_format
+            .as_ref()
+            .and_then(|f| f.get("type"))
+            .and_then(Value::as_str)
+            .is_some_and(|t| t == "json_object" || t == "json_schema");
         Prompt {
             texts,
             max_tokens: self.max_completion_tokens.or(self.max_tokens),
-            tools: if tools_off { Vec::new() } else { self.tools.iter().map(|t| t.function.name.clone()).collect() },
+            tools: if tools_off {
+                Vec::new()
+            } else {
+                self.tools.iter().map(|t| t.function.name.clone()).collect()
+            },
             forced_tool: if tools_off { None } else { forced_tool },
             after_tool_result: self.messages.last().is_some_and(|m| m.role == "tool"),
             json_output,
@@ -87,7 +115,11 @@ impl ChatRequest {
 fn content_text(content: &Value) -> String {
     match content {
         Value::String(s) => s.clone(),
-        Value::Array(parts) => parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join(" "),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join(" "),
         _ => String::new(),
     }
 }
@@ -109,7 +141,11 @@ fn usage(c: &Completion) -> Value {
     })
 }
 
-async fn chat(State(state): State<SharedState>, Directives(faults): Directives, body: Bytes) -> Response {
+async fn chat(
+    State(state): State<SharedState>,
+    Directives(faults): Directives,
+    body: Bytes,
+) -> Response {
     if let Some(failure) = inject(Dialect::OpenAi, &faults, &state).await {
         return failure;
     }
@@ -123,7 +159,11 @@ async fn chat(State(state): State<SharedState>, Directives(faults): Directives, 
     if !request.stream {
         let message = match &completion.output {
             Output::Text(_) => json!({ "role": "assistant", "content": completion.text() }),
-            Output::ToolCall { id, name, arguments } => json!({
+            Output::ToolCall {
+                id,
+                name,
+                arguments,
+            } => json!({
                 "role": "assistant", "content": null,
                 "tool_calls": [{ "id": id, "type": "function", "function": { "name": name, "arguments": arguments } }],
             }),
@@ -135,7 +175,10 @@ async fn chat(State(state): State<SharedState>, Directives(faults): Directives, 
         }))
         .into_response();
     }
-    let include_usage = request.stream_options.as_ref().is_some_and(|o| o.include_usage);
+    let include_usage = request
+        .stream_options
+        .as_ref()
+        .is_some_and(|o| o.include_usage);
     let chunk = |delta: Value, finish: Option<&str>| {
         let mut c = json!({
             "id": id, "object": "chat.completion.chunk", "created": created, "model": request.model,
@@ -148,10 +191,22 @@ async fn chat(State(state): State<SharedState>, Directives(faults): Directives, 
     };
     let mut events: Vec<Event> = vec![chunk(json!({ "role": "assistant", "content": "" }), None)];
     match &completion.output {
-        Output::Text(_) => events.extend(completion.pieces().into_iter().map(|p| chunk(json!({ "content": p }), None))),
-        Output::ToolCall { id: call_id, name, arguments } => {
+        Output::Text(_) => events.extend(
+            completion
+                .pieces()
+                .into_iter()
+                .map(|p| chunk(json!({ "content": p }), None)),
+        ),
+        Output::ToolCall {
+            id: call_id,
+            name,
+            arguments,
+        } => {
             events.push(chunk(json!({ "tool_calls": [{ "index": 0, "id": call_id, "type": "function", "function": { "name": name, "arguments": "" } }] }), None));
-            events.push(chunk(json!({ "tool_calls": [{ "index": 0, "function": { "arguments": arguments } }] }), None));
+            events.push(chunk(
+                json!({ "tool_calls": [{ "index": 0, "function": { "arguments": arguments } }] }),
+                None,
+            ));
         }
     }
     events.push(chunk(json!({}), Some(finish_reason(&completion.finish))));
@@ -172,7 +227,11 @@ struct EmbeddingRequest {
     dimensions: Option<usize>,
 }
 
-async fn embeddings(State(state): State<SharedState>, Directives(faults): Directives, body: Bytes) -> Response {
+async fn embeddings(
+    State(state): State<SharedState>,
+    Directives(faults): Directives,
+    body: Bytes,
+) -> Response {
     if let Some(failure) = inject(Dialect::OpenAi, &faults, &state).await {
         return failure;
     }
@@ -182,10 +241,22 @@ async fn embeddings(State(state): State<SharedState>, Directives(faults): Direct
     };
     let inputs: Vec<String> = match &request.input {
         Value::String(s) => vec![s.clone()],
-        Value::Array(items) if items.iter().all(Value::is_string) => items.iter().filter_map(|i| i.as_str().map(str::to_owned)).collect(),
-        _ => return super::error(Dialect::OpenAi, axum::http::StatusCode::BAD_REQUEST, "input must be a string or an array of strings"),
+        Value::Array(items) if items.iter().all(Value::is_string) => items
+            .iter()
+            .filter_map(|i| i.as_str().map(str::to_owned))
+            .collect(),
+        _ => {
+            return super::error(
+                Dialect::OpenAi,
+                axum::http::StatusCode::BAD_REQUEST,
+                "input must be a string or an array of strings",
+            );
+        }
     };
-    let dimensions = request.dimensions.unwrap_or(DEFAULT_DIMENSIONS).clamp(1, 4096);
+    let dimensions = request
+        .dimensions
+        .unwrap_or(DEFAULT_DIMENSIONS)
+        .clamp(1, 4096);
     let data: Vec<Value> = inputs.iter().enumerate().map(|(i, text)| json!({ "object": "embedding", "index": i, "embedding": embed(text, dimensions) })).collect();
     let prompt_tokens: u32 = inputs.iter().map(|t| tokens::count(t)).sum();
     Json(json!({
@@ -197,5 +268,7 @@ async fn embeddings(State(state): State<SharedState>, Directives(faults): Direct
 
 /// Seconds since the epoch, as OpenAI's `created`.
 pub fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

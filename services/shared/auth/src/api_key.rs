@@ -21,11 +21,17 @@ pub struct NewApiKey {
 
 pub fn generate() -> NewApiKey {
     let mut rng = rand::rng();
-    let body: String = (0..SECRET_CHARS).map(|_| char::from(BASE62[rng.random_range(0..BASE62.len())])).collect();
+    let body: String = (0..SECRET_CHARS)
+        .map(|_| char::from(BASE62[rng.random_range(0..BASE62.len())]))
+        .collect();
     let secret = format!("{KEY_PREFIX}{body}");
     let prefix = secret[..KEY_PREFIX.len() + VISIBLE_CHARS].to_owned();
     let hash = hash(&secret);
-    NewApiKey { secret, prefix, hash }
+    NewApiKey {
+        secret,
+        prefix,
+        hash,
+    }
 }
 
 /// The SHA-256 of a presented key, to look it up. A fast hash is right here: the key has 256
@@ -36,7 +42,9 @@ pub fn hash(secret: &str) -> [u8; 32] {
 
 /// Whether `candidate` has the shape of a key (cheap check before any lookup).
 pub fn looks_valid(candidate: &str) -> bool {
-    candidate.strip_prefix(KEY_PREFIX).is_some_and(|body| body.len() == SECRET_CHARS && body.bytes().all(|b| b.is_ascii_alphanumeric()))
+    candidate.strip_prefix(KEY_PREFIX).is_some_and(|body| {
+        body.len() == SECRET_CHARS && body.bytes().all(|b| b.is_ascii_alphanumeric())
+    })
 }
 
 #[cfg(test)]
@@ -58,7 +66,9 @@ mod tests {
     fn keys_are_unique_and_malformed_ones_are_rejected() {
         assert_ne!(generate().secret, generate().secret);
         assert!(!looks_valid("sb_live_short"));
-        assert!(!looks_valid("sk-0123456789012345678901234567890123456789012"));
+        assert!(!looks_valid(
+            "sk-0123456789012345678901234567890123456789012"
+        ));
         assert!(!looks_valid(&format!("sb_live_{}!", "a".repeat(42))));
     }
 

@@ -11,7 +11,11 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn new(variable: &'static str, problem: impl Into<String>, fix: impl Into<String>) -> Self {
-        Self { variable, problem: problem.into(), fix: fix.into() }
+        Self {
+            variable,
+            problem: problem.into(),
+            fix: fix.into(),
+        }
     }
 }
 

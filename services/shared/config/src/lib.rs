@@ -39,7 +39,9 @@ impl DatabaseConfig {
             system_url: src.postgres_url("DATABASE_SYSTEM_URL")?,
             owner_url: src.postgres_url("DATABASE_OWNER_URL")?,
             max_connections: src.number("DATABASE_MAX_CONNECTIONS", 1..=1000)?,
-            acquire_timeout: Duration::from_secs(src.number("DATABASE_ACQUIRE_TIMEOUT_SECONDS", 1..=300)?),
+            acquire_timeout: Duration::from_secs(
+                src.number("DATABASE_ACQUIRE_TIMEOUT_SECONDS", 1..=300)?,
+            ),
         })
     }
 }
@@ -53,7 +55,10 @@ pub struct RedisConfig {
 
 impl RedisConfig {
     pub fn from_source(src: &Source) -> Result<Self, ConfigError> {
-        Ok(Self { url: src.redis_url("REDIS_URL")?, key_prefix: src.string("REDIS_KEY_PREFIX")? })
+        Ok(Self {
+            url: src.redis_url("REDIS_URL")?,
+            key_prefix: src.string("REDIS_KEY_PREFIX")?,
+        })
     }
 }
 
@@ -76,10 +81,17 @@ impl LogConfig {
             "pretty" | "text" => LogFormat::Pretty,
             "json" => LogFormat::Json,
             other => {
-                return Err(ConfigError::new("LOG_FORMAT", format!("{other:?} is not a log format"), "set it to `json` or `pretty`"));
+                return Err(ConfigError::new(
+                    "LOG_FORMAT",
+                    format!("{other:?} is not a log format"),
+                    "set it to `json` or `pretty`",
+                ));
             }
         };
-        Ok(Self { level: src.string("LOG_LEVEL")?, format })
+        Ok(Self {
+            level: src.string("LOG_LEVEL")?,
+            format,
+        })
     }
 }
 
@@ -112,7 +124,15 @@ impl ListenConfig {
 
     /// Every port the same (0 in tests: each service picks a free one).
     pub fn all_on(host: IpAddr, port: u16) -> Self {
-        Self { host, port: None, gateway_port: port, api_port: port, agent_worker_port: port, ledger_port: port, mock_llm_port: port }
+        Self {
+            host,
+            port: None,
+            gateway_port: port,
+            api_port: port,
+            agent_worker_port: port,
+            ledger_port: port,
+            mock_llm_port: port,
+        }
     }
 }
 
@@ -172,10 +192,20 @@ pub struct BudgetDefaults {
 impl BudgetDefaults {
     pub fn from_source(src: &Source) -> Result<Self, ConfigError> {
         let periods = src.list("BUDGET_PERIODS")?;
-        if let Some(bad) = periods.iter().find(|p| !matches!(p.as_str(), "daily" | "monthly" | "total")) {
-            return Err(ConfigError::new("BUDGET_PERIODS", format!("{bad:?} is not a budget period"), "use a comma-separated list of daily, monthly and total"));
+        if let Some(bad) = periods
+            .iter()
+            .find(|p| !matches!(p.as_str(), "daily" | "monthly" | "total"))
+        {
+            return Err(ConfigError::new(
+                "BUDGET_PERIODS",
+                format!("{bad:?} is not a budget period"),
+                "use a comma-separated list of daily, monthly and total",
+            ));
         }
-        Ok(Self { default_budget_usd: src.number("DEFAULT_BUDGET_USD", 0..=1_000_000_000)?, periods })
+        Ok(Self {
+            default_budget_usd: src.number("DEFAULT_BUDGET_USD", 0..=1_000_000_000)?,
+            periods,
+        })
     }
 }
 
@@ -222,8 +252,15 @@ impl Config {
     /// throwaway ones (and `secrets.generated` says so); without it they are refused.
     pub fn from_source(src: &Source, demo: bool) -> Result<Self, ConfigError> {
         let cors_origins = src.list("CORS_ORIGINS")?;
-        if let Some(bad) = cors_origins.iter().find(|o| *o != "*" && !(o.starts_with("http://") || o.starts_with("https://"))) {
-            return Err(ConfigError::new("CORS_ORIGINS", format!("{bad:?} is not an origin"), "list origins such as https://app.example.com, separated by commas"));
+        if let Some(bad) = cors_origins
+            .iter()
+            .find(|o| *o != "*" && !(o.starts_with("http://") || o.starts_with("https://")))
+        {
+            return Err(ConfigError::new(
+                "CORS_ORIGINS",
+                format!("{bad:?} is not an origin"),
+                "list origins such as https://app.example.com, separated by commas",
+            ));
         }
         Ok(Self {
             database: DatabaseConfig::from_source(src)?,

@@ -23,18 +23,31 @@ impl Secrets {
         let mut generated = Vec::new();
         let mut secret = |name: &'static str| -> Result<SecretString, ConfigError> {
             match (src.optional_string(name), demo) {
-                (Some(value), _) if value.chars().count() >= MIN_SECRET_LEN => Ok(SecretString::from(value)),
+                (Some(value), _) if value.chars().count() >= MIN_SECRET_LEN => {
+                    Ok(SecretString::from(value))
+                }
                 (_, true) => {
                     generated.push(name);
                     Ok(random_secret())
                 }
                 (None, false) => Err(ConfigError::new(name, "is not set", fix(name))),
-                (Some(value), false) => Err(ConfigError::new(name, format!("is too short ({} characters, at least {MIN_SECRET_LEN} needed)", value.chars().count()), fix(name))),
+                (Some(value), false) => Err(ConfigError::new(
+                    name,
+                    format!(
+                        "is too short ({} characters, at least {MIN_SECRET_LEN} needed)",
+                        value.chars().count()
+                    ),
+                    fix(name),
+                )),
             }
         };
         let jwt_secret = secret("JWT_SECRET")?;
         let encryption_master_key = secret("ENCRYPTION_MASTER_KEY")?;
-        Ok(Self { jwt_secret, encryption_master_key, generated })
+        Ok(Self {
+            jwt_secret,
+            encryption_master_key,
+            generated,
+        })
     }
 
     pub fn jwt_secret_bytes(&self) -> &[u8] {
@@ -43,7 +56,9 @@ impl Secrets {
 }
 
 fn fix(name: &str) -> String {
-    format!("set {name} to at least {MIN_SECRET_LEN} random characters (for example `openssl rand -hex 32`), or run with --demo for throwaway secrets")
+    format!(
+        "set {name} to at least {MIN_SECRET_LEN} random characters (for example `openssl rand -hex 32`), or run with --demo for throwaway secrets"
+    )
 }
 
 fn random_secret() -> SecretString {

@@ -10,8 +10,15 @@ const LONG: &str = "0123456789abcdef0123456789abcdef";
 
 #[test]
 fn defaults_work_on_a_developer_machine() {
-    let config = Config::from_source(&source(&[("JWT_SECRET", LONG), ("ENCRYPTION_MASTER_KEY", LONG)]), false).unwrap();
-    assert_eq!(config.database.app_url.expose_secret(), "postgres://switchboard_app@127.0.0.1:5432/switchboard");
+    let config = Config::from_source(
+        &source(&[("JWT_SECRET", LONG), ("ENCRYPTION_MASTER_KEY", LONG)]),
+        false,
+    )
+    .unwrap();
+    assert_eq!(
+        config.database.app_url.expose_secret(),
+        "postgres://switchboard_app@127.0.0.1:5432/switchboard"
+    );
     assert_eq!(config.redis.url.expose_secret(), "redis://127.0.0.1:6379");
     assert_eq!(config.listen.gateway_port, 8080);
     assert_eq!(config.listen.mock_llm_port, 8090);
@@ -24,25 +31,42 @@ fn defaults_work_on_a_developer_machine() {
 fn missing_secrets_are_refused_outside_demo() {
     let err = Config::from_source(&source(&[("ENCRYPTION_MASTER_KEY", LONG)]), false).unwrap_err();
     assert_eq!(err.variable, "JWT_SECRET");
-    assert!(err.to_string().starts_with("JWT_SECRET is not set: set JWT_SECRET to at least 32"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("JWT_SECRET is not set: set JWT_SECRET to at least 32"),
+        "{err}"
+    );
 }
 
 #[test]
 fn short_secrets_are_refused_with_their_length_but_not_their_value() {
-    let err = Config::from_source(&source(&[("JWT_SECRET", LONG), ("ENCRYPTION_MASTER_KEY", "hunter2")]), false).unwrap_err();
+    let err = Config::from_source(
+        &source(&[("JWT_SECRET", LONG), ("ENCRYPTION_MASTER_KEY", "hunter2")]),
+        false,
+    )
+    .unwrap_err();
     assert_eq!(err.variable, "ENCRYPTION_MASTER_KEY");
     let line = err.to_string();
     assert!(line.contains("too short (7 characters"), "{line}");
-    assert!(!line.contains("hunter2"), "the secret must not be echoed: {line}");
+    assert!(
+        !line.contains("hunter2"),
+        "the secret must not be echoed: {line}"
+    );
     assert!(!line.contains('\n'), "one line: {line}");
 }
 
 #[test]
 fn demo_generates_throwaway_secrets_and_says_which() {
     let config = Config::from_source(&source(&[("JWT_SECRET", "short")]), true).unwrap();
-    assert_eq!(config.secrets.generated, vec!["JWT_SECRET", "ENCRYPTION_MASTER_KEY"]);
+    assert_eq!(
+        config.secrets.generated,
+        vec!["JWT_SECRET", "ENCRYPTION_MASTER_KEY"]
+    );
     assert!(config.secrets.jwt_secret.expose_secret().len() >= MIN_SECRET_LEN);
-    assert_ne!(config.secrets.jwt_secret.expose_secret(), config.secrets.encryption_master_key.expose_secret());
+    assert_ne!(
+        config.secrets.jwt_secret.expose_secret(),
+        config.secrets.encryption_master_key.expose_secret()
+    );
     // A good secret is kept even in a demo.
     let config = Config::from_source(&source(&[("JWT_SECRET", LONG)]), true).unwrap();
     assert_eq!(config.secrets.generated, vec!["ENCRYPTION_MASTER_KEY"]);
@@ -52,26 +76,74 @@ fn demo_generates_throwaway_secrets_and_says_which() {
 #[test]
 fn bad_values_name_the_variable_and_the_fix() {
     let cases: &[(&str, &str, &str)] = &[
-        ("DATABASE_URL", "mysql://x", "DATABASE_URL is not a URL starting with postgres:// or postgresql://"),
-        ("REDIS_URL", "127.0.0.1:6379", "REDIS_URL is not a URL starting with redis:// or rediss://"),
-        ("GATEWAY_PORT", "80800", "GATEWAY_PORT is \"80800\", not a whole number from 0 to 65535"),
-        ("DATABASE_MAX_CONNECTIONS", "0", "DATABASE_MAX_CONNECTIONS is 0, out of range: set it to a whole number from 1 to 1000"),
-        ("LOG_FORMAT", "xml", "LOG_FORMAT \"xml\" is not a log format: set it to `json` or `pretty`"),
-        ("HOST", "localhost:1", "HOST is \"localhost:1\", not an IP address"),
-        ("CORS_ORIGINS", "example.com", "CORS_ORIGINS \"example.com\" is not an origin"),
-        ("BUDGET_PERIODS", "weekly", "BUDGET_PERIODS \"weekly\" is not a budget period"),
-        ("MOCK_LLM_URL", "ftp://x", "MOCK_LLM_URL is not a URL starting with http:// or https://"),
+        (
+            "DATABASE_URL",
+            "mysql://x",
+            "DATABASE_URL is not a URL starting with postgres:// or postgresql://",
+        ),
+        (
+            "REDIS_URL",
+            "127.0.0.1:6379",
+            "REDIS_URL is not a URL starting with redis:// or rediss://",
+        ),
+        (
+            "GATEWAY_PORT",
+            "80800",
+            "GATEWAY_PORT is \"80800\", not a whole number from 0 to 65535",
+        ),
+        (
+            "DATABASE_MAX_CONNECTIONS",
+            "0",
+            "DATABASE_MAX_CONNECTIONS is 0, out of range: set it to a whole number from 1 to 1000",
+        ),
+        (
+            "LOG_FORMAT",
+            "xml",
+            "LOG_FORMAT \"xml\" is not a log format: set it to `json` or `pretty`",
+        ),
+        (
+            "HOST",
+            "localhost:1",
+            "HOST is \"localhost:1\", not an IP address",
+        ),
+        (
+            "CORS_ORIGINS",
+            "example.com",
+            "CORS_ORIGINS \"example.com\" is not an origin",
+        ),
+        (
+            "BUDGET_PERIODS",
+            "weekly",
+            "BUDGET_PERIODS \"weekly\" is not a budget period",
+        ),
+        (
+            "MOCK_LLM_URL",
+            "ftp://x",
+            "MOCK_LLM_URL is not a URL starting with http:// or https://",
+        ),
     ];
     for (name, value, expected) in cases {
-        let err = Config::from_source(&source(&[(name, value), ("JWT_SECRET", LONG), ("ENCRYPTION_MASTER_KEY", LONG)]), false).unwrap_err();
+        let err = Config::from_source(
+            &source(&[
+                (name, value),
+                ("JWT_SECRET", LONG),
+                ("ENCRYPTION_MASTER_KEY", LONG),
+            ]),
+            false,
+        )
+        .unwrap_err();
         assert_eq!(&err.variable, name);
-        assert!(err.to_string().starts_with(expected), "{name}={value}: got {err}");
+        assert!(
+            err.to_string().starts_with(expected),
+            "{name}={value}: got {err}"
+        );
     }
 }
 
 #[test]
 fn url_errors_never_echo_the_url() {
-    let err = Config::from_source(&source(&[("DATABASE_URL", "mysql://root:s3cret@db")]), true).unwrap_err();
+    let err = Config::from_source(&source(&[("DATABASE_URL", "mysql://root:s3cret@db")]), true)
+        .unwrap_err();
     assert!(!err.to_string().contains("s3cret"), "{err}");
 }
 
@@ -84,7 +156,11 @@ fn empty_values_mean_unset() {
 
 #[test]
 fn port_overrides_and_lists_parse() {
-    let config = Config::from_source(&source(&[("PORT", "9000"), ("ALLOWED_BASH_COMMANDS", "ls, cat,,wc")]), true).unwrap();
+    let config = Config::from_source(
+        &source(&[("PORT", "9000"), ("ALLOWED_BASH_COMMANDS", "ls, cat,,wc")]),
+        true,
+    )
+    .unwrap();
     assert_eq!(config.listen.port, Some(9000));
     assert_eq!(config.agent.allowed_bash_commands, vec!["ls", "cat", "wc"]);
 }
@@ -105,10 +181,34 @@ fn env_example_lists_every_variable_with_its_default() {
         }
     }
     for var in vars::VARIABLES {
-        let value = listed.get(var.name).unwrap_or_else(|| panic!(".env.example does not list {}", var.name));
-        assert_eq!(value.as_str(), var.default.unwrap_or(""), "{} in .env.example differs from its default", var.name);
+        let value = listed
+            .get(var.name)
+            .unwrap_or_else(|| panic!(".env.example does not list {}", var.name));
+        assert_eq!(
+            value.as_str(),
+            var.default.unwrap_or(""),
+            "{} in .env.example differs from its default",
+            var.name
+        );
     }
     for name in listed.keys() {
-        assert!(vars::lookup(name).is_some(), ".env.example lists {name}, which Switchboard does not read");
+        assert!(
+            vars::lookup(name).is_some(),
+            ".env.example lists {name}, which Switchboard does not read"
+        );
+    }
+}
+
+/// The README's configuration table names every variable too.
+#[test]
+fn readme_lists_every_variable() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../README.md");
+    let text = std::fs::read_to_string(path).unwrap();
+    for var in vars::VARIABLES {
+        let default = var
+            .default
+            .map_or_else(|| "—".to_owned(), |d| format!("`{d}`"));
+        let row = format!("| `{}` | {default} |", var.name);
+        assert!(text.contains(&row), "README.md lacks the row {row}");
     }
 }

@@ -10,9 +10,14 @@ pub struct Variable {
 }
 
 const fn var(name: &'static str, default: Option<&'static str>, meaning: &'static str) -> Variable {
-    Variable { name, default, meaning }
+    Variable {
+        name,
+        default,
+        meaning,
+    }
 }
 
+#[rustfmt::skip]
 pub const VARIABLES: &[Variable] = &[
     // Postgres: three roles, see docs/architecture.md "Tenancy".
     var("DATABASE_URL", Some("postgres://switchboard_app@127.0.0.1:5432/switchboard"), "the application role's connection (no BYPASSRLS, owns nothing)"),

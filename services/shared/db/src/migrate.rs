@@ -28,12 +28,18 @@ pub async fn migrate(owner_url: &str) -> Result<MigrationReport, DbError> {
     let variable = "DATABASE_OWNER_URL";
     PgConnectOptions::from_str(owner_url).map_err(|source| DbError::BadUrl { variable, source })?;
     let mut report = MigrationReport::default();
-    let exists = Postgres::database_exists(owner_url).await.map_err(|source| DbError::Connect { variable, source })?;
+    let exists = Postgres::database_exists(owner_url)
+        .await
+        .map_err(|source| DbError::Connect { variable, source })?;
     if !exists {
-        Postgres::create_database(owner_url).await.map_err(DbError::CreateDatabase)?;
+        Postgres::create_database(owner_url)
+            .await
+            .map_err(DbError::CreateDatabase)?;
         report.created_database = true;
     }
-    let mut conn = PgConnection::connect(owner_url).await.map_err(|source| DbError::Connect { variable, source })?;
+    let mut conn = PgConnection::connect(owner_url)
+        .await
+        .map_err(|source| DbError::Connect { variable, source })?;
     let before = applied_versions(&mut conn).await?;
     report.already_applied = before.len();
     MIGRATOR.run(&mut conn).await?;
@@ -47,9 +53,16 @@ pub async fn migrate(owner_url: &str) -> Result<MigrationReport, DbError> {
 }
 
 async fn applied_versions(conn: &mut PgConnection) -> Result<Vec<i64>, DbError> {
-    let table_exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL").fetch_one(&mut *conn).await?;
+    let table_exists: bool =
+        sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+            .fetch_one(&mut *conn)
+            .await?;
     if !table_exists {
         return Ok(Vec::new());
     }
-    Ok(sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version").fetch_all(&mut *conn).await?)
+    Ok(
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+            .fetch_all(&mut *conn)
+            .await?,
+    )
 }

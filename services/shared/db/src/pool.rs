@@ -39,8 +39,16 @@ pub struct PoolStats {
 
 fn options(url: &str, role: Role) -> Result<PgConnectOptions, DbError> {
     PgConnectOptions::from_str(url)
-        .map(|o| o.application_name(&format!("switchboard-{}", if role == Role::App { "app" } else { "system" })))
-        .map_err(|source| DbError::BadUrl { variable: role.variable(), source })
+        .map(|o| {
+            o.application_name(&format!(
+                "switchboard-{}",
+                if role == Role::App { "app" } else { "system" }
+            ))
+        })
+        .map_err(|source| DbError::BadUrl {
+            variable: role.variable(),
+            source,
+        })
 }
 
 fn lazy_pool(url: &str, role: Role, config: &DatabaseConfig) -> Result<PgPool, DbError> {
@@ -59,7 +67,11 @@ async fn ping(pool: &PgPool) -> Result<(), sqlx::Error> {
 fn stats(pool: &PgPool) -> PoolStats {
     let size = pool.size();
     let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX);
-    PoolStats { size, idle, max: pool.options().get_max_connections() }
+    PoolStats {
+        size,
+        idle,
+        max: pool.options().get_max_connections(),
+    }
 }
 
 /// The application role's pool. The inner pool is private: tenant data is reached only through
@@ -75,7 +87,10 @@ impl AppPool {
     /// Connects now, so a wrong URL or a missing role fails here with a clear message.
     pub async fn connect(config: &DatabaseConfig) -> Result<Self, DbError> {
         let pool = Self::connect_lazy(config)?;
-        ping(&pool.0).await.map_err(|source| DbError::Connect { variable: Role::App.variable(), source })?;
+        ping(&pool.0).await.map_err(|source| DbError::Connect {
+            variable: Role::App.variable(),
+            source,
+        })?;
         Ok(pool)
     }
 
@@ -115,7 +130,10 @@ impl SystemPool {
 
     pub async fn connect(config: &DatabaseConfig) -> Result<Self, DbError> {
         let pool = Self::connect_lazy(config)?;
-        ping(&pool.0).await.map_err(|source| DbError::Connect { variable: Role::System.variable(), source })?;
+        ping(&pool.0).await.map_err(|source| DbError::Connect {
+            variable: Role::System.variable(),
+            source,
+        })?;
         Ok(pool)
     }
 

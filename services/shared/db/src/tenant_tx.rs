@@ -22,7 +22,10 @@ pub struct TenantTx {
 impl TenantTx {
     pub(crate) async fn begin(pool: &PgPool, tenant: TenantId) -> Result<Self, DbError> {
         let mut tx = pool.begin().await?;
-        sqlx::query("SELECT set_config('app.tenant_id', $1, true)").bind(tenant.to_string()).execute(&mut *tx).await?;
+        sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
+            .bind(tenant.to_string())
+            .execute(&mut *tx)
+            .await?;
         Ok(Self { tx, tenant })
     }
 
@@ -61,7 +64,9 @@ pub struct GlobalTx {
 
 impl GlobalTx {
     pub(crate) async fn begin(pool: &PgPool) -> Result<Self, DbError> {
-        Ok(Self { tx: pool.begin().await? })
+        Ok(Self {
+            tx: pool.begin().await?,
+        })
     }
 
     pub async fn commit(self) -> Result<(), DbError> {

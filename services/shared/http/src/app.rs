@@ -15,7 +15,8 @@ use tokio_util::sync::CancellationToken;
 
 /// Work a service runs beside its HTTP server (a bus consumer, a relay); it must return
 /// soon after the token is cancelled.
-pub type BackgroundTask = Box<dyn FnOnce(CancellationToken) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
+pub type BackgroundTask =
+    Box<dyn FnOnce(CancellationToken) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
 
 pub struct App {
     name: &'static str,
@@ -27,8 +28,15 @@ pub struct App {
 impl App {
     /// Binds `addr`. The router should already carry the standard layers and health routes.
     pub async fn bind(name: &'static str, addr: SocketAddr, router: Router) -> io::Result<Self> {
-        let listener = TcpListener::bind(addr).await.map_err(|e| io::Error::new(e.kind(), format!("{name} could not listen on {addr}: {e}")))?;
-        Ok(Self { name, listener, router, background: Vec::new() })
+        let listener = TcpListener::bind(addr).await.map_err(|e| {
+            io::Error::new(e.kind(), format!("{name} could not listen on {addr}: {e}"))
+        })?;
+        Ok(Self {
+            name,
+            listener,
+            router,
+            background: Vec::new(),
+        })
     }
 
     pub fn with_task(mut self, task: BackgroundTask) -> Self {
@@ -42,7 +50,9 @@ impl App {
 
     pub fn local_addr(&self) -> SocketAddr {
         // A bound TCP listener always has a local address; the fallback is unreachable.
-        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
     pub fn port(&self) -> u16 {
@@ -54,10 +64,16 @@ impl App {
     pub async fn run(self, shutdown: CancellationToken) -> io::Result<()> {
         let name = self.name;
         let addr = self.local_addr();
-        let tasks: Vec<_> = self.background.into_iter().map(|task| tokio::spawn(task(shutdown.clone()))).collect();
+        let tasks: Vec<_> = self
+            .background
+            .into_iter()
+            .map(|task| tokio::spawn(task(shutdown.clone())))
+            .collect();
         tracing::info!(service = name, %addr, "listening");
         let token = shutdown.clone();
-        let served = axum::serve(self.listener, self.router).with_graceful_shutdown(async move { token.cancelled().await }).await;
+        let served = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(async move { token.cancelled().await })
+            .await;
         // If the server stopped on its own (an accept error), stop the tasks too.
         shutdown.cancel();
         for task in tasks {

@@ -29,12 +29,22 @@ struct HealthState {
 
 /// Health routes for a service that uses Postgres and Redis.
 pub fn router(service: &'static str, infra: &Infra) -> Router {
-    routes(HealthState { service, started: Instant::now(), postgres: Some(infra.app_db.clone()), redis: Some(infra.redis.clone()) })
+    routes(HealthState {
+        service,
+        started: Instant::now(),
+        postgres: Some(infra.app_db.clone()),
+        redis: Some(infra.redis.clone()),
+    })
 }
 
 /// Health routes for a service with no dependencies (mock-llm).
 pub fn router_without_dependencies(service: &'static str) -> Router {
-    routes(HealthState { service, started: Instant::now(), postgres: None, redis: None })
+    routes(HealthState {
+        service,
+        started: Instant::now(),
+        postgres: None,
+        redis: None,
+    })
 }
 
 fn routes(state: HealthState) -> Router {
@@ -52,7 +62,10 @@ struct Live {
 }
 
 async fn live(State(state): State<Arc<HealthState>>) -> Json<Live> {
-    Json(Live { status: "ok", service: state.service })
+    Json(Live {
+        status: "ok",
+        service: state.service,
+    })
 }
 
 #[derive(Serialize)]
@@ -96,7 +109,11 @@ async fn detailed(State(state): State<Arc<HealthState>>) -> Response {
             Some(pool) => {
                 let mut check = timed(pool.ping()).await;
                 let stats = pool.stats();
-                check.pool = Some(Pool { size: stats.size, idle: stats.idle, max: stats.max });
+                check.pool = Some(Pool {
+                    size: stats.size,
+                    idle: stats.idle,
+                    max: stats.max,
+                });
                 Some(check)
             }
             None => None,
@@ -106,13 +123,18 @@ async fn detailed(State(state): State<Arc<HealthState>>) -> Response {
         match &state.redis {
             Some(conn) => {
                 let mut conn = conn.clone();
-                Some(timed(async move { redis::cmd("PING").query_async::<String>(&mut conn).await }).await)
+                Some(
+                    timed(async move { redis::cmd("PING").query_async::<String>(&mut conn).await })
+                        .await,
+                )
             }
             None => None,
         }
     };
     let (postgres, redis) = tokio::join!(postgres, redis);
-    let healthy = [&postgres, &redis].iter().all(|c| c.as_ref().is_none_or(|c| c.status == "up"));
+    let healthy = [&postgres, &redis]
+        .iter()
+        .all(|c| c.as_ref().is_none_or(|c| c.status == "up"));
     let body = Detailed {
         status: if healthy { "ok" } else { "degraded" },
         service: state.service,
@@ -120,7 +142,11 @@ async fn detailed(State(state): State<Arc<HealthState>>) -> Response {
         uptime_seconds: state.started.elapsed().as_secs(),
         checks: Checks { postgres, redis },
     };
-    let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, Json(body)).into_response()
 }
 
@@ -133,16 +159,31 @@ async fn timed<T, E: std::fmt::Display>(probe: impl Future<Output = Result<T, E>
         Ok(Err(e)) => Some(e.to_string()),
         Err(_) => Some(format!("no answer within {} ms", CHECK_TIMEOUT.as_millis())),
     };
-    Check { status: if error.is_none() { "up" } else { "down" }, latency_ms, error, pool: None }
+    Check {
+        status: if error.is_none() { "up" } else { "down" },
+        latency_ms,
+        error,
+        pool: None,
+    }
 }
 
 async fn metrics_text(State(state): State<Arc<HealthState>>) -> Response {
     if let Some(pool) = &state.postgres {
         let stats = pool.stats();
         let idle = f64::from(stats.idle);
-        metrics::gauge!("db_pool_connections", "service" => state.service, "state" => "idle").set(idle);
-        metrics::gauge!("db_pool_connections", "service" => state.service, "state" => "active").set(f64::from(stats.size) - idle);
-        metrics::gauge!("db_pool_connections", "service" => state.service, "state" => "max").set(f64::from(stats.max));
+        metrics::gauge!("db_pool_connections", "service" => state.service, "state" => "idle")
+            .set(idle);
+        metrics::gauge!("db_pool_connections", "service" => state.service, "state" => "active")
+            .set(f64::from(stats.size) - idle);
+        metrics::gauge!("db_pool_connections", "service" => state.service, "state" => "max")
+            .set(f64::from(stats.max));
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], sb_telemetry::render_metrics()).into_response()
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        sb_telemetry::render_metrics(),
+    )
+        .into_response()
 }

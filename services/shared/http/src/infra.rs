@@ -20,7 +20,9 @@ pub struct Infra {
 pub enum InfraError {
     #[error(transparent)]
     Db(#[from] DbError),
-    #[error("REDIS_URL is not a valid Redis URL ({0}): set it like redis://HOST:6379 or rediss://HOST:6380")]
+    #[error(
+        "REDIS_URL is not a valid Redis URL ({0}): set it like redis://HOST:6379 or rediss://HOST:6380"
+    )]
     BadRedisUrl(#[source] redis::RedisError),
 }
 
@@ -40,7 +42,8 @@ impl Infra {
 /// A Redis connection that connects on first use and reconnects by itself. Timeouts are short
 /// so that a dead Redis makes requests fail fast instead of hang.
 pub fn connect_redis_lazy(config: &RedisConfig) -> Result<ConnectionManager, InfraError> {
-    let client = redis::Client::open(config.url.expose_secret()).map_err(InfraError::BadRedisUrl)?;
+    let client =
+        redis::Client::open(config.url.expose_secret()).map_err(InfraError::BadRedisUrl)?;
     let manager_config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(2)))
         .set_response_timeout(Some(Duration::from_secs(2)))

@@ -8,7 +8,9 @@ use std::ops::{Add, AddAssign};
 use serde::{Deserialize, Serialize};
 
 /// Micro-dollars: 1 USD = 1,000,000 micros.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct Micros(pub i64);
 
@@ -63,12 +65,18 @@ mod tests {
         assert_eq!(Micros::for_tokens(1, Micros(2_500_000)), Micros(3));
         assert_eq!(Micros::for_tokens(2, Micros(2_500_000)), Micros(5));
         assert_eq!(Micros::for_tokens(0, Micros(2_500_000)), Micros(0));
-        assert_eq!(Micros::for_tokens(1_000_000, Micros(2_500_000)), Micros(2_500_000));
+        assert_eq!(
+            Micros::for_tokens(1_000_000, Micros(2_500_000)),
+            Micros(2_500_000)
+        );
     }
 
     #[test]
     fn huge_counts_saturate_instead_of_wrapping() {
-        assert_eq!(Micros::for_tokens(u64::MAX, Micros(i64::MAX)), Micros(i64::MAX));
+        assert_eq!(
+            Micros::for_tokens(u64::MAX, Micros(i64::MAX)),
+            Micros(i64::MAX)
+        );
     }
 
     #[test]

@@ -15,12 +15,19 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 /// Buckets for every `*_seconds` histogram: from 0.5 ms (the gateway's overhead budget) to
 /// 10 s (a slow model call), so the alert rules' p99 thresholds (1 s, 3 s) fall inside.
-const SECONDS_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+const SECONDS_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
-    #[error("LOG_LEVEL {value:?} is not a valid filter ({source}): set it to a level such as info or debug, or directives such as info,sb_gateway=debug")]
-    BadFilter { value: String, source: tracing_subscriber::filter::ParseError },
+    #[error(
+        "LOG_LEVEL {value:?} is not a valid filter ({source}): set it to a level such as info or debug, or directives such as info,sb_gateway=debug"
+    )]
+    BadFilter {
+        value: String,
+        source: tracing_subscriber::filter::ParseError,
+    },
 }
 
 /// Held by `main` for the life of the process; flushes what needs flushing when dropped.
@@ -33,12 +40,29 @@ pub struct TelemetryGuard {
 /// `seed --json`). A second call (another service in the same process)
 /// keeps the first subscriber.
 pub fn init(config: &LogConfig) -> Result<TelemetryGuard, TelemetryError> {
-    let filter = EnvFilter::try_new(&config.level).map_err(|source| TelemetryError::BadFilter { value: config.level.clone(), source })?;
+    let filter = EnvFilter::try_new(&config.level).map_err(|source| TelemetryError::BadFilter {
+        value: config.level.clone(),
+        source,
+    })?;
     let registry = tracing_subscriber::registry().with(filter);
     let installed = match config.format {
         // JSON lines carry the current span's fields, so the request id is on every line.
-        LogFormat::Json => registry.with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr).with_current_span(true).with_span_list(false)).try_init(),
-        LogFormat::Pretty => registry.with(tracing_subscriber::fmt::layer().with_target(true).with_writer(std::io::stderr)).try_init(),
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr)
+                    .with_current_span(true)
+                    .with_span_list(false),
+            )
+            .try_init(),
+        LogFormat::Pretty => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_target(true)
+                    .with_writer(std::io::stderr),
+            )
+            .try_init(),
     };
     if installed.is_err() {
         tracing::debug!("a log subscriber was already installed; keeping it");
@@ -51,7 +75,9 @@ pub fn prometheus() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
         let builder = PrometheusBuilder::new();
-        let builder = builder.set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS).unwrap_or_else(|_| PrometheusBuilder::new());
+        let builder = builder
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
+            .unwrap_or_else(|_| PrometheusBuilder::new());
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
         if metrics::set_global_recorder(recorder).is_err() {

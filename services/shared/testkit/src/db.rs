@@ -10,13 +10,19 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 
 fn server_url() -> String {
-    std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+    std::env::var("TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
 /// `url` with another user and database (keeping host, port and TLS settings).
 fn url_for(user: &str, database: &str) -> String {
-    let options = PgConnectOptions::from_str(&server_url()).expect("TEST_POSTGRES_URL is not a Postgres URL");
-    options.username(user).database(database).to_url_lossy().to_string()
+    let options =
+        PgConnectOptions::from_str(&server_url()).expect("TEST_POSTGRES_URL is not a Postgres URL");
+    options
+        .username(user)
+        .database(database)
+        .to_url_lossy()
+        .to_string()
 }
 
 pub struct TestDb {
@@ -28,9 +34,14 @@ impl TestDb {
     /// Creates and migrates a fresh database.
     pub async fn new() -> Self {
         let name = format!("sb_test_{}", uuid::Uuid::new_v4().simple());
-        let owner_user = PgConnectOptions::from_str(&server_url()).expect("TEST_POSTGRES_URL").get_username().to_owned();
+        let owner_user = PgConnectOptions::from_str(&server_url())
+            .expect("TEST_POSTGRES_URL")
+            .get_username()
+            .to_owned();
         let owner_url = url_for(&owner_user, &name);
-        let report = sb_db::migrate(&owner_url).await.unwrap_or_else(|e| panic!("migrating the test database {name}: {e}"));
+        let report = sb_db::migrate(&owner_url)
+            .await
+            .unwrap_or_else(|e| panic!("migrating the test database {name}: {e}"));
         assert!(report.created_database);
         Self { name, owner_url }
     }
@@ -56,18 +67,26 @@ impl TestDb {
 
     /// The application role's pool, as the services use it.
     pub async fn app_pool(&self) -> AppPool {
-        AppPool::connect(&self.config()).await.expect("connecting as switchboard_app")
+        AppPool::connect(&self.config())
+            .await
+            .expect("connecting as switchboard_app")
     }
 
     /// A plain pool as `role`, to prove what that role can and cannot do with raw SQL.
     pub async fn raw_pool_as(&self, role: &str) -> PgPool {
-        PgPoolOptions::new().max_connections(2).connect(&url_for(role, &self.name)).await.unwrap_or_else(|e| panic!("connecting as {role}: {e}"))
+        PgPoolOptions::new()
+            .max_connections(2)
+            .connect(&url_for(role, &self.name))
+            .await
+            .unwrap_or_else(|e| panic!("connecting as {role}: {e}"))
     }
 
     /// The owner's connection, for test setup that must bypass the application (use sparingly:
     /// a test that proves isolation must not use it for the proof).
     pub async fn owner(&self) -> PgConnection {
-        PgConnection::connect(&self.owner_url).await.expect("connecting as the owner")
+        PgConnection::connect(&self.owner_url)
+            .await
+            .expect("connecting as the owner")
     }
 }
 
@@ -78,10 +97,16 @@ impl Drop for TestDb {
         let name = self.name.clone();
         let server = server_url();
         let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
             runtime.block_on(async {
                 let mut conn = PgConnection::connect(&server).await?;
-                sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))).execute(&mut conn).await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                )))
+                .execute(&mut conn)
+                .await?;
                 Ok::<_, sqlx::Error>(())
             })?;
             Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())

@@ -14,16 +14,23 @@ pub struct TestRedis {
 
 impl TestRedis {
     pub fn new() -> Self {
-        Self { prefix: format!("sbtest:{}:", uuid::Uuid::new_v4().simple()) }
+        Self {
+            prefix: format!("sbtest:{}:", uuid::Uuid::new_v4().simple()),
+        }
     }
 
     pub fn config(&self) -> RedisConfig {
-        RedisConfig { url: SecretString::from(redis_url()), key_prefix: self.prefix.clone() }
+        RedisConfig {
+            url: SecretString::from(redis_url()),
+            key_prefix: self.prefix.clone(),
+        }
     }
 
     pub async fn connection(&self) -> ConnectionManager {
         let client = redis::Client::open(redis_url()).expect("TEST_REDIS_URL");
-        ConnectionManager::new(client).await.expect("connecting to Redis")
+        ConnectionManager::new(client)
+            .await
+            .expect("connecting to Redis")
     }
 }
 

@@ -13,7 +13,11 @@ use crate::{TestDb, TestRedis};
 /// every service on 127.0.0.1 port 0.
 pub fn test_config(db: &TestDb, redis: &TestRedis) -> Config {
     let secret = "test-secret-0123456789abcdef-0123456789abcdef";
-    let source = Source::from_pairs([("JWT_SECRET", secret), ("ENCRYPTION_MASTER_KEY", secret), ("HOST", "127.0.0.1")]);
+    let source = Source::from_pairs([
+        ("JWT_SECRET", secret),
+        ("ENCRYPTION_MASTER_KEY", secret),
+        ("HOST", "127.0.0.1"),
+    ]);
     let mut config = Config::from_source(&source, false).expect("the test configuration is valid");
     config.database = db.config();
     config.redis = redis.config();
@@ -53,5 +57,9 @@ pub fn spawn(app: App) -> RunningApp {
     let addr = app.local_addr();
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(app.run(shutdown.clone()));
-    RunningApp { addr, shutdown, task: Some(task) }
+    RunningApp {
+        addr,
+        shutdown,
+        task: Some(task),
+    }
 }

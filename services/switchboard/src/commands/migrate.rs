@@ -15,9 +15,16 @@ pub async fn run(database: &DatabaseConfig) -> anyhow::Result<MigrationReport> {
         eprintln!("  applied {migration}");
     }
     if report.applied.is_empty() {
-        eprintln!("Database is up to date ({} migrations already applied).", report.already_applied);
+        eprintln!(
+            "Database is up to date ({} migrations already applied).",
+            report.already_applied
+        );
     } else {
-        eprintln!("Applied {} migration(s); {} were already applied.", report.applied.len(), report.already_applied);
+        eprintln!(
+            "Applied {} migration(s); {} were already applied.",
+            report.applied.len(),
+            report.already_applied
+        );
     }
     Ok(report)
 }

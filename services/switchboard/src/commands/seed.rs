@@ -13,12 +13,31 @@ pub async fn run(config: &Config, json: bool) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string(&seed)?);
         return Ok(());
     }
-    println!("Demo data is ready (credentials are new on every run; only their hashes are stored):");
+    println!(
+        "Demo data is ready (credentials are new on every run; only their hashes are stored):"
+    );
     println!("  tenant          Demo (slug demo, id {})", seed.tenant_id);
-    println!("  tenant admin    {}  password {}", seed.admin_email, seed.admin_password);
-    println!("  platform admin  {}  password {}", seed.platform_admin_email, seed.platform_admin_password);
-    println!("  API key         {}  (gateway: Authorization: Bearer …)", seed.api_key);
-    println!("  provider        {} at {} ({})", seed.provider_name, seed.provider_base_url, seed.models.join(", "));
-    println!("  budget          {} {} for the tenant", seed.budget_limit_micros, seed.budget_period);
+    println!(
+        "  tenant admin    {}  password {}",
+        seed.admin_email, seed.admin_password
+    );
+    println!(
+        "  platform admin  {}  password {}",
+        seed.platform_admin_email, seed.platform_admin_password
+    );
+    println!(
+        "  API key         {}  (gateway: Authorization: Bearer …)",
+        seed.api_key
+    );
+    println!(
+        "  provider        {} at {} ({})",
+        seed.provider_name,
+        seed.provider_base_url,
+        seed.models.join(", ")
+    );
+    println!(
+        "  budget          {} {} for the tenant",
+        seed.budget_limit_micros, seed.budget_period
+    );
     Ok(())
 }

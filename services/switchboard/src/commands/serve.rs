@@ -27,7 +27,11 @@ pub async fn run(service: Service, config: Config) -> anyhow::Result<()> {
     }
     let apps = build(service, &config).await?;
     for app in &apps {
-        println!("{:<13} http://{}", app.name(), display_addr(app.local_addr()));
+        println!(
+            "{:<13} http://{}",
+            app.name(),
+            display_addr(app.local_addr())
+        );
     }
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
@@ -50,7 +54,10 @@ pub async fn run(service: Service, config: Config) -> anyhow::Result<()> {
     })
     .await;
     if drained.is_err() {
-        anyhow::bail!("services did not stop within {} s of the shutdown signal", SHUTDOWN_DEADLINE.as_secs());
+        anyhow::bail!(
+            "services did not stop within {} s of the shutdown signal",
+            SHUTDOWN_DEADLINE.as_secs()
+        );
     }
     match failure {
         Some(e) => Err(e),
@@ -62,18 +69,30 @@ pub async fn run(service: Service, config: Config) -> anyhow::Result<()> {
 }
 
 fn outcome(joined: Result<std::io::Result<()>, tokio::task::JoinError>) -> anyhow::Result<()> {
-    joined.context("a service panicked")?.context("a service stopped with an error")
+    joined
+        .context("a service panicked")?
+        .context("a service stopped with an error")
 }
 
 /// Binds every service asked for, so a port conflict is reported before anything runs.
 async fn build(service: Service, config: &Config) -> anyhow::Result<Vec<App>> {
     let listen = &config.listen;
     // PORT (Fly, Railway) applies to a single service only.
-    let port = |default: u16| if service == Service::All { default } else { listen.port.unwrap_or(default) };
+    let port = |default: u16| {
+        if service == Service::All {
+            default
+        } else {
+            listen.port.unwrap_or(default)
+        }
+    };
     let addr = |default: u16| SocketAddr::new(listen.host, port(default));
     let wants = |s: Service| service == s || service == Service::All;
     let needs_infra = service != Service::MockLlm;
-    let infra = if needs_infra { Some(Infra::connect_lazy(config)?) } else { None };
+    let infra = if needs_infra {
+        Some(Infra::connect_lazy(config)?)
+    } else {
+        None
+    };
     let mut apps = Vec::new();
     if let Some(infra) = &infra {
         if wants(Service::Gateway) {
@@ -97,7 +116,11 @@ async fn build(service: Service, config: &Config) -> anyhow::Result<Vec<App>> {
 
 /// `0.0.0.0:8080` is where it listens; `127.0.0.1:8080` is what a person can open.
 fn display_addr(addr: SocketAddr) -> SocketAddr {
-    if addr.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], addr.port())) } else { addr }
+    if addr.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    }
 }
 
 async fn cancel_on_signal(shutdown: CancellationToken) {

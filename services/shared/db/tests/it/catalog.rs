@@ -24,9 +24,18 @@ pub async fn tenancy_problems(conn: &mut PgConnection) -> Vec<String> {
     let mut tables = tenant_tables(conn).await;
     tables.push("tenants".to_owned()); // isolated on its id rather than a tenant_id column
     for table in tables {
-        let key_column = if table == "tenants" { "id" } else { "tenant_id" };
-        let (enabled, forced): (bool, bool) =
-            sqlx::query_as("SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE oid = $1::regclass").bind(&table).fetch_one(&mut *conn).await.unwrap();
+        let key_column = if table == "tenants" {
+            "id"
+        } else {
+            "tenant_id"
+        };
+        let (enabled, forced): (bool, bool) = sqlx::query_as(
+            "SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE oid = $1::regclass",
+        )
+        .bind(&table)
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
         if !enabled {
             problems.push(format!("{table}: row-level security is not enabled"));
         }
@@ -47,7 +56,9 @@ pub async fn tenancy_problems(conn: &mut PgConnection) -> Vec<String> {
         .await
         .unwrap();
         if policy.is_none() {
-            problems.push(format!("{table}: no policy comparing {key_column} with app.tenant_id for reads and writes"));
+            problems.push(format!(
+                "{table}: no policy comparing {key_column} with app.tenant_id for reads and writes"
+            ));
         }
         let leading_index: Option<bool> = sqlx::query_scalar(
             "SELECT true FROM pg_index i
@@ -73,11 +84,31 @@ async fn every_tenant_table_has_forced_rls_a_tenant_policy_and_a_leading_index()
     let mut conn = db.owner().await;
     let tables = tenant_tables(&mut conn).await;
     // The check must not pass vacuously.
-    for expected in ["memberships", "workspaces", "api_keys", "provider_credentials", "budgets", "usage_ledger", "spend_rollups", "agent_runs", "agent_events", "approvals", "audit_log", "outbox"] {
-        assert!(tables.iter().any(|t| t == expected), "{expected} should be found as a tenant table; found {tables:?}");
+    for expected in [
+        "memberships",
+        "workspaces",
+        "api_keys",
+        "provider_credentials",
+        "budgets",
+        "usage_ledger",
+        "spend_rollups",
+        "agent_runs",
+        "agent_events",
+        "approvals",
+        "audit_log",
+        "outbox",
+    ] {
+        assert!(
+            tables.iter().any(|t| t == expected),
+            "{expected} should be found as a tenant table; found {tables:?}"
+        );
     }
     let problems = tenancy_problems(&mut conn).await;
-    assert!(problems.is_empty(), "tenancy problems:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "tenancy problems:\n{}",
+        problems.join("\n")
+    );
 }
 
 /// The check above fails when a table loses its policy, its forcing or its RLS: proof that it
@@ -86,10 +117,22 @@ async fn every_tenant_table_has_forced_rls_a_tenant_policy_and_a_leading_index()
 async fn the_catalog_check_catches_a_missing_policy_or_forcing() {
     let db = TestDb::new().await;
     let mut conn = db.owner().await;
-    sqlx::query("DROP POLICY tenant_isolation ON workspaces").execute(&mut conn).await.unwrap();
-    sqlx::query("ALTER TABLE budgets NO FORCE ROW LEVEL SECURITY").execute(&mut conn).await.unwrap();
-    sqlx::query("ALTER TABLE outbox DISABLE ROW LEVEL SECURITY").execute(&mut conn).await.unwrap();
-    sqlx::query("CREATE TABLE forgotten (id uuid PRIMARY KEY, tenant_id uuid NOT NULL)").execute(&mut conn).await.unwrap();
+    sqlx::query("DROP POLICY tenant_isolation ON workspaces")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query("ALTER TABLE budgets NO FORCE ROW LEVEL SECURITY")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query("ALTER TABLE outbox DISABLE ROW LEVEL SECURITY")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE forgotten (id uuid PRIMARY KEY, tenant_id uuid NOT NULL)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
     let problems = tenancy_problems(&mut conn).await;
     for expected in [
         "workspaces: no policy",
@@ -100,7 +143,10 @@ async fn the_catalog_check_catches_a_missing_policy_or_forcing() {
         "forgotten: no policy",
         "forgotten: no index leads with tenant_id",
     ] {
-        assert!(problems.iter().any(|p| p.starts_with(expected)), "expected a problem starting {expected:?} in {problems:#?}");
+        assert!(
+            problems.iter().any(|p| p.starts_with(expected)),
+            "expected a problem starting {expected:?} in {problems:#?}"
+        );
     }
 }
 
@@ -111,7 +157,10 @@ async fn the_application_role_is_not_superuser_has_no_bypassrls_and_owns_nothing
     for role in ["switchboard_app", "switchboard_system"] {
         let (superuser, bypass, createrole, createdb): (bool, bool, bool, bool) =
             sqlx::query_as("SELECT rolsuper, rolbypassrls, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = $1").bind(role).fetch_one(&mut conn).await.unwrap();
-        assert!(!superuser && !bypass && !createrole && !createdb, "{role}: super={superuser} bypassrls={bypass} createrole={createrole} createdb={createdb}");
+        assert!(
+            !superuser && !bypass && !createrole && !createdb,
+            "{role}: super={superuser} bypassrls={bypass} createrole={createrole} createdb={createdb}"
+        );
         let owned: i64 = sqlx::query_scalar(
             "SELECT (SELECT count(*) FROM pg_class WHERE relowner = r.oid)
                   + (SELECT count(*) FROM pg_namespace WHERE nspowner = r.oid)

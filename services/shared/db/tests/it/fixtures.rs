@@ -58,15 +58,26 @@ pub async fn tenant_with_rows(app: &AppPool, system: &PgPool) -> Tenant {
     let id = TenantId::new();
     let user = Uuid::now_v7();
     let mut global = app.begin_global().await.unwrap();
-    sqlx::query("INSERT INTO users (id, email) VALUES ($1, $2)").bind(user).bind(format!("{user}@example.test")).execute(&mut *global).await.unwrap();
+    sqlx::query("INSERT INTO users (id, email) VALUES ($1, $2)")
+        .bind(user)
+        .bind(format!("{user}@example.test"))
+        .execute(&mut *global)
+        .await
+        .unwrap();
     global.commit().await.unwrap();
 
     let mut tx = app.begin(id).await.unwrap();
     for (table, sql) in statements(id, user) {
         if SYSTEM_WRITTEN.contains(&table) {
-            sqlx::query(AssertSqlSafe(sql)).execute(system).await.unwrap_or_else(|e| panic!("system fixture for {table}: {e}"));
+            sqlx::query(AssertSqlSafe(sql))
+                .execute(system)
+                .await
+                .unwrap_or_else(|e| panic!("system fixture for {table}: {e}"));
         } else {
-            sqlx::query(AssertSqlSafe(sql)).execute(&mut *tx).await.unwrap_or_else(|e| panic!("fixture for {table}: {e}"));
+            sqlx::query(AssertSqlSafe(sql))
+                .execute(&mut *tx)
+                .await
+                .unwrap_or_else(|e| panic!("fixture for {table}: {e}"));
         }
     }
     tx.commit().await.unwrap();

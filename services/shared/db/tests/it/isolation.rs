@@ -17,7 +17,11 @@ const INSUFFICIENT_PRIVILEGE: &str = "42501";
 
 /// The key column of a tenant table.
 fn key(table: &str) -> &'static str {
-    if table == "tenants" { "id" } else { "tenant_id" }
+    if table == "tenants" {
+        "id"
+    } else {
+        "tenant_id"
+    }
 }
 
 async fn all_tables(db: &TestDb) -> Vec<String> {
@@ -41,11 +45,22 @@ async fn two_tenants() -> Setup {
     let a = fixtures::tenant_with_rows(&app, &system).await;
     let b = fixtures::tenant_with_rows(&app, &system).await;
     let tables = all_tables(&db).await;
-    Setup { db, app, a, b, tables }
+    Setup {
+        db,
+        app,
+        a,
+        b,
+        tables,
+    }
 }
 
 async fn count(conn: &mut PgConnection, table: &str, filter: &str) -> i64 {
-    sqlx::query_scalar(AssertSqlSafe(format!("SELECT count(*) FROM {table} WHERE {filter}"))).fetch_one(conn).await.unwrap_or_else(|e| panic!("counting {table}: {e}"))
+    sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT count(*) FROM {table} WHERE {filter}"
+    )))
+    .fetch_one(conn)
+    .await
+    .unwrap_or_else(|e| panic!("counting {table}: {e}"))
 }
 
 /// Rows of `table` that `tenant` sees in its own context.
@@ -60,96 +75,193 @@ async fn visible(app: &AppPool, tenant: TenantId, table: &str) -> i64 {
 /// with. Always rolled back.
 async fn attempt(app: &AppPool, tenant: TenantId, sql: &str) -> Result<u64, String> {
     let mut tx = app.begin(tenant).await.unwrap();
-    let outcome = sqlx::query(AssertSqlSafe(sql.to_owned())).execute(&mut *tx).await;
+    let outcome = sqlx::query(AssertSqlSafe(sql.to_owned()))
+        .execute(&mut *tx)
+        .await;
     tx.rollback().await.unwrap();
-    outcome.map(|r| r.rows_affected()).map_err(|e| e.as_database_error().and_then(|d| d.code()).map_or_else(|| e.to_string(), |c| c.into_owned()))
+    outcome.map(|r| r.rows_affected()).map_err(|e| {
+        e.as_database_error()
+            .and_then(|d| d.code())
+            .map_or_else(|| e.to_string(), |c| c.into_owned())
+    })
 }
 
 #[tokio::test]
 async fn every_tenant_table_has_a_fixture() {
     let setup = two_tenants().await;
-    let with_fixtures: Vec<&str> = fixtures::statements(TenantId::new(), uuid::Uuid::nil()).iter().map(|(t, _)| *t).collect();
+    let with_fixtures: Vec<&str> = fixtures::statements(TenantId::new(), uuid::Uuid::nil())
+        .iter()
+        .map(|(t, _)| *t)
+        .collect();
     for table in &setup.tables {
-        assert!(with_fixtures.contains(&table.as_str()), "add a row for {table} to tests/it/fixtures.rs so the isolation proofs cover it");
-        assert_eq!(visible(&setup.app, setup.b.id, table).await, 1, "tenant B should see exactly its own fixture row in {table}");
+        assert!(
+            with_fixtures.contains(&table.as_str()),
+            "add a row for {table} to tests/it/fixtures.rs so the isolation proofs cover it"
+        );
+        assert_eq!(
+            visible(&setup.app, setup.b.id, table).await,
+            1,
+            "tenant B should see exactly its own fixture row in {table}"
+        );
     }
 }
 
 #[tokio::test]
 async fn tenant_a_cannot_read_tenant_b_rows_in_any_table() {
-    let Setup { db: _db, app, a, b, tables } = two_tenants().await;
+    let Setup {
+        db: _db,
+        app,
+        a,
+        b,
+        tables,
+    } = two_tenants().await;
     for table in &tables {
         let mut tx = app.begin(a.id).await.unwrap();
         let col = key(table);
-        assert_eq!(count(&mut tx, table, &format!("{col} = '{}'", b.id)).await, 0, "A read B's rows in {table}");
-        assert_eq!(count(&mut tx, table, &format!("{col} <> '{}'", a.id)).await, 0, "A read foreign rows in {table}");
-        assert_eq!(count(&mut tx, table, "true").await, 1, "A should see its own row in {table}");
+        assert_eq!(
+            count(&mut tx, table, &format!("{col} = '{}'", b.id)).await,
+            0,
+            "A read B's rows in {table}"
+        );
+        assert_eq!(
+            count(&mut tx, table, &format!("{col} <> '{}'", a.id)).await,
+            0,
+            "A read foreign rows in {table}"
+        );
+        assert_eq!(
+            count(&mut tx, table, "true").await,
+            1,
+            "A should see its own row in {table}"
+        );
         tx.rollback().await.unwrap();
     }
 }
 
 #[tokio::test]
 async fn tenant_a_cannot_update_or_delete_tenant_b_rows_in_any_table() {
-    let Setup { db: _db, app, a, b, tables } = two_tenants().await;
+    let Setup {
+        db: _db,
+        app,
+        a,
+        b,
+        tables,
+    } = two_tenants().await;
     for table in &tables {
         let col = key(table);
-        for sql in [format!("UPDATE {table} SET {col} = {col} WHERE {col} = '{}'", b.id), format!("DELETE FROM {table} WHERE {col} = '{}'", b.id)] {
+        for sql in [
+            format!("UPDATE {table} SET {col} = {col} WHERE {col} = '{}'", b.id),
+            format!("DELETE FROM {table} WHERE {col} = '{}'", b.id),
+        ] {
             match attempt(&app, a.id, &sql).await {
                 Ok(rows) => assert_eq!(rows, 0, "{sql} touched B's rows as A"),
-                Err(code) => assert_eq!(code, INSUFFICIENT_PRIVILEGE, "{sql} failed, but not for lack of privilege: {code}"),
+                Err(code) => assert_eq!(
+                    code, INSUFFICIENT_PRIVILEGE,
+                    "{sql} failed, but not for lack of privilege: {code}"
+                ),
             }
         }
         // Moving A's own row to B is refused too.
-        if let Ok(rows) = attempt(&app, a.id, &format!("UPDATE {table} SET {col} = '{}'", b.id)).await {
+        if let Ok(rows) = attempt(
+            &app,
+            a.id,
+            &format!("UPDATE {table} SET {col} = '{}'", b.id),
+        )
+        .await
+        {
             panic!("A moved {rows} row(s) of {table} to B");
         }
-        assert_eq!(visible(&app, b.id, table).await, 1, "B's row in {table} must be untouched");
+        assert_eq!(
+            visible(&app, b.id, table).await,
+            1,
+            "B's row in {table} must be untouched"
+        );
     }
 }
 
 #[tokio::test]
 async fn tenant_a_cannot_insert_rows_for_tenant_b_in_any_table() {
-    let Setup { db: _db, app, a, b, .. } = two_tenants().await;
+    let Setup {
+        db: _db, app, a, b, ..
+    } = two_tenants().await;
     // Every table's fixture statement, written for B, run in A's context. The statements reuse
     // B's ids where they must (so a failure is about tenancy, not a missing parent row).
     for (table, sql) in fixtures::statements(b.id, b.user) {
         let outcome = attempt(&app, a.id, &sql).await;
-        assert_eq!(outcome, Err(INSUFFICIENT_PRIVILEGE.to_owned()), "inserting a row for B into {table} as A");
+        assert_eq!(
+            outcome,
+            Err(INSUFFICIENT_PRIVILEGE.to_owned()),
+            "inserting a row for B into {table} as A"
+        );
         if !SYSTEM_WRITTEN.contains(&table) {
             // In B's own context the same statement passes RLS (it may still meet a unique or
             // foreign key constraint, B's fixture row being there already): so the refusal
             // above is tenancy.
             let own = attempt(&app, b.id, &sql).await;
-            assert_ne!(own, Err(INSUFFICIENT_PRIVILEGE.to_owned()), "B's own insert into {table} was refused for privilege");
+            assert_ne!(
+                own,
+                Err(INSUFFICIENT_PRIVILEGE.to_owned()),
+                "B's own insert into {table} was refused for privilege"
+            );
         }
     }
 }
 
 #[tokio::test]
 async fn without_a_tenant_the_application_role_sees_and_changes_nothing() {
-    let Setup { db, app, a, tables, .. } = two_tenants().await;
+    let Setup {
+        db, app, a, tables, ..
+    } = two_tenants().await;
     // A plain connection as the application role that never set a tenant.
     let mut conn = PgConnection::connect(&db.app_url()).await.unwrap();
     for table in &tables {
-        assert_eq!(count(&mut conn, table, "true").await, 0, "{table} leaked rows with no tenant set");
+        assert_eq!(
+            count(&mut conn, table, "true").await,
+            0,
+            "{table} leaked rows with no tenant set"
+        );
     }
     // The same connection after a tenant transaction ended: app.tenant_id now reads as '', which
     // must still match nothing (and not fail to cast).
     let mut tx = conn.begin().await.unwrap();
-    sqlx::query("SELECT set_config('app.tenant_id', $1, true)").bind(a.id.to_string()).execute(&mut *tx).await.unwrap();
+    sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
+        .bind(a.id.to_string())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
     assert_eq!(count(&mut tx, "workspaces", "true").await, 1);
     tx.commit().await.unwrap();
-    let setting: Option<String> = sqlx::query_scalar("SELECT current_setting('app.tenant_id', true)").fetch_one(&mut conn).await.unwrap();
-    assert_eq!(setting.as_deref(), Some(""), "the setting is transaction-local");
+    let setting: Option<String> =
+        sqlx::query_scalar("SELECT current_setting('app.tenant_id', true)")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(
+        setting.as_deref(),
+        Some(""),
+        "the setting is transaction-local"
+    );
     for table in &tables {
-        assert_eq!(count(&mut conn, table, "true").await, 0, "{table} leaked rows after a tenant transaction ended");
-        let deleted = sqlx::query(AssertSqlSafe(format!("DELETE FROM {table}"))).execute(&mut conn).await;
-        assert!(deleted.map_or(true, |r| r.rows_affected() == 0), "{table}: rows deleted with no tenant set");
+        assert_eq!(
+            count(&mut conn, table, "true").await,
+            0,
+            "{table} leaked rows after a tenant transaction ended"
+        );
+        let deleted = sqlx::query(AssertSqlSafe(format!("DELETE FROM {table}")))
+            .execute(&mut conn)
+            .await;
+        assert!(
+            deleted.map_or(true, |r| r.rows_affected() == 0),
+            "{table}: rows deleted with no tenant set"
+        );
     }
     // And the pool's global transactions see no tenant data either.
     let mut global = app.begin_global().await.unwrap();
     for table in &tables {
-        assert_eq!(count(&mut global, table, "true").await, 0, "{table} leaked into a global transaction");
+        assert_eq!(
+            count(&mut global, table, "true").await,
+            0,
+            "{table} leaked into a global transaction"
+        );
     }
 }
 
@@ -157,16 +269,32 @@ async fn without_a_tenant_the_application_role_sees_and_changes_nothing() {
 #[tokio::test]
 async fn the_read_check_catches_a_table_without_rls() {
     let Setup { db, app, a, b, .. } = two_tenants().await;
-    sqlx::query("ALTER TABLE workspaces DISABLE ROW LEVEL SECURITY").execute(&mut db.owner().await).await.unwrap();
+    sqlx::query("ALTER TABLE workspaces DISABLE ROW LEVEL SECURITY")
+        .execute(&mut db.owner().await)
+        .await
+        .unwrap();
     let mut tx = app.begin(a.id).await.unwrap();
-    assert_eq!(count(&mut tx, "workspaces", &format!("tenant_id = '{}'", b.id)).await, 1, "with RLS off, A sees B's workspace");
+    assert_eq!(
+        count(&mut tx, "workspaces", &format!("tenant_id = '{}'", b.id)).await,
+        1,
+        "with RLS off, A sees B's workspace"
+    );
 }
 
 #[tokio::test]
 async fn the_audit_log_is_append_only_for_the_application_role() {
-    let Setup { db: _db, app, a, .. } = two_tenants().await;
-    for sql in ["UPDATE audit_log SET action = 'tampered'", "DELETE FROM audit_log"] {
-        assert_eq!(attempt(&app, a.id, sql).await, Err(INSUFFICIENT_PRIVILEGE.to_owned()), "{sql}");
+    let Setup {
+        db: _db, app, a, ..
+    } = two_tenants().await;
+    for sql in [
+        "UPDATE audit_log SET action = 'tampered'",
+        "DELETE FROM audit_log",
+    ] {
+        assert_eq!(
+            attempt(&app, a.id, sql).await,
+            Err(INSUFFICIENT_PRIVILEGE.to_owned()),
+            "{sql}"
+        );
     }
     assert_eq!(visible(&app, a.id, "audit_log").await, 1);
 }

@@ -1,0 +1,58 @@
+# Shared by scripts/test and scripts/demo: make sure local Postgres and Redis are reachable on
+# 127.0.0.1, starting them if they are installed but stopped, installing them (Debian/Ubuntu,
+# apt-get) if they are missing. Sourced, not run.
+
+say() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"
+  elif command -v sudo >/dev/null 2>&1; then sudo "$@"
+  else die "need root to run: $* (run as root, or install sudo)"; fi
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_for_port() { # port name
+  for _ in $(seq 1 60); do port_open "$1" && return 0; sleep 0.5; done
+  die "$2 did not start listening on 127.0.0.1:$1 within 30 s"
+}
+
+apt_install() {
+  command -v apt-get >/dev/null 2>&1 || die "$* is missing and this is not a Debian-like system: install it with your package manager"
+  say "installing $* with apt-get (once)"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+postgres_cluster_version() { ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1; }
+
+ensure_postgres() {
+  if port_open 5432; then say "Postgres is reachable on 127.0.0.1:5432"; return 0; fi
+  if [ -z "$(postgres_cluster_version)" ]; then
+    apt_install postgresql postgresql-client
+    # A fresh Debian cluster asks for passwords over TCP; the local tests and the demo use the
+    # postgres role without one, as on a developer machine. Trust loopback only.
+    local v hba; v=$(postgres_cluster_version); hba=/etc/postgresql/$v/main/pg_hba.conf
+    as_root sed -i '1i host all all 127.0.0.1/32 trust\nhost all all ::1/128 trust' "$hba"
+  fi
+  say "starting Postgres $(postgres_cluster_version)"
+  as_root pg_ctlcluster --skip-systemctl-redirect "$(postgres_cluster_version)" main start || true
+  wait_for_port 5432 Postgres
+  say "Postgres is up"
+}
+
+ensure_redis() {
+  if port_open 6379; then say "Redis is reachable on 127.0.0.1:6379"; return 0; fi
+  command -v redis-server >/dev/null 2>&1 || apt_install redis-server
+  say "starting Redis"
+  local dir=${TMPDIR:-/tmp}/switchboard-redis
+  mkdir -p "$dir"
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no --dir "$dir" --logfile "$dir/redis.log" >/dev/null
+  wait_for_port 6379 Redis
+  say "Redis is up"
+}
+
+ensure_rust() {
+  command -v cargo >/dev/null 2>&1 || die "cargo is missing: install Rust (https://rustup.rs), version $(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml) or newer"
+}

@@ -1,0 +1,346 @@
+//! The `switchboard` binary, run as a process the way operators run it.
+
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use sb_testkit::{TestDb, TestRedis};
+use serde_json::Value;
+use sqlx::Connection;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+const LONG_SECRET: &str = "0123456789abcdef0123456789abcdef-long-enough";
+
+/// The binary with a clean environment (nothing inherited but PATH), run from an empty
+/// directory so no `.env` is picked up.
+fn switchboard(dir: &tempfile::TempDir) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .current_dir(dir.path())
+        .kill_on_drop(true);
+    command
+}
+
+fn with_database(command: &mut Command, db: &TestDb) {
+    let config = db.config();
+    use secrecy::ExposeSecret;
+    command
+        .env("DATABASE_URL", config.app_url.expose_secret())
+        .env("DATABASE_SYSTEM_URL", config.system_url.expose_secret())
+        .env("DATABASE_OWNER_URL", db.owner_url());
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+async fn run(command: &mut Command) -> Output {
+    tokio::time::timeout(Duration::from_secs(60), command.output())
+        .await
+        .expect("the command finished within a minute")
+        .unwrap()
+}
+
+#[tokio::test]
+async fn help_lists_the_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(switchboard(&dir).arg("--help")).await;
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    for word in ["serve", "migrate", "seed", "Quick start"] {
+        assert!(help.contains(word), "--help should mention {word}:\n{help}");
+    }
+    let out = run(switchboard(&dir).args(["serve", "--help"])).await;
+    assert!(
+        text(&out.stdout).contains("gateway 8080"),
+        "serve --help lists the ports"
+    );
+}
+
+#[tokio::test]
+async fn bad_configuration_stops_with_one_line_naming_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (
+            &[],
+            "error: JWT_SECRET is not set: set JWT_SECRET to at least 32 random characters",
+        ),
+        (
+            &[
+                ("JWT_SECRET", "short"),
+                ("ENCRYPTION_MASTER_KEY", LONG_SECRET),
+            ],
+            "error: JWT_SECRET is too short (5 characters, at least 32 needed)",
+        ),
+        (
+            &[("JWT_SECRET", LONG_SECRET), ("ENCRYPTION_MASTER_KEY", "x")],
+            "error: ENCRYPTION_MASTER_KEY is too short",
+        ),
+        (
+            &[
+                ("JWT_SECRET", LONG_SECRET),
+                ("ENCRYPTION_MASTER_KEY", LONG_SECRET),
+                ("GATEWAY_PORT", "http"),
+            ],
+            "error: GATEWAY_PORT is \"http\", not a whole number",
+        ),
+        (
+            &[
+                ("JWT_SECRET", LONG_SECRET),
+                ("ENCRYPTION_MASTER_KEY", LONG_SECRET),
+                ("REDIS_URL", "localhost"),
+            ],
+            "error: REDIS_URL is not a URL starting with redis://",
+        ),
+        (
+            &[
+                ("JWT_SECRET", LONG_SECRET),
+                ("ENCRYPTION_MASTER_KEY", LONG_SECRET),
+                ("LOG_LEVEL", "info,=["),
+            ],
+            "error: LOG_LEVEL \"info,=[\" is not a valid filter",
+        ),
+    ];
+    for (env, expected) in cases {
+        let out = run(switchboard(&dir)
+            .args(["serve", "gateway"])
+            .envs(env.iter().copied()))
+        .await;
+        assert!(!out.status.success(), "{env:?} should be refused");
+        let stderr = text(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "one line for {env:?}:\n{stderr}");
+        assert!(
+            stderr.starts_with(expected),
+            "for {env:?} expected {expected:?}, got {stderr:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn migrate_creates_the_database_and_is_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("sb_test_cli_{}", uuid::Uuid::new_v4().simple());
+    let owner_url = format!("postgres://postgres@127.0.0.1:5432/{name}");
+    let first = run(switchboard(&dir)
+        .arg("migrate")
+        .env("DATABASE_OWNER_URL", &owner_url))
+    .await;
+    let second = run(switchboard(&dir)
+        .arg("migrate")
+        .env("DATABASE_OWNER_URL", &owner_url))
+    .await;
+    // Clean up before asserting, so a failure leaves nothing behind.
+    let mut admin = sqlx::PgConnection::connect("postgres://postgres@127.0.0.1:5432/postgres")
+        .await
+        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+    )))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let first = text(&first.stderr);
+    assert!(first.contains("created the database"), "{first}");
+    assert!(
+        first.contains("applied 20261122000002 core schema"),
+        "{first}"
+    );
+    assert!(second.status.success());
+    assert!(
+        text(&second.stderr).contains("Database is up to date"),
+        "{}",
+        text(&second.stderr)
+    );
+}
+
+async fn seed_json(dir: &tempfile::TempDir, db: &TestDb) -> Value {
+    let mut command = switchboard(dir);
+    command.args(["seed", "--demo", "--json"]);
+    with_database(&mut command, db);
+    let out = run(&mut command).await;
+    assert!(out.status.success(), "seed failed: {}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is one JSON object ({e}): {}", text(&out.stdout)))
+}
+
+#[tokio::test]
+async fn seed_twice_duplicates_nothing_and_prints_working_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new().await;
+    let first = seed_json(&dir, &db).await;
+    for key in [
+        "tenant_id",
+        "admin_email",
+        "admin_password",
+        "platform_admin_email",
+        "platform_admin_password",
+        "api_key",
+    ] {
+        assert!(
+            first[key].as_str().is_some_and(|v| !v.is_empty()),
+            "{key} missing in {first}"
+        );
+    }
+    let mut owner = db.owner().await;
+    let counts = "SELECT (SELECT count(*) FROM tenants), (SELECT count(*) FROM users), (SELECT count(*) FROM memberships),
+                         (SELECT count(*) FROM workspaces), (SELECT count(*) FROM api_keys), (SELECT count(*) FROM provider_credentials),
+                         (SELECT count(*) FROM budgets)";
+    let before: (i64, i64, i64, i64, i64, i64, i64) =
+        sqlx::query_as(counts).fetch_one(&mut owner).await.unwrap();
+    assert_eq!(before, (1, 2, 1, 1, 1, 1, 1));
+
+    let second = seed_json(&dir, &db).await;
+    let after: (i64, i64, i64, i64, i64, i64, i64) =
+        sqlx::query_as(counts).fetch_one(&mut owner).await.unwrap();
+    assert_eq!(after, before, "a second seed duplicates nothing");
+    assert_eq!(second["tenant_id"], first["tenant_id"]);
+
+    // The credentials printed last are the ones that work.
+    let stored_key: Vec<u8> = sqlx::query_scalar("SELECT key_hash FROM api_keys")
+        .fetch_one(&mut owner)
+        .await
+        .unwrap();
+    assert_eq!(
+        stored_key,
+        sb_auth::api_key::hash(second["api_key"].as_str().unwrap()).to_vec()
+    );
+    assert_ne!(
+        stored_key,
+        sb_auth::api_key::hash(first["api_key"].as_str().unwrap()).to_vec(),
+        "the old key was replaced"
+    );
+    for (email, password, platform_admin) in [
+        ("admin_email", "admin_password", false),
+        ("platform_admin_email", "platform_admin_password", true),
+    ] {
+        let (hash, is_admin): (String, bool) =
+            sqlx::query_as("SELECT password_hash, is_platform_admin FROM users WHERE email = $1")
+                .bind(second[email].as_str().unwrap())
+                .fetch_one(&mut owner)
+                .await
+                .unwrap();
+        assert!(
+            sb_auth::password::verify(second[password].as_str().unwrap(), &hash).unwrap(),
+            "{password} verifies"
+        );
+        assert_eq!(is_admin, platform_admin);
+    }
+    let role: String = sqlx::query_scalar("SELECT role FROM memberships")
+        .fetch_one(&mut owner)
+        .await
+        .unwrap();
+    assert_eq!(role, "owner");
+    let budget: (String, String, i64) =
+        sqlx::query_as("SELECT scope, period, limit_micros FROM budgets")
+            .fetch_one(&mut owner)
+            .await
+            .unwrap();
+    assert_eq!(
+        budget,
+        ("tenant".to_owned(), "monthly".to_owned(), 100_000_000)
+    );
+}
+
+/// The quick start: `serve all --demo` migrates, seeds, prints credentials and five URLs,
+/// serves every health route, and stops cleanly on SIGTERM.
+#[tokio::test]
+async fn serve_all_demo_comes_up_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new().await;
+    let redis = TestRedis::new();
+    let mut command = switchboard(&dir);
+    command
+        .args(["serve", "all", "--demo"])
+        .env("HOST", "127.0.0.1")
+        .env("REDIS_KEY_PREFIX", &redis.prefix);
+    for port in [
+        "GATEWAY_PORT",
+        "API_PORT",
+        "AGENT_WORKER_PORT",
+        "LEDGER_PORT",
+        "MOCK_LLM_PORT",
+    ] {
+        command.env(port, "0");
+    }
+    with_database(&mut command, &db);
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+
+    let mut urls = Vec::new();
+    let mut saw_api_key = false;
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while urls.len() < 5 {
+            let line = stdout
+                .next_line()
+                .await
+                .unwrap()
+                .expect("serve exited early");
+            saw_api_key |= line.contains("API key") && line.contains("sb_live_");
+            if let Some(url) = line
+                .split_whitespace()
+                .nth(1)
+                .filter(|w| w.starts_with("http://"))
+            {
+                urls.push((
+                    line.split_whitespace().next().unwrap().to_owned(),
+                    url.to_owned(),
+                ));
+            }
+        }
+    })
+    .await
+    .expect("five services within a minute");
+    assert!(saw_api_key, "the demo credentials are printed");
+    let names: Vec<&str> = urls.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        ["gateway", "api", "agent-worker", "ledger", "mock-llm"]
+    );
+    for (name, url) in &urls {
+        let health = reqwest::get(format!("{url}/health")).await.unwrap();
+        assert_eq!(health.status(), 200, "{name}");
+        let detailed = reqwest::get(format!("{url}/health/detailed"))
+            .await
+            .unwrap();
+        assert_eq!(detailed.status(), 200, "{name}");
+        let metrics = reqwest::get(format!("{url}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(metrics.contains("http_requests_total"), "{name}");
+    }
+
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .await
+            .unwrap()
+            .success()
+    );
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("stopped within 30 s")
+        .unwrap();
+    let mut stderr = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr)
+        .await
+        .unwrap();
+    assert!(status.success(), "exit {status:?}; stderr:\n{stderr}");
+    assert!(stderr.contains("Switchboard stopped cleanly."), "{stderr}");
+    assert!(
+        stderr.contains("generated throwaway secrets"),
+        "demo mode says it generated secrets: {stderr}"
+    );
+}

@@ -1,0 +1,7 @@
+//! End-to-end tests of the platform's spine: every service's health and metrics over real
+//! HTTP against real Postgres and Redis, and the `switchboard` binary as operators run it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod cli;
+mod health;
