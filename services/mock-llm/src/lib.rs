@@ -11,6 +11,7 @@ use std::sync::Arc;
 use sb_http::App;
 
 pub use routes::MockState;
+pub use routes::openai::MODELS;
 
 pub const SERVICE: &str = "mock-llm";
 

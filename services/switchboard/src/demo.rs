@@ -17,14 +17,6 @@ pub const WORKSPACE_ID: WorkspaceId =
     WorkspaceId::from_uuid(Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_de31));
 pub const ADMIN_EMAIL: &str = "admin@demo.switchboard.local";
 pub const PLATFORM_ADMIN_EMAIL: &str = "platform@switchboard.local";
-/// The models mock-llm serves, offered through the demo provider entry.
-pub const MOCK_MODELS: &[&str] = &[
-    "mock-gpt-4o",
-    "mock-gpt-4o-mini",
-    "mock-claude-sonnet",
-    "mock-gemini-flash",
-    "mock-embedding",
-];
 
 /// What the seed created, as `seed --demo --json` prints it.
 #[derive(Debug, Serialize)]
@@ -76,7 +68,7 @@ pub async fn seed(db: &AppPool, config: &Config) -> anyhow::Result<DemoSeed> {
         api_key_prefix: key.prefix,
         provider_name: "mock-llm",
         provider_base_url: config.mock_llm_url.clone(),
-        models: MOCK_MODELS,
+        models: sb_mock_llm::MODELS,
         budget_limit_micros: budget,
         budget_period: "monthly",
     })
@@ -141,7 +133,7 @@ async fn upsert_tenant_rows(
     .bind(Uuid::now_v7())
     .bind(tenant)
     .bind(mock_llm_url)
-    .bind(MOCK_MODELS)
+    .bind(sb_mock_llm::MODELS)
     .execute(&mut **tx)
     .await?;
     // The key row is kept; its secret is replaced (the old one stops working).

@@ -2,7 +2,7 @@
 
 mod anthropic;
 mod gemini;
-mod openai;
+pub(crate) mod openai;
 
 use std::sync::Arc;
 

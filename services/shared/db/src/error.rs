@@ -25,8 +25,3 @@ pub enum DbError {
     #[error(transparent)]
     Query(#[from] sqlx::Error),
 }
-
-/// Whether `err` is a unique violation: for idempotent handlers, "already done".
-pub fn is_unique_violation(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
-}

@@ -13,7 +13,7 @@ mod migrate;
 mod pool;
 mod tenant_tx;
 
-pub use error::{DbError, is_unique_violation};
+pub use error::DbError;
 pub use migrate::{MIGRATOR, MigrationReport, migrate};
-pub use pool::{AppPool, PoolStats, Role, SystemPool};
+pub use pool::{AppPool, PoolStats, SystemPool};
 pub use tenant_tx::{GlobalTx, TenantTx};

@@ -15,7 +15,7 @@ use crate::tenant_tx::{GlobalTx, TenantTx};
 
 /// Which role a pool connects as; used in errors and metrics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
+enum Role {
     App,
     System,
 }

@@ -14,6 +14,27 @@ fn server_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
+/// The test server's URL as its owner role, for a database of that name: for tests of
+/// commands that create their own database (drop it with [`drop_database`]).
+pub fn owner_url_for(database: &str) -> String {
+    let owner = PgConnectOptions::from_str(&server_url())
+        .expect("TEST_POSTGRES_URL")
+        .get_username()
+        .to_owned();
+    url_for(&owner, database)
+}
+
+/// Drops a database, terminating its connections.
+pub async fn drop_database(name: &str) -> Result<(), sqlx::Error> {
+    let mut conn = PgConnection::connect(&server_url()).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+    )))
+    .execute(&mut conn)
+    .await?;
+    Ok(())
+}
+
 /// `url` with another user and database (keeping host, port and TLS settings).
 fn url_for(user: &str, database: &str) -> String {
     let options =
@@ -34,11 +55,7 @@ impl TestDb {
     /// Creates and migrates a fresh database.
     pub async fn new() -> Self {
         let name = format!("sb_test_{}", uuid::Uuid::new_v4().simple());
-        let owner_user = PgConnectOptions::from_str(&server_url())
-            .expect("TEST_POSTGRES_URL")
-            .get_username()
-            .to_owned();
-        let owner_url = url_for(&owner_user, &name);
+        let owner_url = owner_url_for(&name);
         let report = sb_db::migrate(&owner_url)
             .await
             .unwrap_or_else(|e| panic!("migrating the test database {name}: {e}"));
@@ -95,20 +112,11 @@ impl Drop for TestDb {
     /// leftover connections. A failure only leaves a stray database behind; it is reported.
     fn drop(&mut self) {
         let name = self.name.clone();
-        let server = server_url();
         let dropped = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            runtime.block_on(async {
-                let mut conn = PgConnection::connect(&server).await?;
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                )))
-                .execute(&mut conn)
-                .await?;
-                Ok::<_, sqlx::Error>(())
-            })?;
+            runtime.block_on(drop_database(&name))?;
             Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
         })
         .join();

@@ -17,6 +17,6 @@ mod db;
 mod redis_prefix;
 mod service;
 
-pub use db::TestDb;
+pub use db::{TestDb, drop_database, owner_url_for};
 pub use redis_prefix::TestRedis;
 pub use service::{RunningApp, spawn, test_config};

@@ -62,7 +62,7 @@ pub async fn run(service: Service, config: Config) -> anyhow::Result<()> {
     match failure {
         Some(e) => Err(e),
         None => {
-            eprintln!("Switchboard stopped cleanly.");
+            tracing::info!("Switchboard stopped cleanly");
             Ok(())
         }
     }

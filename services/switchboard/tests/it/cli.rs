@@ -4,10 +4,10 @@ use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use sb_testkit::{TestDb, TestRedis};
+use secrecy::ExposeSecret;
 use serde_json::Value;
-use sqlx::Connection;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
 
 const LONG_SECRET: &str = "0123456789abcdef0123456789abcdef-long-enough";
 
@@ -25,7 +25,6 @@ fn switchboard(dir: &tempfile::TempDir) -> Command {
 
 fn with_database(command: &mut Command, db: &TestDb) {
     let config = db.config();
-    use secrecy::ExposeSecret;
     command
         .env("DATABASE_URL", config.app_url.expose_secret())
         .env("DATABASE_SYSTEM_URL", config.system_url.expose_secret())
@@ -122,7 +121,7 @@ async fn bad_configuration_stops_with_one_line_naming_the_variable() {
 async fn migrate_creates_the_database_and_is_idempotent() {
     let dir = tempfile::tempdir().unwrap();
     let name = format!("sb_test_cli_{}", uuid::Uuid::new_v4().simple());
-    let owner_url = format!("postgres://postgres@127.0.0.1:5432/{name}");
+    let owner_url = sb_testkit::owner_url_for(&name);
     let first = run(switchboard(&dir)
         .arg("migrate")
         .env("DATABASE_OWNER_URL", &owner_url))
@@ -132,15 +131,7 @@ async fn migrate_creates_the_database_and_is_idempotent() {
         .env("DATABASE_OWNER_URL", &owner_url))
     .await;
     // Clean up before asserting, so a failure leaves nothing behind.
-    let mut admin = sqlx::PgConnection::connect("postgres://postgres@127.0.0.1:5432/postgres")
-        .await
-        .unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-    )))
-    .execute(&mut admin)
-    .await
-    .unwrap();
+    sb_testkit::drop_database(&name).await.unwrap();
 
     assert!(first.status.success(), "{}", text(&first.stderr));
     let first = text(&first.stderr);
@@ -274,30 +265,10 @@ async fn serve_all_demo_comes_up_and_stops_cleanly_on_sigterm() {
         .unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
 
-    let mut urls = Vec::new();
-    let mut saw_api_key = false;
-    tokio::time::timeout(Duration::from_secs(60), async {
-        while urls.len() < 5 {
-            let line = stdout
-                .next_line()
-                .await
-                .unwrap()
-                .expect("serve exited early");
-            saw_api_key |= line.contains("API key") && line.contains("sb_live_");
-            if let Some(url) = line
-                .split_whitespace()
-                .nth(1)
-                .filter(|w| w.starts_with("http://"))
-            {
-                urls.push((
-                    line.split_whitespace().next().unwrap().to_owned(),
-                    url.to_owned(),
-                ));
-            }
-        }
-    })
-    .await
-    .expect("five services within a minute");
+    let (urls, printed) = read_service_urls(&mut stdout, 5).await;
+    let saw_api_key = printed
+        .iter()
+        .any(|l| l.contains("API key") && l.contains("sb_live_"));
     assert!(saw_api_key, "the demo credentials are printed");
     let names: Vec<&str> = urls.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
@@ -320,6 +291,45 @@ async fn serve_all_demo_comes_up_and_stops_cleanly_on_sigterm() {
         assert!(metrics.contains("http_requests_total"), "{name}");
     }
 
+    let (status, stderr) = stop(child).await;
+    assert!(status.success(), "exit {status:?}; stderr:\n{stderr}");
+    assert!(stderr.contains("Switchboard stopped cleanly"), "{stderr}");
+    assert!(
+        stderr.contains("generated throwaway secrets"),
+        "demo mode says it generated secrets: {stderr}"
+    );
+}
+
+/// Reads stdout until `expected` service lines (`name  http://addr`) are printed. Returns the
+/// `(name, url)` pairs and every line read.
+async fn read_service_urls(
+    stdout: &mut Lines<BufReader<ChildStdout>>,
+    expected: usize,
+) -> (Vec<(String, String)>, Vec<String>) {
+    let mut urls = Vec::new();
+    let mut printed = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while urls.len() < expected {
+            let line = stdout
+                .next_line()
+                .await
+                .unwrap()
+                .expect("serve exited early");
+            let words: Vec<&str> = line.split_whitespace().collect();
+            if let [name, url] = words[..]
+                && url.starts_with("http://")
+            {
+                urls.push((name.to_owned(), url.to_owned()));
+            }
+            printed.push(line);
+        }
+    })
+    .await
+    .expect("the services came up within a minute");
+    (urls, printed)
+}
+
+async fn stop(mut child: Child) -> (std::process::ExitStatus, String) {
     let pid = child.id().unwrap().to_string();
     assert!(
         Command::new("kill")
@@ -334,13 +344,54 @@ async fn serve_all_demo_comes_up_and_stops_cleanly_on_sigterm() {
         .expect("stopped within 30 s")
         .unwrap();
     let mut stderr = String::new();
-    tokio::io::AsyncReadExt::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr)
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
         .await
         .unwrap();
-    assert!(status.success(), "exit {status:?}; stderr:\n{stderr}");
-    assert!(stderr.contains("Switchboard stopped cleanly."), "{stderr}");
+    (status, stderr)
+}
+
+/// With `LOG_FORMAT=json`, logs are JSON lines, and a request's lines carry its request id.
+#[tokio::test]
+async fn json_logs_carry_the_request_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = switchboard(&dir)
+        .args(["serve", "mock-llm", "--demo"])
+        .envs([
+            ("HOST", "127.0.0.1"),
+            ("MOCK_LLM_PORT", "0"),
+            ("LOG_FORMAT", "json"),
+            ("LOG_LEVEL", "debug"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (urls, _) = read_service_urls(&mut stdout, 1).await;
+    let response = reqwest::Client::new()
+        .get(format!("{}/v1/models", urls[0].1))
+        .header("x-request-id", "req-json-7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let (status, stderr) = stop(child).await;
+    assert!(status.success());
+    let lines: Vec<Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+        .collect();
+    let tagged: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["span"]["request_id"] == "req-json-7")
+        .collect();
     assert!(
-        stderr.contains("generated throwaway secrets"),
-        "demo mode says it generated secrets: {stderr}"
+        !tagged.is_empty(),
+        "no log line carries the request id:\n{stderr}"
     );
+    assert!(tagged.iter().all(|l| l["span"]["path"] == "/v1/models"));
 }
