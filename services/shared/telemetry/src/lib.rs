@@ -1,9 +1,11 @@
-//! One entry point for logs and metrics.
+//! One entry point for logs, traces and metrics.
 //!
 //! `init` installs the log subscriber (pretty or JSON, filtered by `LOG_LEVEL`); `prometheus`
 //! installs the process-wide metrics recorder on first use and returns the handle that
 //! `/metrics` renders. Both are safe to call more than once (tests start many services in one
 //! process; `serve all` starts five).
+
+pub mod trace;
 
 use std::sync::OnceLock;
 
@@ -33,7 +35,15 @@ pub enum TelemetryError {
 /// Held by `main` for the life of the process; flushes what needs flushing when dropped.
 #[must_use = "telemetry stops when the guard is dropped"]
 pub struct TelemetryGuard {
-    _private: (),
+    provider: opentelemetry_sdk::trace::SdkTracerProvider,
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Err(e) = self.provider.shutdown() {
+            tracing::debug!(error = %e, "trace provider shutdown");
+        }
+    }
 }
 
 /// Installs the global log subscriber, writing to stderr (stdout is for command output such as
@@ -44,7 +54,10 @@ pub fn init(config: &LogConfig) -> Result<TelemetryGuard, TelemetryError> {
         value: config.level.clone(),
         source,
     })?;
-    let registry = tracing_subscriber::registry().with(filter);
+    let provider = trace::provider();
+    let registry = tracing_subscriber::registry()
+        .with(filter)
+        .with(trace::layer(&provider));
     let installed = match config.format {
         // JSON lines carry the current span's fields, so the request id is on every line.
         LogFormat::Json => registry
@@ -67,7 +80,7 @@ pub fn init(config: &LogConfig) -> Result<TelemetryGuard, TelemetryError> {
     if installed.is_err() {
         tracing::debug!("a log subscriber was already installed; keeping it");
     }
-    Ok(TelemetryGuard { _private: () })
+    Ok(TelemetryGuard { provider })
 }
 
 /// The process-wide Prometheus recorder, installed on first call.

@@ -18,5 +18,5 @@ mod redis_prefix;
 mod service;
 
 pub use db::{TestDb, drop_database, owner_url_for};
-pub use redis_prefix::TestRedis;
+pub use redis_prefix::{TestRedis, redis_url};
 pub use service::{RunningApp, spawn, test_config};

@@ -1,0 +1,10 @@
+//! The bus against real Redis and real Postgres.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod consumer;
+mod crash;
+mod helpers;
+mod outbox;
+mod trace;
+mod trim;

@@ -1,0 +1,14 @@
+//! Wire contracts shared between services: stream names, event types and their payloads.
+//! A producer and its consumers agree through these types, never through copied strings.
+
+pub mod streams;
+pub mod usage;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// An event payload: its `type` on the envelope and the stream it travels on.
+pub trait Event: Serialize + DeserializeOwned {
+    const TYPE: &'static str;
+    const STREAM: &'static str;
+}
