@@ -43,8 +43,10 @@ ensure_postgres() {
 }
 
 ensure_redis() {
-  if port_open 6379; then say "Redis is reachable on 127.0.0.1:6379"; return 0; fi
+  # The binary is needed even when a Redis is already listening: the bus tests start their
+  # own to stop and restart it.
   command -v redis-server >/dev/null 2>&1 || apt_install redis-server
+  if port_open 6379; then say "Redis is reachable on 127.0.0.1:6379"; return 0; fi
   say "starting Redis"
   local dir=${TMPDIR:-/tmp}/switchboard-redis
   mkdir -p "$dir"

@@ -41,6 +41,14 @@ pub enum Command {
         a migration file changed after it was applied is refused."
     )]
     Migrate,
+    /// Inspect and repair the dead-letter queues: list, show, replay, purge
+    #[command(
+        subcommand,
+        after_help = "Streams: usage, agent-jobs, agent-events, budget-alerts \
+        (keys under REDIS_KEY_PREFIX, dead letters in <stream>:dlq). See docs/architecture.md, \
+        \"Event bus\"."
+    )]
+    Dlq(DlqCommand),
     /// Create the demo tenant, its users, an API key, a mock-llm provider and a budget
     #[command(
         after_help = "Safe to run twice: nothing is duplicated, and the credentials are \
@@ -55,6 +63,63 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+pub enum DlqCommand {
+    /// List dead letters, oldest first (every stream unless one is named)
+    List {
+        #[arg(value_parser = stream_name)]
+        stream: Option<String>,
+        /// At most this many per stream
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Show one dead letter in full: why it failed, and the original entry
+    Show {
+        #[arg(value_parser = stream_name)]
+        stream: String,
+        /// The dead letter's id (from `dlq list`)
+        id: String,
+    },
+    /// Put dead letters back on their stream (same event id: idempotent consumers skip work
+    /// already done) and remove them from the DLQ
+    Replay {
+        #[arg(index = 1, value_parser = stream_name)]
+        stream: String,
+        #[command(flatten)]
+        which: Which,
+    },
+    /// Delete dead letters for good
+    Purge {
+        #[arg(index = 1, value_parser = stream_name)]
+        stream: String,
+        #[command(flatten)]
+        which: Which,
+    },
+}
+
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct Which {
+    /// One dead letter, by its id
+    #[arg(index = 2)]
+    pub id: Option<String>,
+    /// Every dead letter of the stream
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// A stream of DESIGN.md, without the key prefix.
+fn stream_name(name: &str) -> Result<String, String> {
+    if sb_contracts::streams::ALL.contains(&name) {
+        Ok(name.to_owned())
+    } else {
+        Err(format!(
+            "unknown stream; expected one of {}",
+            sb_contracts::streams::ALL.join(", ")
+        ))
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -33,7 +33,7 @@ pub fn router(service: &'static str, infra: &Infra) -> Router {
         service,
         started: Instant::now(),
         postgres: Some(infra.app_db.clone()),
-        redis: Some(infra.redis.clone()),
+        redis: Some(infra.redis()),
     })
 }
 

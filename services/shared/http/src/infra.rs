@@ -1,29 +1,25 @@
 //! The handles a service needs to reach its infrastructure, created once per process and
 //! shared (in `serve all`, by all five services).
 
-use std::time::Duration;
-
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use sb_config::{Config, RedisConfig};
+use redis::aio::ConnectionManager;
+use sb_bus::{Bus, BusError};
+use sb_config::Config;
 use sb_db::{AppPool, DbError, SystemPool};
-use secrecy::ExposeSecret;
 
 #[derive(Clone)]
 pub struct Infra {
     pub app_db: AppPool,
     pub system_db: SystemPool,
-    pub redis: ConnectionManager,
-    pub redis_key_prefix: String,
+    /// The bus, whose shared connection is also the service's Redis connection.
+    pub bus: Bus,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum InfraError {
     #[error(transparent)]
     Db(#[from] DbError),
-    #[error(
-        "REDIS_URL is not a valid Redis URL ({0}): set it like redis://HOST:6379 or rediss://HOST:6380"
-    )]
-    BadRedisUrl(#[source] redis::RedisError),
+    #[error(transparent)]
+    Bus(#[from] BusError),
 }
 
 impl Infra {
@@ -33,20 +29,12 @@ impl Infra {
         Ok(Self {
             app_db: AppPool::connect_lazy(&config.database)?,
             system_db: SystemPool::connect_lazy(&config.database)?,
-            redis: connect_redis_lazy(&config.redis)?,
-            redis_key_prefix: config.redis.key_prefix.clone(),
+            bus: Bus::new(&config.redis)?,
         })
     }
-}
 
-/// A Redis connection that connects on first use and reconnects by itself. Timeouts are short
-/// so that a dead Redis makes requests fail fast instead of hang.
-pub fn connect_redis_lazy(config: &RedisConfig) -> Result<ConnectionManager, InfraError> {
-    let client =
-        redis::Client::open(config.url.expose_secret()).map_err(InfraError::BadRedisUrl)?;
-    let manager_config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(2)))
-        .set_response_timeout(Some(Duration::from_secs(2)))
-        .set_number_of_retries(1);
-    ConnectionManager::new_lazy_with_config(client, manager_config).map_err(InfraError::BadRedisUrl)
+    /// A shared connection for short Redis commands (never blocking ones).
+    pub fn redis(&self) -> ConnectionManager {
+        self.bus.redis()
+    }
 }

@@ -8,5 +8,5 @@ mod infra;
 mod middleware;
 
 pub use app::{App, BackgroundTask};
-pub use infra::{Infra, InfraError, connect_redis_lazy};
+pub use infra::{Infra, InfraError};
 pub use middleware::{REQUEST_ID_HEADER, standard_layers};

@@ -1,5 +1,6 @@
 //! One module per command; `run` dispatches.
 
+mod dlq;
 mod migrate;
 mod seed;
 mod serve;
@@ -19,6 +20,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let database = DatabaseConfig::from_source(&Source::env())?;
             let _telemetry = init_command_logs()?;
             migrate::run(&database).await.map(|_| ())
+        }
+        Command::Dlq(command) => {
+            let _telemetry = init_command_logs()?;
+            dlq::run(command).await
         }
         Command::Seed { demo: _, json } => {
             // Seeding needs no secrets; demo mode keeps it from asking for them.

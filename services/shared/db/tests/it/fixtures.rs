@@ -41,7 +41,7 @@ pub fn statements(tenant: TenantId, user: Uuid) -> Vec<(&'static str, String)> {
         ("agent_events", format!("INSERT INTO agent_events (id, tenant_id, run_id, seq, type) VALUES ('{}', '{t}', '{run}', 1, 'started')", Uuid::now_v7())),
         ("approvals", format!("INSERT INTO approvals (id, tenant_id, run_id, tool) VALUES ('{}', '{t}', '{run}', 'bash')", Uuid::now_v7())),
         ("audit_log", format!("INSERT INTO audit_log (id, tenant_id, action) VALUES ('{}', '{t}', 'test.fixture')", Uuid::now_v7())),
-        ("outbox", format!("INSERT INTO outbox (tenant_id, stream, event_id, event_type, payload) VALUES ('{t}', 'sb:agent-jobs', '{}', 'run.created', '{{}}')", Uuid::now_v7())),
+        ("outbox", format!("INSERT INTO outbox (tenant_id, stream, event_id, event_type, payload) VALUES ('{t}', 'agent-jobs', '{}', 'run.created', '{{}}')", Uuid::now_v7())),
         (
             "usage_ledger",
             format!("INSERT INTO usage_ledger (event_id, tenant_id, provider, model, cost_micros, status, occurred_at) VALUES ('{}', '{t}', 'openai', 'm', 5, 'ok', now())", Uuid::now_v7()),
