@@ -5,6 +5,7 @@
 mod consumer;
 mod crash;
 mod helpers;
+mod metrics;
 mod outbox;
 mod trace;
 mod trim;
