@@ -154,14 +154,21 @@ impl Consumer {
     /// nothing.
     pub async fn run<H: Handler>(mut self, handler: H, shutdown: CancellationToken) {
         let mut backoff = Duration::from_millis(100);
+        // The group is created once, and again after any error (the stream may have been
+        // deleted, taking the group with it).
+        let mut group_ready = false;
         while !shutdown.is_cancelled() {
-            let outcome = match self.ensure_group().await {
-                Ok(()) => self.step(&handler).await,
-                Err(e) => Err(e),
+            let outcome = match group_ready {
+                true => self.step(&handler).await,
+                false => self.ensure_group().await.map(|()| StepReport::default()),
             };
             match outcome {
-                Ok(_) => backoff = Duration::from_millis(100),
+                Ok(_) => {
+                    group_ready = true;
+                    backoff = Duration::from_millis(100);
+                }
                 Err(e) => {
+                    group_ready = false;
                     tracing::warn!(stream = %self.options.stream, group = %self.options.group, error = %e, retry_in_ms = backoff.as_millis(), "bus consumer step failed");
                     tokio::select! {
                         () = shutdown.cancelled() => break,
