@@ -36,6 +36,11 @@ impl Bus {
         })
     }
 
+    /// The prefix of every key (`REDIS_KEY_PREFIX`).
+    pub fn key_prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// The Redis key of `stream` (`usage` → `sb:usage`).
     pub fn stream_key(&self, stream: &str) -> String {
         format!("{}{stream}", self.prefix)

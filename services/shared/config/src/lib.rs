@@ -62,6 +62,24 @@ impl RedisConfig {
     }
 }
 
+/// How the bus's consumers retry (docs/architecture.md, "Event bus").
+#[derive(Clone, Debug)]
+pub struct BusConfig {
+    pub visibility_timeout: Duration,
+    pub max_deliveries: u64,
+}
+
+impl BusConfig {
+    pub fn from_source(src: &Source) -> Result<Self, ConfigError> {
+        Ok(Self {
+            visibility_timeout: Duration::from_secs(
+                src.number("BUS_VISIBILITY_TIMEOUT_SECONDS", 1..=86_400)?,
+            ),
+            max_deliveries: src.number("BUS_MAX_DELIVERIES", 1..=1000)?,
+        })
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
     Pretty,
@@ -181,6 +199,29 @@ impl SmtpConfig {
     }
 }
 
+/// The ledger's batching, retention and reconciliation.
+#[derive(Clone, Debug)]
+pub struct LedgerConfig {
+    pub batch_size: usize,
+    pub retention_months: u32,
+    pub reconcile_interval: Duration,
+    /// Top tenants by spend that get a `budget_spend_micros{tenant}` series (bounded cardinality).
+    pub tenant_metrics: usize,
+}
+
+impl LedgerConfig {
+    pub fn from_source(src: &Source) -> Result<Self, ConfigError> {
+        Ok(Self {
+            batch_size: src.number("LEDGER_BATCH_SIZE", 1..=10_000)?,
+            retention_months: src.number("LEDGER_RETENTION_MONTHS", 1..=1200)?,
+            reconcile_interval: Duration::from_secs(
+                src.number("LEDGER_RECONCILE_SECONDS", 1..=86_400)?,
+            ),
+            tenant_metrics: src.number("LEDGER_TENANT_METRICS", 0..=1000)?,
+        })
+    }
+}
+
 /// Budgets created for new tenants.
 #[derive(Clone, Debug)]
 pub struct BudgetDefaults {
@@ -234,6 +275,7 @@ impl TelemetryConfig {
 pub struct Config {
     pub database: DatabaseConfig,
     pub redis: RedisConfig,
+    pub bus: BusConfig,
     pub secrets: Secrets,
     pub telemetry: TelemetryConfig,
     pub listen: ListenConfig,
@@ -241,6 +283,7 @@ pub struct Config {
     pub smtp: SmtpConfig,
     pub agent: AgentConfig,
     pub budgets: BudgetDefaults,
+    pub ledger: LedgerConfig,
     /// The base URL the demo seed gives its provider entry (mock-llm's OpenAI-style `/v1`).
     pub mock_llm_url: String,
     /// Started with `--demo`: throwaway secrets are allowed.
@@ -265,6 +308,7 @@ impl Config {
         Ok(Self {
             database: DatabaseConfig::from_source(src)?,
             redis: RedisConfig::from_source(src)?,
+            bus: BusConfig::from_source(src)?,
             secrets: Secrets::from_source(src, demo)?,
             telemetry: TelemetryConfig::from_source(src)?,
             listen: ListenConfig::from_source(src)?,
@@ -272,6 +316,7 @@ impl Config {
             smtp: SmtpConfig::from_source(src)?,
             agent: AgentConfig::from_source(src)?,
             budgets: BudgetDefaults::from_source(src)?,
+            ledger: LedgerConfig::from_source(src)?,
             mock_llm_url: src.http_url("MOCK_LLM_URL")?,
             demo,
         })

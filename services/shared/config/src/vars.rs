@@ -28,6 +28,8 @@ pub const VARIABLES: &[Variable] = &[
     // Redis.
     var("REDIS_URL", Some("redis://127.0.0.1:6379"), "Redis for the bus, rate limits and budget counters (rediss:// for TLS)"),
     var("REDIS_KEY_PREFIX", Some("sb:"), "prefix of every Redis key and stream"),
+    var("BUS_VISIBILITY_TIMEOUT_SECONDS", Some("30"), "how long a bus entry may stay unacknowledged before another consumer retries it"),
+    var("BUS_MAX_DELIVERIES", Some("5"), "deliveries of a failing bus entry before it goes to the dead-letter queue"),
     // Secrets: no defaults; `--demo` generates throwaway ones.
     var("JWT_SECRET", None, "signs access tokens; at least 32 characters"),
     var("ENCRYPTION_MASTER_KEY", None, "derives the keys that encrypt provider credentials; at least 32 characters"),
@@ -60,6 +62,11 @@ pub const VARIABLES: &[Variable] = &[
     var("MAX_WORKSPACE_SIZE_GB", Some("1"), "disk quota of one agent workspace"),
     var("WORKSPACE_RETENTION_DAYS", Some("7"), "age after which agent workspaces are deleted"),
     var("ALLOWED_BASH_COMMANDS", Some("ls,cat,head,tail,wc,grep,echo"), "commands an agent's shell tool may run, comma-separated"),
+    // Ledger.
+    var("LEDGER_BATCH_SIZE", Some("500"), "usage events the ledger records per transaction"),
+    var("LEDGER_RETENTION_MONTHS", Some("24"), "months of usage_ledger kept; older monthly partitions are dropped whole"),
+    var("LEDGER_RECONCILE_SECONDS", Some("30"), "how often Redis budget counters are compared with Postgres and repaired"),
+    var("LEDGER_TENANT_METRICS", Some("20"), "how many top-spending tenants get a budget_spend_micros series (0: none)"),
     // Budgets.
     var("DEFAULT_BUDGET_USD", Some("100"), "limit of the budget a new tenant starts with, in whole dollars"),
     var("BUDGET_PERIODS", Some("monthly"), "periods of a new tenant's default budgets: daily, monthly, total"),

@@ -7,5 +7,5 @@ pub mod money;
 pub mod role;
 
 pub use id::{ApiKeyId, ProviderCredentialId, RunId, TenantId, UserId, WorkspaceId};
-pub use money::Micros;
+pub use money::{Micros, Price};
 pub use role::Role;

@@ -32,6 +32,26 @@ impl Micros {
     }
 }
 
+/// A model's price in micro-dollars per million tokens, one rate per kind of token.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Price {
+    pub input: Micros,
+    pub cached_input: Micros,
+    pub output: Micros,
+}
+
+impl Price {
+    /// The cost of a call. `input_tokens` includes the cached ones (as providers report it);
+    /// those are charged at the cached rate. Each part is rounded up on its own, so the gateway
+    /// and the ledger, both using this, always agree to the micro.
+    pub fn cost(&self, input_tokens: u64, cached_input_tokens: u64, output_tokens: u64) -> Micros {
+        let cached = cached_input_tokens.min(input_tokens);
+        Micros::for_tokens(input_tokens - cached, self.input)
+            + Micros::for_tokens(cached, self.cached_input)
+            + Micros::for_tokens(output_tokens, self.output)
+    }
+}
+
 impl Add for Micros {
     type Output = Micros;
 
@@ -77,6 +97,21 @@ mod tests {
             Micros::for_tokens(u64::MAX, Micros(i64::MAX)),
             Micros(i64::MAX)
         );
+    }
+
+    #[test]
+    fn a_call_costs_each_kind_of_token_at_its_rate() {
+        // $2.50 in, $1.25 cached in, $10 out per million tokens.
+        let price = Price {
+            input: Micros(2_500_000),
+            cached_input: Micros(1_250_000),
+            output: Micros(10_000_000),
+        };
+        // 1,000 input of which 400 cached, 200 output: 600 × 2.5 + 400 × 1.25 + 200 × 10 = 4,000 micros.
+        assert_eq!(price.cost(1_000, 400, 200), Micros(4_000));
+        // Cached tokens never exceed the input they are part of.
+        assert_eq!(price.cost(10, 50, 0), Micros(13));
+        assert_eq!(price.cost(0, 0, 0), Micros(0));
     }
 
     #[test]

@@ -105,7 +105,7 @@ async fn build(service: Service, config: &Config) -> anyhow::Result<Vec<App>> {
             apps.push(sb_agent_worker::build(infra, addr(listen.agent_worker_port)).await?);
         }
         if wants(Service::Ledger) {
-            apps.push(sb_ledger::build(infra, addr(listen.ledger_port)).await?);
+            apps.push(sb_ledger::build(infra, config, addr(listen.ledger_port)).await?);
         }
     }
     if wants(Service::MockLlm) {

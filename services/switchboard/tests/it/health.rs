@@ -18,8 +18,22 @@ const SERVICES: &[(&str, Build)] = &[
     ("agent-worker", |i, a| {
         Box::pin(sb_agent_worker::build(i, a))
     }),
-    ("ledger", |i, a| Box::pin(sb_ledger::build(i, a))),
+    ("ledger", |i, a| Box::pin(ledger(i, a))),
 ];
+
+/// The ledger with its default settings.
+async fn ledger(infra: &Infra, addr: SocketAddr) -> std::io::Result<App> {
+    let source = sb_config::Source::from_pairs([
+        ("JWT_SECRET", "x".repeat(32)),
+        ("ENCRYPTION_MASTER_KEY", "y".repeat(32)),
+    ]);
+    sb_ledger::build(
+        infra,
+        &sb_config::Config::from_source(&source, false).unwrap(),
+        addr,
+    )
+    .await
+}
 
 async fn start(build: Build, config: &sb_config::Config) -> RunningApp {
     let infra = Infra::connect_lazy(config).unwrap();

@@ -6,3 +6,4 @@
 mod cli;
 mod dlq;
 mod health;
+mod ledger_crash;

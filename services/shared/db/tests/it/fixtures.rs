@@ -10,7 +10,7 @@ use sqlx::{AssertSqlSafe, PgPool};
 use uuid::Uuid;
 
 /// Tables written by the system role (the ledger), not by the application role.
-pub const SYSTEM_WRITTEN: &[&str] = &["usage_ledger", "spend_rollups"];
+pub const SYSTEM_WRITTEN: &[&str] = &["usage_ledger", "spend_rollups", "budget_alerts_sent"];
 
 pub struct Tenant {
     pub id: TenantId,
@@ -49,6 +49,10 @@ pub fn statements(tenant: TenantId, user: Uuid) -> Vec<(&'static str, String)> {
         (
             "spend_rollups",
             format!("INSERT INTO spend_rollups (tenant_id, scope, scope_id, granularity, period_start, spent_micros, request_count) VALUES ('{t}', 'tenant', '{t}', 'month', date_trunc('month', now())::date, 5, 1)"),
+        ),
+        (
+            "budget_alerts_sent",
+            format!("INSERT INTO budget_alerts_sent (tenant_id, budget_id, period_start, threshold, spent_micros) VALUES ('{t}', '{}', '2026-11-01', 50, 5)", Uuid::now_v7()),
         ),
     ]
 }

@@ -1,0 +1,111 @@
+//! The price book: `model_prices`, effective-dated per provider and model. The ledger checks
+//! each event's cost against it; a mismatch (or a model without a price) is logged and counted,
+//! and the event is still recorded at the cost the gateway charged.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use sb_db::SystemPool;
+use sb_kernel::{Micros, Price};
+
+/// How long a loaded price book is used before it is read again.
+const REFRESH: Duration = Duration::from_secs(300);
+
+type Prices = HashMap<(String, String), Vec<(DateTime<Utc>, Price)>>;
+
+pub struct PriceBook {
+    db: SystemPool,
+    loaded: RwLock<Option<(Instant, Prices)>>,
+}
+
+/// The outcome of checking an event's cost.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PriceCheck {
+    Matches,
+    Mismatch { expected: Micros },
+    Unpriced,
+}
+
+impl PriceBook {
+    pub fn new(db: SystemPool) -> Self {
+        Self {
+            db,
+            loaded: RwLock::new(None),
+        }
+    }
+
+    /// The price of `model` at `at`: the row with the latest `effective_from` at or before it.
+    pub async fn price(
+        &self,
+        provider: &str,
+        model: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Price>, sqlx::Error> {
+        let fresh = self
+            .loaded
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|(t, _)| t.elapsed() < REFRESH);
+        if !fresh {
+            let prices = self.load().await?;
+            *self.loaded.write().unwrap_or_else(|e| e.into_inner()) =
+                Some((Instant::now(), prices));
+        }
+        let loaded = self.loaded.read().unwrap_or_else(|e| e.into_inner());
+        Ok(loaded.as_ref().and_then(|(_, prices)| {
+            prices
+                .get(&(provider.to_owned(), model.to_owned()))
+                .and_then(|rows| {
+                    rows.iter()
+                        .filter(|(from, _)| *from <= at)
+                        .max_by_key(|(from, _)| *from)
+                        .map(|(_, p)| *p)
+                })
+        }))
+    }
+
+    pub async fn check(
+        &self,
+        provider: &str,
+        model: &str,
+        at: DateTime<Utc>,
+        tokens: (u64, u64, u64),
+        charged: Micros,
+    ) -> Result<PriceCheck, sqlx::Error> {
+        Ok(match self.price(provider, model, at).await? {
+            None => PriceCheck::Unpriced,
+            Some(price) => {
+                let expected = price.cost(tokens.0, tokens.1, tokens.2);
+                if expected == charged {
+                    PriceCheck::Matches
+                } else {
+                    PriceCheck::Mismatch { expected }
+                }
+            }
+        })
+    }
+
+    async fn load(&self) -> Result<Prices, sqlx::Error> {
+        let rows: Vec<(String, String, DateTime<Utc>, i64, i64, i64)> = sqlx::query_as(
+            "SELECT provider, model, effective_from, input_micros_per_mtok, cached_input_micros_per_mtok, output_micros_per_mtok FROM model_prices",
+        )
+        .fetch_all(self.db.pool())
+        .await?;
+        let mut prices = Prices::new();
+        for (provider, model, from, input, cached_input, output) in rows {
+            let price = Price {
+                input: Micros(input),
+                cached_input: Micros(cached_input),
+                output: Micros(output),
+            };
+            prices
+                .entry((provider, model))
+                .or_default()
+                .push((from, price));
+        }
+        Ok(prices)
+    }
+}

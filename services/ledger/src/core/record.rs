@@ -1,0 +1,403 @@
+//! Recording a batch of usage events: one transaction that inserts the ledger rows (bulk,
+//! through UNNEST, idempotent by event id), adds them to the spend rollups (per tenant,
+//! workspace, key and run; per day, month and whole life, days and months in the tenant's time
+//! zone), and writes the threshold alerts they cause to the outbox, each at most once per
+//! budget, threshold and period.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use sb_contracts::budget::BudgetThresholdCrossed;
+use sb_contracts::usage::UsageEvent;
+use sb_contracts::{Event, streams};
+use sb_db::SystemPool;
+use sb_kernel::{Micros, TenantId};
+use sqlx::{PgConnection, Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::core::partitions;
+
+/// One event to record.
+#[derive(Clone, Debug)]
+pub struct UsageRecord {
+    pub event_id: Uuid,
+    pub tenant_id: TenantId,
+    pub occurred_at: DateTime<Utc>,
+    pub usage: UsageEvent,
+}
+
+/// A budget whose period spend changed, for the Redis mirror.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BudgetSpend {
+    pub budget_id: Uuid,
+    pub period_start: NaiveDate,
+    pub spent: Micros,
+    pub revision: i64,
+}
+
+#[derive(Debug, Default)]
+pub struct Recorded {
+    /// Events written now (the rest of the batch had been recorded before).
+    pub inserted: Vec<Uuid>,
+    /// Events whose tenant does not exist: not recorded, to be dead-lettered.
+    pub unknown_tenant: Vec<Uuid>,
+    pub budgets: Vec<BudgetSpend>,
+    pub alerts: Vec<BudgetThresholdCrossed>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("Postgres: {0}")]
+    Postgres(#[from] sqlx::Error),
+    #[error("a token count does not fit in Postgres' bigint")]
+    TooLarge,
+}
+
+/// Records `batch` in one transaction.
+pub async fn record_batch(db: &SystemPool, batch: &[UsageRecord]) -> Result<Recorded, RecordError> {
+    let mut recorded = Recorded::default();
+    let mut tx = db.pool().begin().await?;
+
+    let tenants: Vec<Uuid> = batch
+        .iter()
+        .map(|r| r.tenant_id.as_uuid())
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let known: HashSet<Uuid> = sqlx::query_scalar("SELECT id FROM tenants WHERE id = ANY($1)")
+        .bind(&tenants)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+    let (valid, unknown): (Vec<&UsageRecord>, Vec<&UsageRecord>) = batch
+        .iter()
+        .partition(|r| known.contains(&r.tenant_id.as_uuid()));
+    recorded.unknown_tenant = unknown.iter().map(|r| r.event_id).collect();
+    if valid.is_empty() {
+        tx.commit().await?;
+        return Ok(recorded);
+    }
+
+    let months: HashSet<NaiveDate> = valid
+        .iter()
+        .filter_map(|r| NaiveDate::from_ymd_opt(r.occurred_at.year(), r.occurred_at.month(), 1))
+        .collect();
+    partitions::ensure(&mut tx, months).await?;
+
+    let rollups = insert_rows(&mut tx, &valid).await?;
+    recorded.inserted = rollups.inserted;
+    if !rollups.changed.is_empty() {
+        let budgets = touched_budgets(&mut tx, &rollups.changed).await?;
+        recorded.alerts = send_alerts(&mut tx, &budgets).await?;
+        recorded.budgets = budgets.into_iter().map(|b| b.spend).collect();
+    }
+    tx.commit().await?;
+    Ok(recorded)
+}
+
+/// A rollup row after this batch.
+struct Rollup {
+    tenant_id: Uuid,
+    scope: String,
+    scope_id: Uuid,
+    granularity: String,
+    period_start: NaiveDate,
+    spent: i64,
+    revision: i64,
+}
+
+/// A row of the recording statement: an inserted event (`is_event`; `id` is its event id) or
+/// a changed rollup (`id` is its tenant).
+#[derive(sqlx::FromRow)]
+struct ChangeRow {
+    is_event: bool,
+    id: Uuid,
+    scope: Option<String>,
+    scope_id: Option<Uuid>,
+    granularity: Option<String>,
+    period_start: Option<NaiveDate>,
+    spent: Option<i64>,
+    revision: Option<i64>,
+}
+
+struct Inserted {
+    inserted: Vec<Uuid>,
+    changed: Vec<Rollup>,
+}
+
+/// The ledger rows and the rollups, in one statement: the rollups add up exactly the rows that
+/// this statement inserted, so a redelivered batch changes neither.
+async fn insert_rows(
+    tx: &mut Transaction<'static, Postgres>,
+    valid: &[&UsageRecord],
+) -> Result<Inserted, RecordError> {
+    let count = |n: u64| i64::try_from(n).map_err(|_| RecordError::TooLarge);
+    let mut event_id = Vec::with_capacity(valid.len());
+    let (mut tenant_id, mut workspace_id, mut api_key_id, mut run_id) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut provider, mut model, mut status) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut input, mut cached, mut output, mut cost, mut latency, mut occurred_at) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
+    for r in valid {
+        let u = &r.usage;
+        event_id.push(r.event_id);
+        tenant_id.push(r.tenant_id.as_uuid());
+        workspace_id.push(u.workspace_id.map(|w| w.as_uuid()));
+        api_key_id.push(u.api_key_id.map(|k| k.as_uuid()));
+        run_id.push(u.run_id.map(|x| x.as_uuid()));
+        provider.push(u.provider.as_str());
+        model.push(u.model.as_str());
+        input.push(count(u.input_tokens)?);
+        cached.push(count(u.cached_input_tokens)?);
+        output.push(count(u.output_tokens)?);
+        cost.push(u.cost_micros.0);
+        status.push(u.status.as_str());
+        latency.push(i32::try_from(u.latency_ms).unwrap_or(i32::MAX));
+        occurred_at.push(r.occurred_at);
+    }
+    let rows: Vec<ChangeRow> = sqlx::query_as(
+        "WITH ins AS (
+             INSERT INTO usage_ledger (event_id, tenant_id, workspace_id, api_key_id, run_id, provider, model,
+                                       input_tokens, cached_input_tokens, output_tokens, cost_micros, status, latency_ms, occurred_at)
+             SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::text[], $7::text[],
+                                  $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::text[], $13::int4[], $14::timestamptz[])
+             ON CONFLICT DO NOTHING
+             RETURNING event_id, tenant_id, workspace_id, api_key_id, run_id, cost_micros, occurred_at
+         ),
+         dated AS (
+             SELECT ins.*, (ins.occurred_at AT TIME ZONE t.time_zone)::date AS local_day
+               FROM ins JOIN tenants t ON t.id = ins.tenant_id
+         ),
+         spread AS (
+             SELECT d.tenant_id, s.scope, s.scope_id, g.granularity,
+                    CASE g.granularity WHEN 'day' THEN d.local_day
+                                       WHEN 'month' THEN date_trunc('month', d.local_day)::date
+                                       ELSE DATE '1970-01-01' END AS period_start,
+                    d.cost_micros
+               FROM dated d
+              CROSS JOIN LATERAL (VALUES ('tenant', d.tenant_id), ('workspace', d.workspace_id),
+                                         ('api_key', d.api_key_id), ('agent_run', d.run_id)) AS s(scope, scope_id)
+              CROSS JOIN (VALUES ('day'), ('month'), ('total')) AS g(granularity)
+              WHERE s.scope_id IS NOT NULL
+         ),
+         up AS (
+             INSERT INTO spend_rollups AS r (tenant_id, scope, scope_id, granularity, period_start, spent_micros, request_count)
+             SELECT tenant_id, scope, scope_id, granularity, period_start, sum(cost_micros)::bigint, count(*)
+               FROM spread GROUP BY 1, 2, 3, 4, 5
+              -- A fixed order of row locks: concurrent ledger instances cannot deadlock.
+              ORDER BY 1, 2, 3, 4, 5
+             ON CONFLICT (tenant_id, scope, scope_id, granularity, period_start) DO UPDATE
+                SET spent_micros = r.spent_micros + EXCLUDED.spent_micros,
+                    request_count = r.request_count + EXCLUDED.request_count,
+                    updated_at = now(),
+                    revision = nextval('spend_rollups_revision_seq')
+             RETURNING tenant_id, scope, scope_id, granularity, period_start, spent_micros, revision
+         )
+         SELECT false AS is_event, up.tenant_id AS id, up.scope, up.scope_id, up.granularity, up.period_start,
+                up.spent_micros AS spent, up.revision
+           FROM up
+         UNION ALL
+         SELECT true, ins.event_id, NULL, NULL, NULL, NULL, NULL, NULL FROM ins",
+    )
+    .bind(&event_id)
+    .bind(&tenant_id)
+    .bind(&workspace_id)
+    .bind(&api_key_id)
+    .bind(&run_id)
+    .bind(&provider)
+    .bind(&model)
+    .bind(&input)
+    .bind(&cached)
+    .bind(&output)
+    .bind(&cost)
+    .bind(&status)
+    .bind(&latency)
+    .bind(&occurred_at)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut inserted = Inserted {
+        inserted: Vec::new(),
+        changed: Vec::new(),
+    };
+    for row in rows {
+        match row {
+            ChangeRow {
+                is_event: true, id, ..
+            } => inserted.inserted.push(id),
+            ChangeRow {
+                scope: Some(scope),
+                scope_id: Some(scope_id),
+                granularity: Some(granularity),
+                period_start: Some(period_start),
+                spent: Some(spent),
+                revision: Some(revision),
+                id,
+                ..
+            } => {
+                inserted.changed.push(Rollup {
+                    tenant_id: id,
+                    scope,
+                    scope_id,
+                    granularity,
+                    period_start,
+                    spent,
+                    revision,
+                });
+            }
+            _ => {}
+        }
+    }
+    Ok(inserted)
+}
+
+/// A budget whose rollup changed in this batch.
+struct TouchedBudget {
+    tenant_id: Uuid,
+    scope: String,
+    scope_id: Option<Uuid>,
+    period: String,
+    limit: i64,
+    thresholds: Vec<i16>,
+    spend: BudgetSpend,
+}
+
+/// The budgets that the changed rollups belong to (a budget's period maps to a granularity).
+async fn touched_budgets(
+    tx: &mut PgConnection,
+    changed: &[Rollup],
+) -> Result<Vec<TouchedBudget>, RecordError> {
+    let column = |f: fn(&Rollup) -> String| changed.iter().map(f).collect::<Vec<_>>();
+    let rows: Vec<BudgetRow> = sqlx::query_as(
+        "SELECT b.id AS budget_id, b.tenant_id, b.scope, b.scope_id, b.period, b.limit_micros, b.thresholds,
+                up.period_start, up.spent, up.revision
+           FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::date[], $6::int8[], $7::int8[])
+                AS up(tenant_id, scope, scope_id, granularity, period_start, spent, revision)
+           JOIN budgets b ON b.tenant_id = up.tenant_id AND b.scope = up.scope
+                         AND coalesce(b.scope_id, b.tenant_id) = up.scope_id
+                         AND up.granularity = CASE b.period WHEN 'daily' THEN 'day' WHEN 'monthly' THEN 'month' ELSE 'total' END",
+    )
+    .bind(changed.iter().map(|r| r.tenant_id).collect::<Vec<_>>())
+    .bind(column(|r| r.scope.clone()))
+    .bind(changed.iter().map(|r| r.scope_id).collect::<Vec<_>>())
+    .bind(column(|r| r.granularity.clone()))
+    .bind(changed.iter().map(|r| r.period_start).collect::<Vec<_>>())
+    .bind(changed.iter().map(|r| r.spent).collect::<Vec<_>>())
+    .bind(changed.iter().map(|r| r.revision).collect::<Vec<_>>())
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|b| TouchedBudget {
+            tenant_id: b.tenant_id,
+            scope: b.scope,
+            scope_id: b.scope_id,
+            period: b.period,
+            limit: b.limit_micros,
+            thresholds: b.thresholds,
+            spend: BudgetSpend {
+                budget_id: b.budget_id,
+                period_start: b.period_start,
+                spent: Micros(b.spent),
+                revision: b.revision,
+            },
+        })
+        .collect())
+}
+
+#[derive(sqlx::FromRow)]
+struct BudgetRow {
+    budget_id: Uuid,
+    tenant_id: Uuid,
+    scope: String,
+    scope_id: Option<Uuid>,
+    period: String,
+    limit_micros: i64,
+    thresholds: Vec<i16>,
+    period_start: NaiveDate,
+    spent: i64,
+    revision: i64,
+}
+
+/// Records the thresholds crossed and not yet alerted in this period, and puts one alert for
+/// each in the outbox (same transaction: an alert is sent if and only if it is recorded).
+async fn send_alerts(
+    tx: &mut PgConnection,
+    budgets: &[TouchedBudget],
+) -> Result<Vec<BudgetThresholdCrossed>, RecordError> {
+    let crossed: Vec<(&TouchedBudget, i16)> = budgets
+        .iter()
+        .flat_map(|b| {
+            b.thresholds
+                .iter()
+                .filter(|t| {
+                    i128::from(b.spend.spent.0) * 100 >= i128::from(b.limit) * i128::from(**t)
+                })
+                .map(move |t| (b, *t))
+        })
+        .collect();
+    if crossed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let new: Vec<(Uuid, NaiveDate, i16)> = sqlx::query_as(
+        "INSERT INTO budget_alerts_sent (tenant_id, budget_id, period_start, threshold, spent_micros)
+         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::date[], $4::int2[], $5::int8[])
+         ON CONFLICT DO NOTHING
+         RETURNING budget_id, period_start, threshold",
+    )
+    .bind(crossed.iter().map(|(b, _)| b.tenant_id).collect::<Vec<_>>())
+    .bind(crossed.iter().map(|(b, _)| b.spend.budget_id).collect::<Vec<_>>())
+    .bind(crossed.iter().map(|(b, _)| b.spend.period_start).collect::<Vec<_>>())
+    .bind(crossed.iter().map(|(_, t)| *t).collect::<Vec<_>>())
+    .bind(crossed.iter().map(|(b, _)| b.spend.spent.0).collect::<Vec<_>>())
+    .fetch_all(&mut *tx)
+    .await?;
+    let by_budget: HashMap<Uuid, &TouchedBudget> =
+        budgets.iter().map(|b| (b.spend.budget_id, b)).collect();
+    let alerts: Vec<(Uuid, BudgetThresholdCrossed)> = new
+        .into_iter()
+        .filter_map(|(budget_id, period_start, threshold)| {
+            let b = by_budget.get(&budget_id)?;
+            Some((
+                b.tenant_id,
+                BudgetThresholdCrossed {
+                    budget_id,
+                    scope: b.scope.clone(),
+                    scope_id: b.scope_id,
+                    period: b.period.clone(),
+                    period_start,
+                    threshold,
+                    spent_micros: b.spend.spent,
+                    limit_micros: Micros(b.limit),
+                },
+            ))
+        })
+        .collect();
+    if alerts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let payloads: Vec<serde_json::Value> = alerts
+        .iter()
+        .map(|(_, a)| serde_json::to_value(a).unwrap_or_default())
+        .collect();
+    sqlx::query(
+        "INSERT INTO outbox (tenant_id, stream, event_id, event_type, payload, traceparent)
+         SELECT t, $2, e, $3, p, $5 FROM UNNEST($1::uuid[], $4::uuid[], $6::jsonb[]) AS x(t, e, p)",
+    )
+    .bind(alerts.iter().map(|(t, _)| *t).collect::<Vec<_>>())
+    .bind(streams::BUDGET_ALERTS)
+    .bind(BudgetThresholdCrossed::TYPE)
+    .bind(alerts.iter().map(|_| Uuid::now_v7()).collect::<Vec<_>>())
+    // The alert's trace continues from the batch that caused it.
+    .bind(sb_telemetry::trace::current_traceparent())
+    .bind(&payloads)
+    .execute(&mut *tx)
+    .await?;
+    Ok(alerts.into_iter().map(|(_, a)| a).collect())
+}
