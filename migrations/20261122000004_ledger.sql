@@ -97,6 +97,9 @@ ALTER TABLE spend_rollups ADD CONSTRAINT spend_rollups_granularity_check CHECK (
 CREATE SEQUENCE spend_rollups_revision_seq;
 ALTER TABLE spend_rollups ADD COLUMN revision bigint NOT NULL DEFAULT nextval('spend_rollups_revision_seq');
 GRANT USAGE ON SEQUENCE spend_rollups_revision_seq TO switchboard_system;
+-- Every batch updates the same few rollup rows; free space on each page lets those updates
+-- stay HOT (no index churn) between vacuums.
+ALTER TABLE spend_rollups SET (fillfactor = 50);
 
 -- ---------------------------------------------------------------------------------------------
 -- One row per budget, period and threshold whose alert was sent: an alert is never repeated

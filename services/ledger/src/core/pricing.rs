@@ -13,7 +13,8 @@ use sb_kernel::{Micros, Price};
 /// How long a loaded price book is used before it is read again.
 const REFRESH: Duration = Duration::from_secs(300);
 
-type Prices = HashMap<(String, String), Vec<(DateTime<Utc>, Price)>>;
+/// provider → model → (effective from, price), looked up without allocating.
+type Prices = HashMap<String, HashMap<String, Vec<(DateTime<Utc>, Price)>>>;
 
 pub struct PriceBook {
     db: SystemPool,
@@ -57,7 +58,8 @@ impl PriceBook {
         let loaded = self.loaded.read().unwrap_or_else(|e| e.into_inner());
         Ok(loaded.as_ref().and_then(|(_, prices)| {
             prices
-                .get(&(provider.to_owned(), model.to_owned()))
+                .get(provider)
+                .and_then(|models| models.get(model))
                 .and_then(|rows| {
                     rows.iter()
                         .filter(|(from, _)| *from <= at)
@@ -102,7 +104,9 @@ impl PriceBook {
                 output: Micros(output),
             };
             prices
-                .entry((provider, model))
+                .entry(provider)
+                .or_default()
+                .entry(model)
                 .or_default()
                 .push((from, price));
         }

@@ -171,17 +171,25 @@ async fn insert_rows(
              ON CONFLICT DO NOTHING
              RETURNING event_id, tenant_id, workspace_id, api_key_id, run_id, cost_micros, occurred_at
          ),
-         dated AS (
-             SELECT ins.*, (ins.occurred_at AT TIME ZONE t.time_zone)::date AS local_day
+         -- Each event's local day, computed once per event (a time zone is looked up by name).
+         dated AS MATERIALIZED (
+             SELECT ins.tenant_id, ins.workspace_id, ins.api_key_id, ins.run_id, ins.cost_micros,
+                    (ins.occurred_at AT TIME ZONE t.time_zone)::date AS local_day
                FROM ins JOIN tenants t ON t.id = ins.tenant_id
+         ),
+         -- Events of the same tenant, workspace, key, run and day add up first: a batch then
+         -- spreads over far fewer rows below.
+         summed AS (
+             SELECT tenant_id, workspace_id, api_key_id, run_id, local_day, sum(cost_micros) AS spent, count(*) AS n
+               FROM dated GROUP BY 1, 2, 3, 4, 5
          ),
          spread AS (
              SELECT d.tenant_id, s.scope, s.scope_id, g.granularity,
                     CASE g.granularity WHEN 'day' THEN d.local_day
                                        WHEN 'month' THEN date_trunc('month', d.local_day)::date
                                        ELSE DATE '1970-01-01' END AS period_start,
-                    d.cost_micros
-               FROM dated d
+                    d.spent, d.n
+               FROM summed d
               CROSS JOIN LATERAL (VALUES ('tenant', d.tenant_id), ('workspace', d.workspace_id),
                                          ('api_key', d.api_key_id), ('agent_run', d.run_id)) AS s(scope, scope_id)
               CROSS JOIN (VALUES ('day'), ('month'), ('total')) AS g(granularity)
@@ -189,7 +197,7 @@ async fn insert_rows(
          ),
          up AS (
              INSERT INTO spend_rollups AS r (tenant_id, scope, scope_id, granularity, period_start, spent_micros, request_count)
-             SELECT tenant_id, scope, scope_id, granularity, period_start, sum(cost_micros)::bigint, count(*)
+             SELECT tenant_id, scope, scope_id, granularity, period_start, sum(spent)::bigint, sum(n)::bigint
                FROM spread GROUP BY 1, 2, 3, 4, 5
               -- A fixed order of row locks: concurrent ledger instances cannot deadlock.
               ORDER BY 1, 2, 3, 4, 5

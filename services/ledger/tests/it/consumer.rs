@@ -20,7 +20,9 @@ async fn a_poison_event_in_the_middle_of_a_batch_goes_to_the_dlq_and_the_rest_ar
         key: t.key,
     };
 
-    bus.publish_event(t.id, &usage(&t, 10)).await.unwrap();
+    sb_telemetry::prometheus();
+    // 10 input and 5 output tokens of mock-gpt-4o cost 25 + 50 micros: this one is priced right.
+    bus.publish_event(t.id, &usage(&t, 75)).await.unwrap();
     // Not JSON for a usage event: the payload has the wrong shape.
     let mut wrong = Envelope::new(t.id, &usage(&t, 1)).unwrap();
     wrong.payload = serde_json::json!({ "tokens": "many" });
@@ -51,7 +53,7 @@ async fn a_poison_event_in_the_middle_of_a_batch_goes_to_the_dlq_and_the_rest_ar
             .fetch_one(&mut db.owner().await)
             .await
             .unwrap();
-    assert_eq!((rows, spent), (2, Some(40)));
+    assert_eq!((rows, spent), (2, Some(105)));
     let letters = bus.dlq_list("usage", 10).await.unwrap();
     let reasons: Vec<&str> = letters.iter().map(|l| l.error.as_str()).collect();
     assert!(
@@ -59,4 +61,20 @@ async fn a_poison_event_in_the_middle_of_a_batch_goes_to_the_dlq_and_the_rest_ar
         "{reasons:?}"
     );
     assert_eq!(reasons[1], format!("unknown tenant {}", ghost.id));
+
+    let metrics = sb_telemetry::render_metrics();
+    for (series, value) in [
+        (r#"ledger_events_total{outcome="recorded"}"#, 2.0),
+        (r#"ledger_events_total{outcome="dead_lettered"}"#, 2.0),
+        // The event of 30 micros and the ghost's of 20 are not what the price book says.
+        (r#"ledger_price_mismatch_total{reason="cost"}"#, 2.0),
+        ("ledger_batch_seconds_count", 1.0),
+        ("ledger_lag_seconds_count", 2.0),
+    ] {
+        let found = metrics.lines().find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|v| v.trim().parse::<f64>().ok())
+        });
+        assert_eq!(found, Some(value), "{series} in\n{metrics}");
+    }
 }

@@ -252,7 +252,7 @@ impl Consumer {
             // Entries removed from the stream while pending (by hand: our trimming never does
             // this). Nothing is left to handle; ack them so they stop being pending.
             tracing::warn!(stream = %self.options.stream, count = reply.deleted_ids.len(), "pending entries were deleted from the stream; acking them");
-            self.ack(&reply.deleted_ids).await?;
+            self.ack(&reply.deleted_ids, &reply.deleted_ids).await?;
         }
         if reply.claimed.is_empty() {
             return Ok(Vec::new());
@@ -317,7 +317,8 @@ impl Consumer {
             match Envelope::from_fields(&entry.map) {
                 Ok(envelope) => {
                     let span = tracing::info_span!("bus.deliver", stream = %self.options.stream, group = %self.options.group, entry_id = %entry.id, event_id = %envelope.id, kind = %envelope.kind, attempt);
-                    if let Some(traceparent) = &envelope.traceparent {
+                    if let (Some(traceparent), false) = (&envelope.traceparent, span.is_disabled())
+                    {
                         sb_telemetry::trace::set_remote_parent(&span, traceparent);
                     }
                     batch.push(Delivery {
@@ -344,6 +345,8 @@ impl Consumer {
         report: &mut StepReport,
     ) -> Result<(), BusError> {
         let mut done = Vec::new();
+        // Only entries delivered before can have a recorded error to forget.
+        let mut redelivered = Vec::new();
         for (i, delivery) in batch.iter().enumerate() {
             let outcome = outcomes
                 .get(i)
@@ -351,7 +354,12 @@ impl Consumer {
                 .unwrap_or_else(|| Outcome::Retry("the handler returned no outcome".to_owned()));
             tracing::debug!(parent: &delivery.span, ?outcome, "handled");
             match outcome {
-                Outcome::Done => done.push(delivery.entry_id.clone()),
+                Outcome::Done => {
+                    done.push(delivery.entry_id.clone());
+                    if delivery.attempt > 1 {
+                        redelivered.push(delivery.entry_id.clone());
+                    }
+                }
                 Outcome::Retry(error) if delivery.attempt >= self.options.max_deliveries => {
                     let reason = format!("{error}; gave up after {} deliveries", delivery.attempt);
                     self.dead_letter_delivery(delivery, &reason).await?;
@@ -374,21 +382,24 @@ impl Consumer {
             }
         }
         if !done.is_empty() {
-            self.ack(&done).await?;
+            self.ack(&done, &redelivered).await?;
             report.done += done.len();
             metrics::handled(&self.options.stream, &self.options.group, done.len());
         }
         Ok(())
     }
 
-    async fn ack(&mut self, ids: &[String]) -> Result<(), BusError> {
+    /// Acks `ids`, and forgets the recorded errors of `retried` (a subset).
+    async fn ack(&mut self, ids: &[String], retried: &[String]) -> Result<(), BusError> {
         let mut pipe = redis::pipe();
         pipe.cmd("XACK")
             .arg(&self.stream_key)
             .arg(&self.options.group)
             .arg(ids)
             .ignore();
-        pipe.cmd("HDEL").arg(&self.errors_key).arg(ids).ignore();
+        if !retried.is_empty() {
+            pipe.cmd("HDEL").arg(&self.errors_key).arg(retried).ignore();
+        }
         let _: () = pipe.query_async(&mut self.conn).await?;
         Ok(())
     }

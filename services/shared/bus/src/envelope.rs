@@ -57,7 +57,7 @@ impl Envelope {
                 self.kind
             )));
         }
-        serde_json::from_value(self.payload.clone())
+        E::deserialize(&self.payload)
             .map_err(|e| MalformedEnvelope(format!("payload of {}: {e}", self.kind)))
     }
 
