@@ -34,29 +34,17 @@ async fn tenants(db: &TestDb) -> Vec<(TenantId, WorkspaceId)> {
     let app = db.app_pool().await;
     let mut all = Vec::new();
     for i in 0..TENANTS {
-        let (tenant, workspace) = (TenantId::new(), WorkspaceId::new());
-        let mut tx = app.begin(tenant).await.unwrap();
-        sqlx::query("INSERT INTO tenants (id, name, slug, time_zone) VALUES ($1, 'T', $2, $3)")
-            .bind(tenant.as_uuid())
-            .bind(format!("bench-{i}"))
-            .bind(["UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo"][i % 4])
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-        sqlx::query("INSERT INTO workspaces (id, tenant_id, name) VALUES ($1, $2, 'w')")
-            .bind(workspace.as_uuid())
-            .bind(tenant.as_uuid())
-            .execute(&mut *tx)
-            .await
-            .unwrap();
+        let zone = ["UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo"][i % 4];
+        let tenant = sb_testkit::tenant(db, &format!("bench-{i}"), zone).await;
+        let mut tx = app.begin(tenant.id).await.unwrap();
         sqlx::query("INSERT INTO budgets (id, tenant_id, scope, period, limit_micros) VALUES ($1, $2, 'tenant', 'monthly', 100000000)")
             .bind(uuid::Uuid::now_v7())
-            .bind(tenant.as_uuid())
+            .bind(tenant.id.as_uuid())
             .execute(&mut *tx)
             .await
             .unwrap();
         tx.commit().await.unwrap();
-        all.push((tenant, workspace));
+        all.push((tenant.id, tenant.workspace));
     }
     all
 }

@@ -14,32 +14,23 @@ pub struct Tenant {
     pub key: ApiKeyId,
 }
 
-/// A tenant in `time_zone`, created by the application role as the api would.
+/// A tenant in `time_zone` with a workspace and an API key, created by the application role.
 pub async fn tenant(db: &TestDb, time_zone: &str) -> Tenant {
-    let app = db.app_pool().await;
+    let created = sb_testkit::tenant(
+        db,
+        &format!("t-{}", &Uuid::now_v7().simple().to_string()[20..]),
+        time_zone,
+    )
+    .await;
     let tenant = Tenant {
-        id: TenantId::new(),
-        workspace: WorkspaceId::new(),
+        id: created.id,
+        workspace: created.workspace,
         key: ApiKeyId::new(),
     };
-    let t = tenant.id.as_uuid();
-    let mut tx = app.begin(tenant.id).await.unwrap();
-    sqlx::query("INSERT INTO tenants (id, name, slug, time_zone) VALUES ($1, 'T', $2, $3)")
-        .bind(t)
-        .bind(format!("t-{}", &t.simple().to_string()[..16]))
-        .bind(time_zone)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    sqlx::query("INSERT INTO workspaces (id, tenant_id, name) VALUES ($1, $2, 'w')")
-        .bind(tenant.workspace.as_uuid())
-        .bind(t)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+    let mut tx = db.app_pool().await.begin(tenant.id).await.unwrap();
     sqlx::query("INSERT INTO api_keys (id, tenant_id, workspace_id, name, prefix, key_hash) VALUES ($1, $2, $3, 'k', 'sb_live_x', decode(md5($1::text) || md5($2::text), 'hex'))")
         .bind(tenant.key.as_uuid())
-        .bind(t)
+        .bind(tenant.id.as_uuid())
         .bind(tenant.workspace.as_uuid())
         .execute(&mut *tx)
         .await

@@ -16,7 +16,9 @@
 mod db;
 mod redis_prefix;
 mod service;
+mod tenant;
 
 pub use db::{TestDb, drop_database, owner_url_for};
 pub use redis_prefix::{TestRedis, redis_url};
 pub use service::{RunningApp, spawn, test_config};
+pub use tenant::{TestTenant, tenant};

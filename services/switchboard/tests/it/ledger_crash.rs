@@ -44,30 +44,15 @@ fn serve_ledger(db: &TestDb, redis: &TestRedis, dir: &tempfile::TempDir) -> Chil
 }
 
 async fn tenants(db: &TestDb) -> Vec<(TenantId, WorkspaceId)> {
-    let app = db.app_pool().await;
     let mut tenants = Vec::new();
     for i in 0..TENANTS {
-        let (tenant, workspace) = (TenantId::new(), WorkspaceId::new());
-        let mut tx = app.begin(tenant).await.unwrap();
-        sqlx::query("INSERT INTO tenants (id, name, slug, time_zone) VALUES ($1, 'T', $2, $3)")
-            .bind(tenant.as_uuid())
-            .bind(format!("crash-{i}"))
-            .bind(if i % 2 == 0 {
-                "UTC"
-            } else {
-                "Pacific/Auckland"
-            })
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-        sqlx::query("INSERT INTO workspaces (id, tenant_id, name) VALUES ($1, $2, 'w')")
-            .bind(workspace.as_uuid())
-            .bind(tenant.as_uuid())
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-        tx.commit().await.unwrap();
-        tenants.push((tenant, workspace));
+        let zone = if i % 2 == 0 {
+            "UTC"
+        } else {
+            "Pacific/Auckland"
+        };
+        let tenant = sb_testkit::tenant(db, &format!("crash-{i}"), zone).await;
+        tenants.push((tenant.id, tenant.workspace));
     }
     tenants
 }
