@@ -106,18 +106,22 @@ async fn ledger_rows(db: &TestDb) -> i64 {
 
 /// Times how long `consumer` takes to record `expected` rows in total.
 async fn drain<H: Handler>(
-    consumer: &mut Consumer,
+    consumers: &mut [Consumer],
     handler: &H,
     db: &TestDb,
     expected: i64,
 ) -> Duration {
     let started = Instant::now();
-    loop {
-        let report = consumer.step(handler).await.unwrap();
-        if report.delivered == 0 && ledger_rows(db).await >= expected {
-            return started.elapsed();
+    let loops = consumers.iter_mut().map(|consumer| async move {
+        loop {
+            let report = consumer.step(handler).await.unwrap();
+            if report.delivered == 0 && ledger_rows(db).await >= expected {
+                break;
+            }
         }
-    }
+    });
+    futures_util::future::join_all(loops).await;
+    started.elapsed()
 }
 
 /// The ledger's handler, also measuring XADD → commit for every recorded event.
@@ -170,14 +174,21 @@ async fn main() {
     let mut options = ConsumerOptions::new("usage", "ledger");
     options.batch_size = batch;
     options.block = Duration::from_millis(100);
-    let mut consumer = bus.consumer(options).unwrap();
-    consumer.ensure_group().await.unwrap();
+    let consumers = arg("BENCH_CONSUMERS", 2);
+    let mut group: Vec<Consumer> = (0..consumers)
+        .map(|i| {
+            let mut options = options.clone();
+            options.consumer = format!("bench-{i}");
+            bus.consumer(options).unwrap()
+        })
+        .collect();
+    group[0].ensure_group().await.unwrap();
     let handler = Timed {
         inner: UsageHandler::new(system.clone(), bus.redis(), redis.prefix.clone()),
         lags_ms: Mutex::new(Vec::new()),
     };
     eprintln!("draining with batches of {batch}…");
-    let drained = drain(&mut consumer, &handler, &db, events as i64).await;
+    let drained = drain(&mut group, &handler, &db, events as i64).await;
     let ledger_rate = events as f64 / drained.as_secs_f64();
 
     // 2. Ceiling: the same rows, COPY'd into a plain table with the same columns and key.
@@ -230,7 +241,7 @@ async fn main() {
         }
     });
     let expected = (events + rate * seconds) as i64;
-    drain(&mut consumer, &handler, &db, expected).await;
+    drain(&mut group, &handler, &db, expected).await;
     producing.await.unwrap();
     let mut lags = handler.lags_ms.lock().unwrap().clone();
     lags.sort_by(f64::total_cmp);
@@ -260,7 +271,7 @@ async fn main() {
         direct_rate
     );
     println!(
-        "ledger drain:  {events} events in {:.2} s = {:.0} events/s (batches of {batch})",
+        "ledger drain:  {events} events in {:.2} s = {:.0} events/s ({consumers} consumers, batches of {batch})",
         drained.as_secs_f64(),
         ledger_rate
     );

@@ -26,7 +26,7 @@ pub const GROUP: &str = "ledger";
 /// Binds the ledger on `addr` (port 0 picks a free port); `App::run` serves it and runs its
 /// consumer, reconciler, partition maintenance and outbox relay until shutdown.
 pub async fn build(infra: &Infra, config: &Config, addr: SocketAddr) -> std::io::Result<App> {
-    let app = App::bind(
+    let mut app = App::bind(
         SERVICE,
         addr,
         sb_http::standard_layers(routes::router(infra), SERVICE),
@@ -37,21 +37,27 @@ pub async fn build(infra: &Infra, config: &Config, addr: SocketAddr) -> std::io:
     options.visibility_timeout = config.bus.visibility_timeout;
     options.max_deliveries = config.bus.max_deliveries;
     let config = &config.ledger;
-    let consumer = infra.bus.consumer(options).map_err(std::io::Error::other)?;
-    let handler = UsageHandler::new(
-        infra.system_db.clone(),
-        infra.redis(),
-        infra.bus.key_prefix().to_owned(),
-    );
+    // Several consumers of the group in one process, so that one reads and decodes while
+    // another waits for Postgres (docs/benchmarks.md).
+    for n in 0..config.consumers {
+        let mut options = options.clone();
+        options.consumer = format!("{}-{n}", options.consumer);
+        let consumer = infra.bus.consumer(options).map_err(std::io::Error::other)?;
+        let handler = UsageHandler::new(
+            infra.system_db.clone(),
+            infra.redis(),
+            infra.bus.key_prefix().to_owned(),
+        );
+        app = app.with_task(Box::new(move |shutdown| {
+            Box::pin(consumer.run(handler, shutdown))
+        }));
+    }
     let relay = OutboxRelay::new(infra.system_db.clone(), infra.bus.clone());
     let (reconciler, maintenance) = (
         tasks::reconciler(infra, config),
         tasks::partition_maintenance(infra, config),
     );
     Ok(app
-        .with_task(Box::new(move |shutdown| {
-            Box::pin(consumer.run(handler, shutdown))
-        }))
         .with_task(Box::new(move |shutdown| Box::pin(reconciler(shutdown))))
         .with_task(Box::new(move |shutdown| Box::pin(maintenance(shutdown))))
         .with_task(Box::new(move |shutdown| Box::pin(relay.run(shutdown)))))

@@ -203,6 +203,8 @@ impl SmtpConfig {
 #[derive(Clone, Debug)]
 pub struct LedgerConfig {
     pub batch_size: usize,
+    /// Consumers of `sb:usage` per process: while one waits for Postgres, another reads.
+    pub consumers: usize,
     pub retention_months: u32,
     pub reconcile_interval: Duration,
     /// Top tenants by spend that get a `budget_spend_micros{tenant}` series (bounded cardinality).
@@ -213,6 +215,7 @@ impl LedgerConfig {
     pub fn from_source(src: &Source) -> Result<Self, ConfigError> {
         Ok(Self {
             batch_size: src.number("LEDGER_BATCH_SIZE", 1..=10_000)?,
+            consumers: src.number("LEDGER_CONSUMERS", 1..=64)?,
             retention_months: src.number("LEDGER_RETENTION_MONTHS", 1..=1200)?,
             reconcile_interval: Duration::from_secs(
                 src.number("LEDGER_RECONCILE_SECONDS", 1..=86_400)?,
