@@ -1,5 +1,6 @@
 //! The gateway service: the OpenAI-compatible edge: authenticates, rate-limits, budgets, routes and meters every model call (its /v1 routes arrive with the gateway issue).
 
+pub mod core;
 mod routes;
 
 use std::net::SocketAddr;

@@ -1,0 +1,3 @@
+//! The gateway's logic, free of HTTP handler types.
+
+pub mod providers;

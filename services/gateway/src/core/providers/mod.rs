@@ -1,0 +1,177 @@
+//! Provider adapters: each speaks one upstream wire format and translates it to and from the
+//! OpenAI format that clients send, streaming included, and reads the provider's own usage.
+//!
+//! - `openai`: OpenAI and every OpenAI-compatible upstream (Azure-style base URLs, vLLM,
+//!   Ollama, mock-llm). `base_url` includes the version, as in the OpenAI SDKs
+//!   (`https://api.openai.com/v1`).
+//! - `anthropic`: the Messages API. `base_url` is the API root (`https://api.anthropic.com`).
+//! - `gemini`: `generateContent` / `streamGenerateContent`. `base_url` is the API root
+//!   (`https://generativelanguage.googleapis.com`).
+
+pub mod anthropic;
+pub mod gemini;
+pub mod openai;
+
+use std::fmt;
+use std::pin::Pin;
+
+use futures_util::Stream;
+use secrecy::SecretString;
+use serde_json::Value;
+
+/// The wire format an upstream speaks (`provider_credentials.provider`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ProviderKind {
+    OpenAi,
+    Anthropic,
+    Gemini,
+}
+
+impl ProviderKind {
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "openai" => Some(Self::OpenAi),
+            "anthropic" => Some(Self::Anthropic),
+            "gemini" => Some(Self::Gemini),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OpenAi => "openai",
+            Self::Anthropic => "anthropic",
+            Self::Gemini => "gemini",
+        }
+    }
+}
+
+/// One upstream to call: a tenant's provider entry with its secret decrypted.
+#[derive(Clone)]
+pub struct Upstream {
+    pub kind: ProviderKind,
+    pub base_url: String,
+    /// None for upstreams that need no key (a local vLLM, Ollama, mock-llm).
+    pub api_key: Option<SecretString>,
+}
+
+impl fmt::Debug for Upstream {
+    // Never prints the key.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Upstream")
+            .field("kind", &self.kind)
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Token counts as the provider reported them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// All prompt tokens, cached ones included.
+    pub input_tokens: i64,
+    /// The part of `input_tokens` served from the provider's prompt cache.
+    pub cached_input_tokens: i64,
+    pub output_tokens: i64,
+}
+
+/// Why an upstream call failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamError {
+    /// The upstream answered with an error status.
+    Status { status: u16, message: String },
+    /// No answer (or no first byte) in time.
+    Timeout,
+    /// Could not connect, or the connection broke.
+    Connect(String),
+    /// The upstream answered something we could not read.
+    Protocol(String),
+    /// This provider has no such endpoint (embeddings on Anthropic).
+    Unsupported(&'static str),
+}
+
+impl UpstreamError {
+    /// Worth retrying, on this upstream or the next one.
+    pub fn retryable(&self) -> bool {
+        match self {
+            Self::Status { status, .. } => *status == 408 || *status == 429 || *status >= 500,
+            Self::Timeout | Self::Connect(_) => true,
+            Self::Protocol(_) | Self::Unsupported(_) => false,
+        }
+    }
+}
+
+impl fmt::Display for UpstreamError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Status { status, message } => write!(f, "upstream returned {status}: {message}"),
+            Self::Timeout => write!(f, "upstream timed out"),
+            Self::Connect(e) => write!(f, "upstream connection failed: {e}"),
+            Self::Protocol(e) => write!(f, "upstream sent an unreadable response: {e}"),
+            Self::Unsupported(what) => write!(f, "this provider does not support {what}"),
+        }
+    }
+}
+
+/// A whole (non-streamed) answer, already in the OpenAI format.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    /// A `chat.completion` (or embeddings `list`) object, as OpenAI would send it.
+    pub body: Value,
+    pub usage: Usage,
+}
+
+/// What a streamed answer yields, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamEvent {
+    /// One OpenAI `chat.completion.chunk` object (never a usage-only chunk).
+    Chunk(Value),
+    /// The provider's usage numbers; may come more than once, the last one wins.
+    Usage(Usage),
+}
+
+pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<StreamEvent, UpstreamError>> + Send>>;
+
+impl Upstream {
+    /// A `POST /chat/completions` with `stream` false or absent. `body` is the client's
+    /// OpenAI request (tools, `response_format` and the rest pass through or are translated).
+    pub async fn chat(
+        &self,
+        http: &reqwest::Client,
+        body: &Value,
+    ) -> Result<Completion, UpstreamError> {
+        match self.kind {
+            ProviderKind::OpenAi => openai::chat(http, self, body).await,
+            ProviderKind::Anthropic => anthropic::chat(http, self, body).await,
+            ProviderKind::Gemini => gemini::chat(http, self, body).await,
+        }
+    }
+
+    /// A streamed chat: the stream starts once the upstream has answered with a success
+    /// status, so an upstream error before the first chunk is an `Err` here (and can fall back).
+    /// Each chunk is yielded as soon as it arrives. The adapter always asks for usage.
+    pub async fn chat_stream(
+        &self,
+        http: &reqwest::Client,
+        body: &Value,
+    ) -> Result<ChunkStream, UpstreamError> {
+        match self.kind {
+            ProviderKind::OpenAi => openai::chat_stream(http, self, body).await,
+            ProviderKind::Anthropic => anthropic::chat_stream(http, self, body).await,
+            ProviderKind::Gemini => gemini::chat_stream(http, self, body).await,
+        }
+    }
+
+    /// A `POST /embeddings`.
+    pub async fn embeddings(
+        &self,
+        http: &reqwest::Client,
+        body: &Value,
+    ) -> Result<Completion, UpstreamError> {
+        match self.kind {
+            ProviderKind::OpenAi => openai::embeddings(http, self, body).await,
+            ProviderKind::Anthropic => Err(UpstreamError::Unsupported("embeddings")),
+            ProviderKind::Gemini => Err(UpstreamError::Unsupported("embeddings")),
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! AES-256-GCM envelope encryption with key ids (being written).
