@@ -14,7 +14,7 @@ use sb_contracts::usage::UsageEvent;
 use sb_db::SystemPool;
 
 use crate::core::mirror;
-use crate::core::pricing::{PriceBook, PriceCheck};
+use sb_db::prices::{PriceBook, PriceCheck};
 use crate::core::record::{UsageRecord, record_batch};
 use crate::metrics;
 

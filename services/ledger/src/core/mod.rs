@@ -3,6 +3,5 @@
 
 pub mod mirror;
 pub mod partitions;
-pub mod pricing;
 pub mod reconcile;
 pub mod record;

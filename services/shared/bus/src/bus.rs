@@ -56,6 +56,11 @@ impl Bus {
         self.conn.clone()
     }
 
+    /// The client, for connections of their own (pub/sub subscribers).
+    pub fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
     pub(crate) fn conn(&self) -> ConnectionManager {
         self.conn.clone()
     }

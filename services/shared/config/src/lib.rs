@@ -225,6 +225,41 @@ impl LedgerConfig {
     }
 }
 
+/// The gateway's limits, caches, upstream policy and usage buffer.
+#[derive(Clone, Debug)]
+pub struct GatewayConfig {
+    pub max_body_bytes: usize,
+    pub key_cache_ttl: Duration,
+    pub upstream_timeout: Duration,
+    pub retries: u32,
+    pub retry_backoff: Duration,
+    pub breaker_failures: u32,
+    pub breaker_cooldown: Duration,
+    pub reservation_ttl: Duration,
+    pub settled_hold: Duration,
+    pub buffer_dir: std::path::PathBuf,
+    pub buffer_max_events: usize,
+}
+
+impl GatewayConfig {
+    pub fn from_source(src: &Source) -> Result<Self, ConfigError> {
+        let seconds = |name, range| src.number(name, range).map(Duration::from_secs);
+        Ok(Self {
+            max_body_bytes: src.number("GATEWAY_MAX_BODY_BYTES", 1024..=1_073_741_824)?,
+            key_cache_ttl: seconds("GATEWAY_KEY_CACHE_SECONDS", 0..=3600)?,
+            upstream_timeout: seconds("GATEWAY_UPSTREAM_TIMEOUT_SECONDS", 1..=3600)?,
+            retries: src.number("GATEWAY_RETRIES", 0..=10)?,
+            retry_backoff: Duration::from_millis(src.number("GATEWAY_RETRY_BACKOFF_MS", 0..=60_000)?),
+            breaker_failures: src.number("GATEWAY_BREAKER_FAILURES", 1..=1000)?,
+            breaker_cooldown: seconds("GATEWAY_BREAKER_COOLDOWN_SECONDS", 1..=3600)?,
+            reservation_ttl: seconds("GATEWAY_RESERVATION_TTL_SECONDS", 10..=86_400)?,
+            settled_hold: seconds("GATEWAY_SETTLED_HOLD_SECONDS", 0..=3600)?,
+            buffer_dir: src.string("GATEWAY_BUFFER_DIR")?.into(),
+            buffer_max_events: src.number("GATEWAY_BUFFER_MAX_EVENTS", 1..=100_000_000)?,
+        })
+    }
+}
+
 /// Budgets created for new tenants.
 #[derive(Clone, Debug)]
 pub struct BudgetDefaults {
@@ -287,6 +322,7 @@ pub struct Config {
     pub agent: AgentConfig,
     pub budgets: BudgetDefaults,
     pub ledger: LedgerConfig,
+    pub gateway: GatewayConfig,
     /// The base URL the demo seed gives its provider entry (mock-llm's OpenAI-style `/v1`).
     pub mock_llm_url: String,
     /// Started with `--demo`: throwaway secrets are allowed.
@@ -320,6 +356,7 @@ impl Config {
             agent: AgentConfig::from_source(src)?,
             budgets: BudgetDefaults::from_source(src)?,
             ledger: LedgerConfig::from_source(src)?,
+            gateway: GatewayConfig::from_source(src)?,
             mock_llm_url: src.http_url("MOCK_LLM_URL")?,
             demo,
         })

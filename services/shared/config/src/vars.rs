@@ -68,6 +68,18 @@ pub const VARIABLES: &[Variable] = &[
     var("LEDGER_RETENTION_MONTHS", Some("24"), "months of usage_ledger kept; older monthly partitions are dropped whole"),
     var("LEDGER_RECONCILE_SECONDS", Some("30"), "how often Redis budget counters are compared with Postgres and repaired"),
     var("LEDGER_TENANT_METRICS", Some("20"), "how many top-spending tenants get a budget_spend_micros series (0: none)"),
+    // Gateway.
+    var("GATEWAY_MAX_BODY_BYTES", Some("10485760"), "largest request body the gateway accepts (413 above it)"),
+    var("GATEWAY_KEY_CACHE_SECONDS", Some("30"), "how long an API key and its tenant's provider entries stay cached in a gateway (revocation still applies within a second)"),
+    var("GATEWAY_UPSTREAM_TIMEOUT_SECONDS", Some("120"), "how long the gateway waits for an upstream's answer (or first streamed byte) before a 504"),
+    var("GATEWAY_RETRIES", Some("1"), "retries of a retryable upstream failure on the same provider entry before falling back to the next"),
+    var("GATEWAY_RETRY_BACKOFF_MS", Some("100"), "first retry delay; doubles with each retry"),
+    var("GATEWAY_BREAKER_FAILURES", Some("5"), "consecutive failures after which a provider entry's circuit breaker opens"),
+    var("GATEWAY_BREAKER_COOLDOWN_SECONDS", Some("30"), "how long an open circuit breaker skips its provider entry before trying it again"),
+    var("GATEWAY_RESERVATION_TTL_SECONDS", Some("600"), "lease of a budget reservation: a crashed request frees its hold after this"),
+    var("GATEWAY_SETTLED_HOLD_SECONDS", Some("30"), "how long a settled call's cost stays held in Redis, until the ledger has surely counted it"),
+    var("GATEWAY_BUFFER_DIR", Some("/tmp/switchboard/usage-buffer"), "where the gateway keeps usage events while Redis is unreachable"),
+    var("GATEWAY_BUFFER_MAX_EVENTS", Some("100000"), "buffered usage events at which the gateway refuses new calls rather than serve them unmetered"),
     // Budgets.
     var("DEFAULT_BUDGET_USD", Some("100"), "limit of the budget a new tenant starts with, in whole dollars"),
     var("BUDGET_PERIODS", Some("monthly"), "periods of a new tenant's default budgets: daily, monthly, total"),

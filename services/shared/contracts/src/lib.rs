@@ -2,6 +2,7 @@
 //! A producer and its consumers agree through these types, never through copied strings.
 
 pub mod budget;
+pub mod invalidation;
 pub mod streams;
 pub mod usage;
 

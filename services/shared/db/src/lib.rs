@@ -11,6 +11,7 @@
 mod error;
 mod migrate;
 mod pool;
+pub mod prices;
 mod tenant_tx;
 
 pub use error::DbError;

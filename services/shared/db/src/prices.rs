@@ -1,13 +1,14 @@
-//! The price book: `model_prices`, effective-dated per provider and model. The ledger checks
-//! each event's cost against it; a mismatch (or a model without a price) is logged and counted,
-//! and the event is still recorded at the cost the gateway charged.
+//! The price book: `model_prices`, effective-dated per provider and model, cached in memory.
+//! The gateway prices each call with it; the ledger checks each event's cost against it (a
+//! mismatch, or a model without a price, is logged and counted, and the event is still recorded
+//! at the cost the gateway charged).
 
 use std::collections::HashMap;
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use sb_db::SystemPool;
+use crate::SystemPool;
 use sb_kernel::{Micros, Price};
 
 /// How long a loaded price book is used before it is read again.
