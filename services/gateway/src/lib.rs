@@ -1,20 +1,42 @@
-//! The gateway service: the OpenAI-compatible edge: authenticates, rate-limits, budgets, routes and meters every model call (its /v1 routes arrive with the gateway issue).
+//! The gateway service: the OpenAI-compatible edge that authenticates, rate-limits, budgets,
+//! routes and meters every model call (`/v1/chat/completions`, `/v1/embeddings`, `/v1/models`).
 
 pub mod core;
+mod invalidation;
 mod routes;
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
+use sb_config::Config;
 use sb_http::{App, Infra};
+
+use crate::core::Gateway;
 
 pub const SERVICE: &str = "gateway";
 
-/// Binds the gateway on `addr` (port 0 picks a free port); `App::run` serves it.
-pub async fn build(infra: &Infra, addr: SocketAddr) -> std::io::Result<App> {
-    App::bind(
-        SERVICE,
-        addr,
-        sb_http::standard_layers(routes::router(infra), SERVICE),
+/// Binds the gateway on `addr` (port 0 picks a free port); `App::run` serves it, with the
+/// cache-invalidation subscriber and the usage-buffer flusher beside it.
+pub async fn build(infra: &Infra, config: &Config, addr: SocketAddr) -> std::io::Result<App> {
+    let gateway = Gateway::new(infra, config)?;
+    let router = routes::router(infra, gateway.clone());
+    let subscriber = invalidation::Subscriber::new(gateway.clone(), infra, config);
+    let flusher = gateway.clone();
+    Ok(
+        App::bind(SERVICE, addr, sb_http::standard_layers(router, SERVICE))
+            .await?
+            .with_task(Box::new(move |shutdown| Box::pin(subscriber.run(shutdown))))
+            .with_task(Box::new(move |shutdown| {
+                Box::pin(async move { flusher.usage.run_flusher(shutdown).await })
+            })),
     )
-    .await
+}
+
+fn max_body_bytes(gw: &Gateway) -> usize {
+    gw.max_body_bytes
+}
+
+/// Time spent in the gateway itself, the upstream excluded.
+fn record_overhead(overhead: Duration) {
+    metrics::histogram!("gateway_overhead_seconds").record(overhead.as_secs_f64());
 }

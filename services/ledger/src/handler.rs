@@ -14,9 +14,9 @@ use sb_contracts::usage::UsageEvent;
 use sb_db::SystemPool;
 
 use crate::core::mirror;
-use sb_db::prices::{PriceBook, PriceCheck};
 use crate::core::record::{UsageRecord, record_batch};
 use crate::metrics;
+use sb_db::prices::{PriceBook, PriceCheck};
 
 pub struct UsageHandler {
     db: SystemPool,

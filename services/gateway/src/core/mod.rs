@@ -1,3 +1,89 @@
-//! The gateway's logic, free of HTTP handler types.
+//! The gateway's logic, free of HTTP handler types: who is calling ([`keys`]), what their
+//! tenant has ([`tenants`]), whether the call may go ([`policy`]), where it goes ([`routing`],
+//! [`providers`]) and what it cost ([`usage`]). [`admit`] ties the first three together.
 
+pub mod admit;
+pub mod estimate;
+pub mod keys;
+pub mod meter;
+pub mod policy;
 pub mod providers;
+pub mod routing;
+pub mod tenants;
+pub mod usage;
+
+use std::sync::Arc;
+
+use sb_config::Config;
+use sb_crypto::Keyring;
+use sb_db::prices::PriceBook;
+use sb_http::Infra;
+
+/// Everything a request needs, shared by all requests.
+pub struct Gateway {
+    pub keys: keys::KeyCache,
+    pub tenants: tenants::TenantCache,
+    pub policy: policy::Policy,
+    pub router: routing::Router,
+    pub usage: usage::UsageSink,
+    pub prices: PriceBook,
+    pub http: reqwest::Client,
+    pub max_body_bytes: usize,
+}
+
+impl Gateway {
+    pub fn new(infra: &Infra, config: &Config) -> std::io::Result<Arc<Self>> {
+        let gw = &config.gateway;
+        let keyring = Arc::new(Keyring::new(&config.secrets.encryption_master_key, &[]));
+        let http = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .read_timeout(gw.upstream_timeout)
+            .pool_max_idle_per_host(256)
+            .tcp_nodelay(true)
+            .build()
+            .map_err(std::io::Error::other)?;
+        Ok(Arc::new(Self {
+            keys: keys::KeyCache::new(infra.system_db.clone(), gw.key_cache_ttl),
+            tenants: tenants::TenantCache::new(infra.app_db.clone(), keyring, gw.key_cache_ttl),
+            policy: policy::Policy::new(
+                infra.redis(),
+                infra.app_db.clone(),
+                infra.bus.key_prefix(),
+                gw.reservation_ttl,
+                gw.settled_hold,
+            ),
+            router: routing::Router::new(
+                gw.retries,
+                gw.retry_backoff,
+                gw.breaker_failures,
+                gw.breaker_cooldown,
+            ),
+            usage: usage::UsageSink::open(
+                infra.bus.clone(),
+                gw.buffer_dir.clone(),
+                gw.buffer_max_events,
+            )?,
+            prices: PriceBook::new(infra.system_db.clone()),
+            http,
+            max_body_bytes: gw.max_body_bytes,
+        }))
+    }
+
+    /// Applies one invalidation message to the caches.
+    pub fn invalidate(&self, message: sb_contracts::invalidation::Invalidation) {
+        use sb_contracts::invalidation::Invalidation;
+        match message {
+            Invalidation::ApiKey(id) => self.keys.forget_key(id),
+            Invalidation::Tenant(id) => {
+                self.keys.forget_tenant(id);
+                self.tenants.forget(id);
+            }
+        }
+    }
+
+    /// Drops every cached key and tenant (after missing invalidation messages).
+    pub fn clear_caches(&self) {
+        self.keys.clear();
+        self.tenants.clear();
+    }
+}

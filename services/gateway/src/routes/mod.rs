@@ -1,10 +1,24 @@
 //! The gateway's routes; each resource gets its own module with its own `router()`.
 
+mod chat;
+mod embeddings;
+pub mod error;
+mod models;
+mod request;
+
+use std::sync::Arc;
+
 use axum::Router;
 use sb_http::Infra;
 
 use crate::SERVICE;
+use crate::core::Gateway;
 
-pub fn router(infra: &Infra) -> Router {
-    Router::new().merge(sb_http::health::router(SERVICE, infra))
+pub fn router(infra: &Infra, gateway: Arc<Gateway>) -> Router {
+    Router::new()
+        .merge(chat::router())
+        .merge(embeddings::router())
+        .merge(models::router())
+        .with_state(gateway)
+        .merge(sb_http::health::router(SERVICE, infra))
 }

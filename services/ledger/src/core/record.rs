@@ -26,14 +26,7 @@ pub struct UsageRecord {
     pub usage: UsageEvent,
 }
 
-/// A budget whose period spend changed, for the Redis mirror.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BudgetSpend {
-    pub budget_id: Uuid,
-    pub period_start: NaiveDate,
-    pub spent: Micros,
-    pub revision: i64,
-}
+pub use sb_contracts::budget::BudgetSpend;
 
 #[derive(Debug, Default)]
 pub struct Recorded {

@@ -18,10 +18,12 @@ const FIELDS: [&str; 6] = [
     "payload",
 ];
 
-#[derive(Clone, Debug, PartialEq)]
+/// Serializable too, so a producer can keep envelopes on disk while Redis is away.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Envelope {
     /// Unique per event, kept across redeliveries and replays: consumers deduplicate on it.
     pub id: Uuid,
+    #[serde(rename = "type")]
     pub kind: String,
     pub tenant_id: TenantId,
     pub occurred_at: DateTime<Utc>,

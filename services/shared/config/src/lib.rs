@@ -249,7 +249,9 @@ impl GatewayConfig {
             key_cache_ttl: seconds("GATEWAY_KEY_CACHE_SECONDS", 0..=3600)?,
             upstream_timeout: seconds("GATEWAY_UPSTREAM_TIMEOUT_SECONDS", 1..=3600)?,
             retries: src.number("GATEWAY_RETRIES", 0..=10)?,
-            retry_backoff: Duration::from_millis(src.number("GATEWAY_RETRY_BACKOFF_MS", 0..=60_000)?),
+            retry_backoff: Duration::from_millis(
+                src.number("GATEWAY_RETRY_BACKOFF_MS", 0..=60_000)?,
+            ),
             breaker_failures: src.number("GATEWAY_BREAKER_FAILURES", 1..=1000)?,
             breaker_cooldown: seconds("GATEWAY_BREAKER_COOLDOWN_SECONDS", 1..=3600)?,
             reservation_ttl: seconds("GATEWAY_RESERVATION_TTL_SECONDS", 10..=86_400)?,

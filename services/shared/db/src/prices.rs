@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
 use crate::SystemPool;
+use chrono::{DateTime, Utc};
 use sb_kernel::{Micros, Price};
 
 /// How long a loaded price book is used before it is read again.

@@ -96,7 +96,7 @@ async fn build(service: Service, config: &Config) -> anyhow::Result<Vec<App>> {
     let mut apps = Vec::new();
     if let Some(infra) = &infra {
         if wants(Service::Gateway) {
-            apps.push(sb_gateway::build(infra, addr(listen.gateway_port)).await?);
+            apps.push(sb_gateway::build(infra, config, addr(listen.gateway_port)).await?);
         }
         if wants(Service::Api) {
             apps.push(sb_api::build(infra, addr(listen.api_port)).await?);

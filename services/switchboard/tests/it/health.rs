@@ -13,7 +13,7 @@ type Build = fn(
 ) -> std::pin::Pin<Box<dyn Future<Output = std::io::Result<App>> + Send + '_>>;
 
 const SERVICES: &[(&str, Build)] = &[
-    ("gateway", |i, a| Box::pin(sb_gateway::build(i, a))),
+    ("gateway", |i, a| Box::pin(gateway(i, a))),
     ("api", |i, a| Box::pin(sb_api::build(i, a))),
     ("agent-worker", |i, a| {
         Box::pin(sb_agent_worker::build(i, a))
@@ -21,18 +21,24 @@ const SERVICES: &[(&str, Build)] = &[
     ("ledger", |i, a| Box::pin(ledger(i, a))),
 ];
 
-/// The ledger with its default settings.
-async fn ledger(infra: &Infra, addr: SocketAddr) -> std::io::Result<App> {
+fn default_config() -> sb_config::Config {
     let source = sb_config::Source::from_pairs([
         ("JWT_SECRET", "x".repeat(32)),
         ("ENCRYPTION_MASTER_KEY", "y".repeat(32)),
     ]);
-    sb_ledger::build(
-        infra,
-        &sb_config::Config::from_source(&source, false).unwrap(),
-        addr,
-    )
-    .await
+    sb_config::Config::from_source(&source, false).unwrap()
+}
+
+/// The ledger with its default settings.
+async fn ledger(infra: &Infra, addr: SocketAddr) -> std::io::Result<App> {
+    sb_ledger::build(infra, &default_config(), addr).await
+}
+
+/// The gateway with its default settings, its usage buffer in a directory of its own.
+async fn gateway(infra: &Infra, addr: SocketAddr) -> std::io::Result<App> {
+    let mut config = default_config();
+    config.gateway.buffer_dir = std::env::temp_dir().join(format!("sb-health-{}", uuid::Uuid::now_v7()));
+    sb_gateway::build(infra, &config, addr).await
 }
 
 async fn start(build: Build, config: &sb_config::Config) -> RunningApp {

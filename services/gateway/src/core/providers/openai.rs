@@ -25,5 +25,7 @@ pub async fn embeddings(
     _upstream: &Upstream,
     _body: &Value,
 ) -> Result<Completion, UpstreamError> {
-    Err(UpstreamError::Unsupported("embeddings (adapter not written yet)"))
+    Err(UpstreamError::Unsupported(
+        "embeddings (adapter not written yet)",
+    ))
 }

@@ -1,0 +1,75 @@
+//! Estimates made before the call: prompt tokens from the request's text, and the output the
+//! call may produce. They size the reservation and the tokens-per-minute check; the charge is
+//! always the provider's own count (or, for a cut stream, what was sent).
+
+use serde_json::Value;
+
+/// Output tokens reserved when the request sets no `max_tokens`.
+pub const DEFAULT_MAX_OUTPUT_TOKENS: u64 = 4096;
+
+/// About four characters per token, plus a little per message, rounded up.
+pub fn prompt_tokens(body: &Value) -> u64 {
+    let mut chars = 0usize;
+    let mut messages = 0u64;
+    if let Some(list) = body.get("messages").and_then(Value::as_array) {
+        for message in list {
+            messages += 1;
+            chars += text_len(message.get("content"));
+        }
+    }
+    if let Some(input) = body.get("input") {
+        chars += text_len(Some(input));
+    }
+    if let Some(tools) = body.get("tools") {
+        chars += tools.to_string().len();
+    }
+    (chars as u64).div_ceil(4) + 4 * messages
+}
+
+/// The most output the request allows.
+pub fn max_output_tokens(body: &Value) -> u64 {
+    body.get("max_completion_tokens")
+        .or_else(|| body.get("max_tokens"))
+        .and_then(Value::as_u64)
+        .unwrap_or(DEFAULT_MAX_OUTPUT_TOKENS)
+}
+
+/// Tokens in streamed text that was sent but never counted by the provider (a cut stream).
+pub fn text_tokens(chars: usize) -> u64 {
+    (chars as u64).div_ceil(4)
+}
+
+fn text_len(content: Option<&Value>) -> usize {
+    match content {
+        Some(Value::String(s)) => s.len(),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .map(|p| match p {
+                Value::String(s) => s.len(),
+                other => other
+                    .get("text")
+                    .and_then(Value::as_str)
+                    .map_or(0, str::len),
+            })
+            .sum(),
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn prompt_estimate_counts_text_and_messages() {
+        let body = json!({"messages": [
+            {"role": "system", "content": "abcd"},
+            {"role": "user", "content": [{"type": "text", "text": "abcdefgh"}]}
+        ]});
+        assert_eq!(prompt_tokens(&body), 3 + 8);
+        assert_eq!(max_output_tokens(&json!({"max_tokens": 7})), 7);
+        assert_eq!(max_output_tokens(&json!({})), DEFAULT_MAX_OUTPUT_TOKENS);
+        assert_eq!(text_tokens(9), 3);
+    }
+}

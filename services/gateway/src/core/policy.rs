@@ -1,0 +1,387 @@
+//! The policy decision: rate limits and budget reservations in one Redis round trip
+//! (`policy.lua`), settled after the call (`settle.lua`).
+//!
+//! Keys: `{prefix}ratelimit:key:{key_id}:{rpm|tpm}:{window}` for the sliding windows, and beside
+//! each budget's mirror `{prefix}budget:{id}:holds` (reservation → micro-dollars, plus `total`)
+//! and `{prefix}budget:{id}:leases` (reservation → expiry). A mirror that is missing is rebuilt
+//! from the rollups before deciding.
+//!
+//! When Redis is unreachable, rate limits fall back to a per-process limiter (logged loudly and
+//! shown by `gateway_policy_fallback`), and budgets fail closed unless the tenant opted out.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use redis::Script;
+use redis::aio::ConnectionManager;
+use sb_contracts::budget::{BudgetSpend, mirror_key, write_mirror};
+use sb_db::AppPool;
+use sb_kernel::{Micros, TenantId};
+use uuid::Uuid;
+
+use crate::core::tenants::Budget;
+
+const WINDOW_MS: u64 = 60_000;
+
+/// What the decision needs to know about one request.
+pub struct Ask<'a> {
+    pub tenant_id: Uuid,
+    pub key_id: Uuid,
+    pub rpm_limit: Option<u32>,
+    pub tpm_limit: Option<u32>,
+    pub estimated_tokens: u64,
+    /// The budgets that apply, each with this request's estimated cost.
+    pub budgets: Vec<(&'a Budget, Micros)>,
+    pub budget_fail_open: bool,
+}
+
+/// An admitted request's hold, to settle when the call ends.
+#[derive(Debug, Clone)]
+pub struct Reservation {
+    pub id: Uuid,
+    key_id: Uuid,
+    budgets: Vec<Uuid>,
+    tpm_limited: bool,
+    estimated_tokens: u64,
+    /// The window it was counted in (the token correction goes there).
+    window: u64,
+    /// Decided without Redis: nothing to settle.
+    local: bool,
+}
+
+/// Rate-limit figures for the `x-ratelimit-*` headers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Limits {
+    pub rpm: Option<(u32, u64)>,
+    pub tpm: Option<(u32, u64)>,
+    /// Until the current window ends.
+    pub reset: Duration,
+}
+
+#[derive(Debug)]
+pub enum Decision {
+    Admit(Reservation, Limits),
+    RateLimited {
+        what: &'static str,
+        retry_after: Duration,
+        limits: Limits,
+    },
+    OverBudget {
+        budget_id: Uuid,
+        scope: String,
+        limit: Micros,
+        spent: Micros,
+        held: Micros,
+    },
+    /// Redis is unreachable and the tenant's budgets fail closed.
+    Unavailable,
+}
+
+pub struct Policy {
+    redis: ConnectionManager,
+    db: AppPool,
+    prefix: String,
+    reservation_ttl: Duration,
+    settled_hold: Duration,
+    decide: Script,
+    settle: Script,
+    fallback: Mutex<HashMap<(Uuid, u64), (u64, u64)>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error(transparent)]
+    Db(#[from] sb_db::DbError),
+    #[error(transparent)]
+    Sql(#[from] sqlx::Error),
+}
+
+impl Policy {
+    pub fn new(
+        redis: ConnectionManager,
+        db: AppPool,
+        prefix: &str,
+        reservation_ttl: Duration,
+        settled_hold: Duration,
+    ) -> Self {
+        Self {
+            redis,
+            db,
+            prefix: prefix.to_owned(),
+            reservation_ttl,
+            settled_hold,
+            decide: Script::new(include_str!("policy.lua")),
+            settle: Script::new(include_str!("settle.lua")),
+            fallback: Mutex::default(),
+        }
+    }
+
+    /// Decides, and reserves when admitted.
+    pub async fn decide(&self, ask: &Ask<'_>) -> Result<Decision, PolicyError> {
+        // One rebuild is enough: a mirror still missing after it has no spend in Postgres and
+        // was written as zero.
+        for _ in 0..2 {
+            match self.ask_redis(ask).await {
+                Ok(Reply::Decided(decision)) => return Ok(decision),
+                Ok(Reply::Missing(indexes)) => {
+                    let missing: Vec<&Budget> = indexes
+                        .iter()
+                        .filter_map(|i| ask.budgets.get(*i).map(|b| b.0))
+                        .collect();
+                    self.rebuild(ask.tenant_id, &missing).await?;
+                }
+                Err(e) => return Ok(self.without_redis(ask, &e)),
+            }
+        }
+        Ok(Decision::Unavailable)
+    }
+
+    /// Settles to the real cost; the hold of the real cost lasts until the ledger counted it.
+    pub async fn settle(&self, reservation: &Reservation, cost: Micros, tokens: u64) {
+        if reservation.local {
+            return;
+        }
+        let now = now_ms();
+        let hold_until = if self.settled_hold.is_zero() {
+            0
+        } else {
+            now + millis(self.settled_hold)
+        };
+        let mut invocation = self.settle.prepare_invoke();
+        invocation.key(self.rate_key(reservation.key_id, "tpm", reservation.window));
+        for budget in &reservation.budgets {
+            invocation
+                .key(holds_key(&self.prefix, *budget))
+                .key(leases_key(&self.prefix, *budget));
+        }
+        invocation
+            .arg(reservation.id.to_string())
+            .arg(cost.0)
+            .arg(tokens as i64 - reservation.estimated_tokens as i64)
+            .arg(hold_until)
+            .arg(millis(self.reservation_ttl.max(self.settled_hold)) + WINDOW_MS)
+            .arg(u8::from(reservation.tpm_limited));
+        let result: Result<i64, _> = invocation.invoke_async(&mut self.redis.clone()).await;
+        if let Err(e) = result {
+            // The lease frees the hold when it expires.
+            tracing::warn!(error = %e, reservation = %reservation.id, "could not settle a reservation; its lease will free it");
+        }
+    }
+
+    async fn ask_redis(&self, ask: &Ask<'_>) -> Result<Reply, redis::RedisError> {
+        let now = now_ms();
+        let window = now / WINDOW_MS;
+        let reservation = Uuid::now_v7();
+        let mut invocation = self.decide.prepare_invoke();
+        invocation
+            .key(self.rate_key(ask.key_id, "rpm", window))
+            .key(self.rate_key(ask.key_id, "rpm", window.saturating_sub(1)))
+            .key(self.rate_key(ask.key_id, "tpm", window))
+            .key(self.rate_key(ask.key_id, "tpm", window.saturating_sub(1)));
+        for (budget, _) in &ask.budgets {
+            invocation
+                .key(mirror_key(&self.prefix, budget.id))
+                .key(holds_key(&self.prefix, budget.id))
+                .key(leases_key(&self.prefix, budget.id));
+        }
+        let ttl = millis(self.reservation_ttl) + WINDOW_MS;
+        invocation
+            .arg(now)
+            .arg(WINDOW_MS)
+            .arg(now % WINDOW_MS)
+            .arg(ask.rpm_limit.unwrap_or(0))
+            .arg(ask.tpm_limit.unwrap_or(0))
+            .arg(ask.estimated_tokens)
+            .arg(reservation.to_string())
+            .arg(now + millis(self.reservation_ttl))
+            .arg(ttl)
+            .arg(ask.budgets.len());
+        for (budget, cost) in &ask.budgets {
+            invocation
+                .arg(budget.period_start.format("%Y-%m-%d").to_string())
+                .arg(budget.limit_micros)
+                .arg(cost.0)
+                .arg(u8::from(budget.blocks));
+        }
+        let reply: Vec<redis::Value> = invocation.invoke_async(&mut self.redis.clone()).await?;
+        let reset = Duration::from_millis(WINDOW_MS - now % WINDOW_MS);
+        let word = |i: usize| -> String {
+            reply
+                .get(i)
+                .and_then(|v| redis::from_redis_value_ref::<String>(v).ok())
+                .unwrap_or_default()
+        };
+        let number = |i: usize| -> i64 {
+            reply
+                .get(i)
+                .and_then(|v| redis::from_redis_value_ref::<i64>(v).ok())
+                .unwrap_or(0)
+        };
+        let limits = |rpm_left: i64, tpm_left: i64| Limits {
+            rpm: ask.rpm_limit.map(|l| (l, rpm_left.max(0) as u64)),
+            tpm: ask.tpm_limit.map(|l| (l, tpm_left.max(0) as u64)),
+            reset,
+        };
+        Ok(Reply::Decided(match word(0).as_str() {
+            "ok" => Decision::Admit(
+                Reservation {
+                    id: reservation,
+                    key_id: ask.key_id,
+                    budgets: ask.budgets.iter().map(|(b, _)| b.id).collect(),
+                    tpm_limited: ask.tpm_limit.is_some(),
+                    estimated_tokens: ask.estimated_tokens,
+                    window,
+                    local: false,
+                },
+                limits(number(1), number(2)),
+            ),
+            "rate" => Decision::RateLimited {
+                what: if word(1) == "tokens" {
+                    "tokens"
+                } else {
+                    "requests"
+                },
+                retry_after: Duration::from_millis(number(2).max(0) as u64),
+                limits: limits(0, 0),
+            },
+            "budget" => {
+                let index = usize::try_from(number(1) - 1).unwrap_or(0);
+                let budget = ask.budgets.get(index).map(|b| b.0);
+                Decision::OverBudget {
+                    budget_id: budget.map(|b| b.id).unwrap_or_default(),
+                    scope: budget.map(|b| b.scope.clone()).unwrap_or_default(),
+                    limit: Micros(budget.map(|b| b.limit_micros).unwrap_or(0)),
+                    spent: Micros(number(2)),
+                    held: Micros(number(3)),
+                }
+            }
+            "missing" => {
+                return Ok(Reply::Missing(
+                    (1..reply.len())
+                        .filter_map(|i| usize::try_from(number(i) - 1).ok())
+                        .collect(),
+                ));
+            }
+            other => {
+                return Err(redis::RedisError::from((
+                    redis::ErrorKind::Client,
+                    "unexpected policy reply",
+                    other.to_owned(),
+                )));
+            }
+        }))
+    }
+
+    /// Writes the mirror of each budget from its rollup (zero when nothing was spent yet),
+    /// with the rollup's revision, so a concurrent ledger write is never overwritten.
+    async fn rebuild(&self, tenant: Uuid, budgets: &[&Budget]) -> Result<(), PolicyError> {
+        let mut tx = self.db.begin(TenantId::from_uuid(tenant)).await?;
+        let mut spends = Vec::with_capacity(budgets.len());
+        for budget in budgets {
+            let row: Option<(i64, i64)> = sqlx::query_as(
+                "SELECT spent_micros, revision FROM spend_rollups
+                  WHERE scope = $1 AND scope_id = $2 AND granularity = $3 AND period_start = $4",
+            )
+            .bind(&budget.scope)
+            .bind(budget.scope_id.unwrap_or(tenant))
+            .bind(budget.granularity())
+            .bind(budget.period_start)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let (spent, revision) = row.unwrap_or((0, 0));
+            spends.push(BudgetSpend {
+                budget_id: budget.id,
+                period_start: budget.period_start,
+                spent: Micros(spent),
+                revision,
+            });
+        }
+        tx.commit().await?;
+        if let Err(e) = write_mirror(&mut self.redis.clone(), &self.prefix, &spends).await {
+            tracing::warn!(error = %e, "could not rebuild budget mirrors");
+        }
+        metrics::counter!("gateway_budget_rebuilds_total").increment(spends.len() as u64);
+        Ok(())
+    }
+
+    /// Redis is unreachable: a local fixed-window limiter for rates, and budgets fail closed
+    /// unless the tenant opted out.
+    fn without_redis(&self, ask: &Ask<'_>, error: &redis::RedisError) -> Decision {
+        tracing::error!(error = %error, "REDIS UNREACHABLE: rate limits are per process and budgets {}",
+            if ask.budget_fail_open { "are not enforced for this tenant (fail open)" } else { "refuse calls (fail closed)" });
+        metrics::counter!("gateway_policy_fallback_total").increment(1);
+        if !ask.budgets.is_empty() && !ask.budget_fail_open {
+            return Decision::Unavailable;
+        }
+        let now = now_ms();
+        let window = now / WINDOW_MS;
+        let reset = Duration::from_millis(WINDOW_MS - now % WINDOW_MS);
+        let mut counts = self.fallback.lock().unwrap_or_else(|e| e.into_inner());
+        counts.retain(|(_, w), _| *w + 1 >= window);
+        let (requests, tokens) = counts.entry((ask.key_id, window)).or_default();
+        if ask.rpm_limit.is_some_and(|l| *requests + 1 > u64::from(l)) {
+            return Decision::RateLimited {
+                what: "requests",
+                retry_after: reset,
+                limits: Limits::default(),
+            };
+        }
+        if ask
+            .tpm_limit
+            .is_some_and(|l| *tokens > 0 && *tokens + ask.estimated_tokens > u64::from(l))
+        {
+            return Decision::RateLimited {
+                what: "tokens",
+                retry_after: reset,
+                limits: Limits::default(),
+            };
+        }
+        *requests += 1;
+        *tokens += ask.estimated_tokens;
+        Decision::Admit(
+            Reservation {
+                id: Uuid::now_v7(),
+                key_id: ask.key_id,
+                budgets: Vec::new(),
+                tpm_limited: false,
+                estimated_tokens: ask.estimated_tokens,
+                window,
+                local: true,
+            },
+            Limits {
+                rpm: None,
+                tpm: None,
+                reset,
+            },
+        )
+    }
+
+    fn rate_key(&self, key_id: Uuid, what: &str, window: u64) -> String {
+        format!("{}ratelimit:key:{key_id}:{what}:{window}", self.prefix)
+    }
+}
+
+enum Reply {
+    Decided(Decision),
+    /// Indexes (0-based) of budgets whose mirror is missing.
+    Missing(Vec<usize>),
+}
+
+pub fn holds_key(prefix: &str, budget: Uuid) -> String {
+    format!("{prefix}budget:{budget}:holds")
+}
+
+pub fn leases_key(prefix: &str, budget: Uuid) -> String {
+    format!("{prefix}budget:{budget}:leases")
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,152 @@
+//! Routing: a model maps to the tenant's provider entries serving it, in priority order. The
+//! first whose circuit breaker is closed is tried; a retryable failure is retried with
+//! exponential backoff, then the next entry is tried. Every attempt is a hop in the usage event.
+//!
+//! A breaker opens after `GATEWAY_BREAKER_FAILURES` consecutive failures of an entry and skips
+//! it for `GATEWAY_BREAKER_COOLDOWN_SECONDS`; then one call is let through (half-open), and its
+//! outcome closes or reopens it. `ai_provider_health{provider}` is 1 when the entry's breaker is
+//! closed, 0 when open (the label is the entry's name, which is unique per tenant).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use sb_contracts::usage::Hop;
+use uuid::Uuid;
+
+use crate::core::providers::UpstreamError;
+use crate::core::tenants::ProviderEntry;
+
+#[derive(Debug, Default)]
+struct Breaker {
+    failures: u32,
+    open_until: Option<Instant>,
+}
+
+pub struct Router {
+    retries: u32,
+    backoff: Duration,
+    threshold: u32,
+    cooldown: Duration,
+    breakers: Mutex<HashMap<Uuid, Breaker>>,
+}
+
+/// The outcome of a routed call: the value from the entry that answered, or the last error.
+pub struct Routed<T> {
+    pub result: Result<(T, ProviderEntry), UpstreamError>,
+    pub hops: Vec<Hop>,
+}
+
+impl Router {
+    pub fn new(retries: u32, backoff: Duration, threshold: u32, cooldown: Duration) -> Self {
+        Self {
+            retries,
+            backoff,
+            threshold,
+            cooldown,
+            breakers: Mutex::default(),
+        }
+    }
+
+    /// Calls `call` on each entry in turn until one succeeds.
+    pub async fn route<T, F, Fut>(&self, entries: &[&ProviderEntry], call: F) -> Routed<T>
+    where
+        F: Fn(ProviderEntry) -> Fut,
+        Fut: Future<Output = Result<T, UpstreamError>>,
+    {
+        let mut hops = Vec::new();
+        let mut last = UpstreamError::Connect("no provider entry is available".into());
+        let open: Vec<&&ProviderEntry> = entries.iter().filter(|e| !self.is_open(e)).collect();
+        // With every breaker open, try them anyway: refusing outright helps nobody.
+        let candidates: Vec<&ProviderEntry> = if open.is_empty() {
+            entries.to_vec()
+        } else {
+            open.into_iter().copied().collect()
+        };
+        for entry in candidates {
+            for attempt in 0..=self.retries {
+                if attempt > 0 {
+                    tokio::time::sleep(self.backoff * 2u32.saturating_pow(attempt - 1)).await;
+                }
+                let outcome = call(entry.clone()).await;
+                match outcome {
+                    Ok(value) => {
+                        hops.push(hop(entry, "ok"));
+                        self.succeeded(entry);
+                        return Routed {
+                            result: Ok((value, entry.clone())),
+                            hops,
+                        };
+                    }
+                    Err(e) => {
+                        hops.push(hop(entry, &status_of(&e)));
+                        self.failed(entry);
+                        let retryable = e.retryable();
+                        last = e;
+                        if !retryable {
+                            return Routed {
+                                result: Err(last),
+                                hops,
+                            };
+                        }
+                    }
+                }
+            }
+        }
+        Routed {
+            result: Err(last),
+            hops,
+        }
+    }
+
+    fn is_open(&self, entry: &ProviderEntry) -> bool {
+        let breakers = self.breakers.lock().unwrap_or_else(|e| e.into_inner());
+        breakers
+            .get(&entry.id)
+            .and_then(|b| b.open_until)
+            .is_some_and(|until| Instant::now() < until)
+    }
+
+    fn succeeded(&self, entry: &ProviderEntry) {
+        let mut breakers = self.breakers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(b) = breakers.get_mut(&entry.id) {
+            if b.open_until.is_some() {
+                tracing::info!(entry = %entry.name, "provider entry healthy again: circuit closed");
+            }
+            *b = Breaker::default();
+        }
+        metrics::gauge!("ai_provider_health", "provider" => entry.name.clone()).set(1.0);
+    }
+
+    fn failed(&self, entry: &ProviderEntry) {
+        let mut breakers = self.breakers.lock().unwrap_or_else(|e| e.into_inner());
+        let b = breakers.entry(entry.id).or_default();
+        b.failures += 1;
+        if b.failures >= self.threshold {
+            if b.open_until.is_none_or(|until| Instant::now() >= until) {
+                tracing::warn!(entry = %entry.name, failures = b.failures, "provider entry failing: circuit open");
+            }
+            b.open_until = Some(Instant::now() + self.cooldown);
+            metrics::gauge!("ai_provider_health", "provider" => entry.name.clone()).set(0.0);
+        }
+    }
+}
+
+fn hop(entry: &ProviderEntry, status: &str) -> Hop {
+    Hop {
+        provider: format!("{}:{}", entry.upstream.kind.as_str(), entry.name),
+        status: status.to_owned(),
+    }
+}
+
+/// A short status for hops and metrics: `ok`, `http_503`, `timeout`, `connect`, `protocol`.
+pub fn status_of(error: &UpstreamError) -> String {
+    match error {
+        UpstreamError::Status { status, .. } => format!("http_{status}"),
+        UpstreamError::Timeout => "timeout".into(),
+        UpstreamError::Connect(_) => "connect".into(),
+        UpstreamError::Protocol(_) => "protocol".into(),
+        UpstreamError::Unsupported(_) => "unsupported".into(),
+    }
+}

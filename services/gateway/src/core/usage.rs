@@ -1,0 +1,191 @@
+//! Usage events: one per request, whatever its outcome, published on `sb:usage`.
+//!
+//! When Redis cannot take an event, it goes to a local buffer: an append-only file of envelopes
+//! (one JSON line each, synced to disk) in `GATEWAY_BUFFER_DIR`, so a restart loses nothing. A
+//! background task publishes the buffer, oldest first, as soon as Redis is back; the envelope
+//! keeps its id, so an event published twice (a crash between publish and truncation) is still
+//! recorded once by the ledger. When the buffer holds `GATEWAY_BUFFER_MAX_EVENTS`, the gateway
+//! refuses new calls rather than serve them unmetered.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use sb_bus::{Bus, Envelope};
+use sb_contracts::Event;
+use sb_contracts::usage::UsageEvent;
+use sb_kernel::TenantId;
+use tokio_util::sync::CancellationToken;
+
+const BUFFER_FILE: &str = "usage-buffer.jsonl";
+/// How long a publish may take before the event goes to the buffer instead.
+const PUBLISH_TIMEOUT: Duration = Duration::from_millis(500);
+
+pub struct UsageSink {
+    bus: Bus,
+    path: PathBuf,
+    max_events: usize,
+    buffered: AtomicUsize,
+    /// Serialises writers of the file (appends, and the flusher's rewrite).
+    file: Mutex<()>,
+}
+
+impl UsageSink {
+    /// Opens the buffer (creating its directory) and counts what an earlier run left in it.
+    pub fn open(bus: Bus, dir: PathBuf, max_events: usize) -> std::io::Result<Self> {
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join(BUFFER_FILE);
+        let buffered = read_buffer(&path)?.len();
+        if buffered > 0 {
+            tracing::warn!(events = buffered, path = %path.display(), "usage events buffered by an earlier run will be published");
+        }
+        metrics::gauge!("gateway_usage_buffered").set(buffered as f64);
+        Ok(Self {
+            bus,
+            path,
+            max_events,
+            buffered: AtomicUsize::new(buffered),
+            file: Mutex::new(()),
+        })
+    }
+
+    /// Whether the buffer is full: new calls must be refused.
+    pub fn is_full(&self) -> bool {
+        self.buffered.load(Ordering::Relaxed) >= self.max_events
+    }
+
+    pub fn buffered(&self) -> usize {
+        self.buffered.load(Ordering::Relaxed)
+    }
+
+    /// Publishes the event, or buffers it on disk when Redis cannot take it (or when older
+    /// events are still buffered, so they stay in order).
+    pub async fn record(&self, tenant: TenantId, event: &UsageEvent) {
+        let envelope = match Envelope::new(tenant, event) {
+            Ok(envelope) => envelope,
+            Err(e) => {
+                tracing::error!(error = %e, "a usage event could not be serialised");
+                return;
+            }
+        };
+        if self.buffered() == 0 {
+            match tokio::time::timeout(
+                PUBLISH_TIMEOUT,
+                self.bus.publish(UsageEvent::STREAM, &envelope),
+            )
+            .await
+            {
+                Ok(Ok(_)) => return,
+                Ok(Err(e)) => tracing::warn!(error = %e, "usage event buffered: Redis refused it"),
+                Err(_) => tracing::warn!("usage event buffered: Redis did not answer in time"),
+            }
+        }
+        if let Err(e) = self.append(&envelope) {
+            // The last resort: the event is in the log, for a manual replay.
+            tracing::error!(error = %e, event = %serde_json::to_string(&envelope).unwrap_or_default(), "USAGE EVENT LOST: could not write the buffer");
+        }
+    }
+
+    fn append(&self, envelope: &Envelope) -> std::io::Result<()> {
+        let mut line = serde_json::to_vec(envelope).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        let _guard = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
+        file.write_all(&line)?;
+        file.sync_data()?;
+        let n = self.buffered.fetch_add(1, Ordering::Relaxed) + 1;
+        metrics::gauge!("gateway_usage_buffered").set(n as f64);
+        Ok(())
+    }
+
+    /// Publishes what is buffered, oldest first; stops at the first failure. Returns how many
+    /// were published.
+    pub async fn flush(&self) -> std::io::Result<usize> {
+        if self.buffered() == 0 {
+            return Ok(0);
+        }
+        let pending = {
+            let _guard = self.file.lock().unwrap_or_else(|e| e.into_inner());
+            read_buffer(&self.path)?
+        };
+        let mut published = 0;
+        for envelope in &pending {
+            if self
+                .bus
+                .publish(UsageEvent::STREAM, envelope)
+                .await
+                .is_err()
+            {
+                break;
+            }
+            published += 1;
+        }
+        if published > 0 {
+            let _guard = self.file.lock().unwrap_or_else(|e| e.into_inner());
+            // Appends that arrived meanwhile are after the ones read; keep them.
+            let now = read_buffer(&self.path)?;
+            let rest = now.get(published..).unwrap_or_default();
+            let tmp = self.path.with_extension("tmp");
+            let mut file = std::fs::File::create(&tmp)?;
+            for envelope in rest {
+                let mut line = serde_json::to_vec(envelope).map_err(std::io::Error::other)?;
+                line.push(b'\n');
+                file.write_all(&line)?;
+            }
+            file.sync_data()?;
+            std::fs::rename(&tmp, &self.path)?;
+            self.buffered.store(rest.len(), Ordering::Relaxed);
+            metrics::gauge!("gateway_usage_buffered").set(rest.len() as f64);
+            tracing::info!(
+                published,
+                left = rest.len(),
+                "buffered usage events published"
+            );
+        }
+        Ok(published)
+    }
+
+    /// Flushes every second until `shutdown`, and once more at the end.
+    pub async fn run_flusher(&self, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            if let Err(e) = self.flush().await {
+                tracing::error!(error = %e, "could not flush the usage buffer");
+            }
+        }
+        if let Err(e) = self.flush().await {
+            tracing::error!(error = %e, "could not flush the usage buffer at shutdown");
+        }
+    }
+}
+
+fn read_buffer(path: &std::path::Path) -> std::io::Result<Vec<Envelope>> {
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut envelopes = Vec::new();
+    for line in BufReader::new(file).lines() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str(&line) {
+            Ok(envelope) => envelopes.push(envelope),
+            // A torn last line (a crash mid-write) is dropped; it was never acknowledged.
+            Err(e) => {
+                tracing::error!(error = %e, "skipping an unreadable line in the usage buffer")
+            }
+        }
+    }
+    Ok(envelopes)
+}
