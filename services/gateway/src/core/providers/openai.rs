@@ -38,7 +38,7 @@ pub async fn chat_stream(
         .ok_or_else(|| UpstreamError::Protocol("the request body is not an object".to_owned()))?;
     let request = post(http, upstream, "chat/completions")?.json(&Streaming(fields));
     let response = send(request, key(upstream)).await?;
-    Ok(sse::translate(response, Chunks::default()))
+    Ok(sse::translate(response, Chunks))
 }
 
 /// Embeddings, passed through; they have input tokens only.
@@ -128,7 +128,6 @@ impl Serialize for Streaming<'_> {
 }
 
 /// Reads OpenAI's stream: chunks pass through, usage leaves them as [`StreamEvent::Usage`].
-#[derive(Default)]
 struct Chunks;
 
 impl Translate for Chunks {
