@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 use super::http::{error_object_message, join, secret_header, send, send_json};
 use super::shape::{
     self, Answer, ToolChoice, arguments_object, count, data_url, function_tools, is_system,
-    messages, role, stop_sequences, system_text, tool_call, unix_now,
+    merge_turns, messages, role, stop_sequences, system_text, tool_call, unix_now,
 };
 use super::sse::{self, Flow, SseEvent, Translate};
 use super::{ChunkStream, Completion, StreamEvent, Upstream, UpstreamError, Usage};
@@ -96,20 +96,15 @@ fn request(body: &Value, stream: bool) -> Result<Value, UpstreamError> {
 /// `tool_result` blocks, and turns of the same role merge (Anthropic wants them alternating,
 /// with every result of one assistant turn in the next user message).
 fn translate_messages(body: &Value) -> Value {
-    let mut turns: Vec<(&str, Vec<Value>)> = Vec::new();
-    for message in messages(body).iter().filter(|m| !is_system(m)) {
-        let (role, blocks) = match role(message) {
+    let turns = messages(body)
+        .iter()
+        .filter(|m| !is_system(m))
+        .map(|message| match role(message) {
             "assistant" => ("assistant", assistant_blocks(message)),
             "tool" => ("user", vec![tool_result(message)]),
             _ => ("user", content_blocks(message.get("content"))),
-        };
-        match turns.last_mut() {
-            Some((last, content)) if *last == role => content.extend(blocks),
-            _ if blocks.is_empty() => {}
-            _ => turns.push((role, blocks)),
-        }
-    }
-    turns
+        });
+    merge_turns(turns)
         .into_iter()
         .map(|(role, content)| json!({ "role": role, "content": content }))
         .collect()
@@ -292,8 +287,7 @@ impl Translate for Events {
         event: SseEvent,
         out: &mut VecDeque<StreamEvent>,
     ) -> Result<Flow, UpstreamError> {
-        let data: Value = serde_json::from_str(&event.data)
-            .map_err(|e| UpstreamError::Protocol(format!("a stream event is not JSON: {e}")))?;
+        let data = event.json()?;
         match data.get("type").and_then(Value::as_str) {
             Some("message_start") => {
                 let message = data.get("message").unwrap_or(&Value::Null);

@@ -132,6 +132,21 @@ pub(super) fn error_object_message(error: &Value) -> String {
     }
 }
 
+/// An error object sent inside a stream (OpenAI-compatible servers and Gemini do), as a
+/// status error with the HTTP code it carries (500 when it carries none).
+pub(super) fn stream_error(error: &Value) -> UpstreamError {
+    let status = error
+        .get("code")
+        .and_then(Value::as_u64)
+        .and_then(|c| u16::try_from(c).ok())
+        .filter(|c| (400..=599).contains(c))
+        .unwrap_or(500);
+    UpstreamError::Status {
+        status,
+        message: error_object_message(error),
+    }
+}
+
 fn truncate(text: &str, max_chars: usize) -> String {
     match text.char_indices().nth(max_chars) {
         Some((end, _)) => format!("{}…", &text[..end]),

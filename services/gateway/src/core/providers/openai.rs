@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
 
-use super::http::{error_object_message, join, secret_header, send, send_json};
+use super::http::{join, secret_header, send, send_json, stream_error};
 use super::shape::count;
 use super::sse::{self, Flow, SseEvent, Translate};
 use super::{ChunkStream, Completion, StreamEvent, Upstream, UpstreamError, Usage};
@@ -136,12 +136,10 @@ impl Translate for Chunks {
         event: SseEvent,
         out: &mut VecDeque<StreamEvent>,
     ) -> Result<Flow, UpstreamError> {
-        let data = event.data.trim();
-        if data == "[DONE]" {
+        if event.data.trim() == "[DONE]" {
             return Ok(Flow::Done);
         }
-        let mut chunk: Value = serde_json::from_str(data)
-            .map_err(|e| UpstreamError::Protocol(format!("a stream event is not JSON: {e}")))?;
+        let mut chunk = event.json()?;
         if let Some(error) = chunk.get("error") {
             return Err(stream_error(error));
         }
@@ -164,20 +162,6 @@ impl Translate for Chunks {
         Err(UpstreamError::Protocol(
             "the stream ended before [DONE]".to_owned(),
         ))
-    }
-}
-
-/// An error sent inside a stream (vLLM and others do), as a status error.
-fn stream_error(error: &Value) -> UpstreamError {
-    let status = error
-        .get("code")
-        .and_then(Value::as_u64)
-        .and_then(|c| u16::try_from(c).ok())
-        .filter(|c| (400..=599).contains(c))
-        .unwrap_or(500);
-    UpstreamError::Status {
-        status,
-        message: error_object_message(error),
     }
 }
 

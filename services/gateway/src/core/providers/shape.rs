@@ -82,6 +82,23 @@ pub(super) fn is_system(message: &Value) -> bool {
     matches!(role(message), "system" | "developer")
 }
 
+/// Conversation turns with consecutive turns of one role merged, and empty turns left out:
+/// Anthropic and Gemini want roles to alternate, and every result of one turn's tool calls
+/// in a single following turn.
+pub(super) fn merge_turns<'a>(
+    turns: impl Iterator<Item = (&'a str, Vec<Value>)>,
+) -> Vec<(&'a str, Vec<Value>)> {
+    let mut merged: Vec<(&str, Vec<Value>)> = Vec::new();
+    for (role, content) in turns {
+        match merged.last_mut() {
+            Some((last, previous)) if *last == role => previous.extend(content),
+            _ if content.is_empty() => {}
+            _ => merged.push((role, content)),
+        }
+    }
+    merged
+}
+
 /// `max_completion_tokens`, else the older `max_tokens`.
 pub(super) fn max_tokens(body: &Value) -> Option<u64> {
     body.get("max_completion_tokens")

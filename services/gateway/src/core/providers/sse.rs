@@ -18,6 +18,14 @@ pub(super) struct SseEvent {
     pub data: String,
 }
 
+impl SseEvent {
+    /// The data as JSON, as every upstream but OpenAI's `[DONE]` sends it.
+    pub fn json(&self) -> Result<serde_json::Value, UpstreamError> {
+        serde_json::from_str(&self.data)
+            .map_err(|e| UpstreamError::Protocol(format!("a stream event is not JSON: {e}")))
+    }
+}
+
 /// An incremental SSE parser: feed it bytes as they arrive, take the events they complete.
 /// Lines may be split anywhere between feeds (inside a UTF-8 character too).
 #[derive(Debug, Default)]
