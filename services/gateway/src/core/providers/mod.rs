@@ -10,7 +10,10 @@
 
 pub mod anthropic;
 pub mod gemini;
+mod http;
 pub mod openai;
+mod shape;
+mod sse;
 
 use std::fmt;
 use std::pin::Pin;

@@ -1,31 +1,255 @@
-//! The openai adapter (being written).
+//! The OpenAI adapter, for OpenAI and every upstream that speaks its format (Azure-style
+//! deployments, vLLM, Ollama, mock-llm). Requests pass through unchanged, but a stream always
+//! asks for usage; answers pass through too, with usage read from them.
 
-use serde_json::Value;
+use std::collections::VecDeque;
 
-use super::{ChunkStream, Completion, Upstream, UpstreamError};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::{Map, Value};
 
+use super::http::{join, secret_header, send, send_json, stream_error};
+use super::shape::count;
+use super::sse::{self, Flow, SseEvent, Translate};
+use super::{ChunkStream, Completion, StreamEvent, Upstream, UpstreamError, Usage};
+
+/// A chat completion, passed through.
 pub async fn chat(
-    _http: &reqwest::Client,
-    _upstream: &Upstream,
-    _body: &Value,
+    http: &reqwest::Client,
+    upstream: &Upstream,
+    body: &Value,
 ) -> Result<Completion, UpstreamError> {
-    Err(UpstreamError::Unsupported("chat (adapter not written yet)"))
+    let body = send_json(
+        post(http, upstream, "chat/completions")?.json(body),
+        key(upstream),
+    )
+    .await?;
+    let usage = usage(&body).unwrap_or_default();
+    Ok(Completion { body, usage })
 }
 
+/// A streamed chat completion: `stream` forced on, with `stream_options.include_usage`.
 pub async fn chat_stream(
-    _http: &reqwest::Client,
-    _upstream: &Upstream,
-    _body: &Value,
+    http: &reqwest::Client,
+    upstream: &Upstream,
+    body: &Value,
 ) -> Result<ChunkStream, UpstreamError> {
-    Err(UpstreamError::Unsupported("chat (adapter not written yet)"))
+    let fields = body
+        .as_object()
+        .ok_or_else(|| UpstreamError::Protocol("the request body is not an object".to_owned()))?;
+    let request = post(http, upstream, "chat/completions")?.json(&Streaming(fields));
+    let response = send(request, key(upstream)).await?;
+    Ok(sse::translate(response, Chunks))
 }
 
+/// Embeddings, passed through; they have input tokens only.
 pub async fn embeddings(
-    _http: &reqwest::Client,
-    _upstream: &Upstream,
-    _body: &Value,
+    http: &reqwest::Client,
+    upstream: &Upstream,
+    body: &Value,
 ) -> Result<Completion, UpstreamError> {
-    Err(UpstreamError::Unsupported(
-        "embeddings (adapter not written yet)",
-    ))
+    let body = send_json(
+        post(http, upstream, "embeddings")?.json(body),
+        key(upstream),
+    )
+    .await?;
+    let usage = Usage {
+        input_tokens: count(&body, "/usage/prompt_tokens"),
+        ..Usage::default()
+    };
+    Ok(Completion { body, usage })
+}
+
+fn key(upstream: &Upstream) -> Option<&secrecy::SecretString> {
+    upstream.api_key.as_ref()
+}
+
+/// A POST to `path` under the base URL, with the key as this host expects it.
+fn post(
+    http: &reqwest::Client,
+    upstream: &Upstream,
+    path: &str,
+) -> Result<reqwest::RequestBuilder, UpstreamError> {
+    let request = http.post(join(&upstream.base_url, path));
+    let Some(key) = &upstream.api_key else {
+        return Ok(request);
+    };
+    let (name, value) = if is_azure(&upstream.base_url) {
+        ("api-key", secret_header(key)?)
+    } else {
+        let bearer = secrecy::SecretString::from(format!(
+            "Bearer {}",
+            secrecy::ExposeSecret::expose_secret(key)
+        ));
+        ("authorization", secret_header(&bearer)?)
+    };
+    Ok(request.header(name, value))
+}
+
+/// Azure OpenAI hosts take the key in `api-key`, not as a bearer token.
+fn is_azure(base_url: &str) -> bool {
+    base_url.contains(".openai.azure.com")
+}
+
+/// OpenAI usage: `prompt_tokens` (cached ones included), `completion_tokens`.
+fn usage(body: &Value) -> Option<Usage> {
+    body.get("usage").and_then(usage_of)
+}
+
+/// A `usage` object's counts (none when it is null).
+fn usage_of(usage: &Value) -> Option<Usage> {
+    usage.is_object().then(|| Usage {
+        input_tokens: count(usage, "/prompt_tokens"),
+        cached_input_tokens: count(usage, "/prompt_tokens_details/cached_tokens"),
+        output_tokens: count(usage, "/completion_tokens"),
+    })
+}
+
+/// The client's request with `stream: true` and `stream_options.include_usage: true`,
+/// serialized without copying the rest (the messages may be large).
+struct Streaming<'a>(&'a Map<String, Value>);
+
+impl Serialize for Streaming<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut options = match self.0.get("stream_options") {
+            Some(Value::Object(options)) => options.clone(),
+            _ => Map::new(),
+        };
+        options.insert("include_usage".to_owned(), Value::Bool(true));
+        let mut map = serializer.serialize_map(None)?;
+        for (name, value) in self.0 {
+            if name != "stream" && name != "stream_options" {
+                map.serialize_entry(name, value)?;
+            }
+        }
+        map.serialize_entry("stream", &true)?;
+        map.serialize_entry("stream_options", &options)?;
+        map.end()
+    }
+}
+
+/// Reads OpenAI's stream: chunks pass through, usage leaves them as [`StreamEvent::Usage`].
+struct Chunks;
+
+impl Translate for Chunks {
+    fn event(
+        &mut self,
+        event: SseEvent,
+        out: &mut VecDeque<StreamEvent>,
+    ) -> Result<Flow, UpstreamError> {
+        if event.data.trim() == "[DONE]" {
+            return Ok(Flow::Done);
+        }
+        let mut chunk = event.json()?;
+        if let Some(error) = chunk.get("error") {
+            return Err(stream_error(error));
+        }
+        let usage = chunk
+            .as_object_mut()
+            .and_then(|c| c.remove("usage"))
+            .and_then(|u| usage_of(&u));
+        let has_choices = chunk
+            .get("choices")
+            .and_then(Value::as_array)
+            .is_some_and(|c| !c.is_empty());
+        if has_choices {
+            out.push_back(StreamEvent::Chunk(chunk));
+        }
+        out.extend(usage.map(StreamEvent::Usage));
+        Ok(Flow::Continue)
+    }
+
+    fn end(&mut self) -> Result<(), UpstreamError> {
+        Err(UpstreamError::Protocol(
+            "the stream ended before [DONE]".to_owned(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn translate(data: &str) -> (Result<Flow, UpstreamError>, Vec<StreamEvent>) {
+        let mut out = VecDeque::new();
+        let flow = Chunks.event(
+            SseEvent {
+                event: None,
+                data: data.to_owned(),
+            },
+            &mut out,
+        );
+        (flow, out.into())
+    }
+
+    #[test]
+    fn streaming_forces_usage_and_keeps_the_rest() {
+        let body = json!({ "model": "m", "messages": [], "stream": false,
+                           "stream_options": { "other": 1 }, "tools": [] });
+        let sent = serde_json::to_value(Streaming(body.as_object().unwrap())).unwrap();
+        assert_eq!(
+            sent,
+            json!({ "model": "m", "messages": [], "tools": [], "stream": true,
+                    "stream_options": { "other": 1, "include_usage": true } })
+        );
+    }
+
+    #[test]
+    fn usage_only_chunks_become_usage() {
+        let (flow, out) = translate(
+            r#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4,"prompt_tokens_details":{"cached_tokens":1}}}"#,
+        );
+        assert_eq!(flow, Ok(Flow::Continue));
+        let usage = Usage {
+            input_tokens: 3,
+            cached_input_tokens: 1,
+            output_tokens: 4,
+        };
+        assert_eq!(out, vec![StreamEvent::Usage(usage)]);
+    }
+
+    #[test]
+    fn a_chunk_with_usage_gives_the_chunk_then_the_usage() {
+        let (_, out) = translate(
+            r#"{"choices":[{"delta":{"content":"hi"}}],"usage":{"prompt_tokens":3,"completion_tokens":4}}"#,
+        );
+        assert_eq!(
+            out,
+            vec![
+                StreamEvent::Chunk(json!({ "choices": [{ "delta": { "content": "hi" } }] })),
+                StreamEvent::Usage(Usage {
+                    input_tokens: 3,
+                    cached_input_tokens: 0,
+                    output_tokens: 4
+                }),
+            ]
+        );
+        let (_, out) = translate(r#"{"choices":[{"delta":{}}],"usage":null}"#);
+        assert_eq!(
+            out,
+            vec![StreamEvent::Chunk(json!({ "choices": [{ "delta": {} }] }))]
+        );
+    }
+
+    #[test]
+    fn done_ends_and_errors_are_errors() {
+        assert_eq!(translate("[DONE]").0, Ok(Flow::Done));
+        assert!(matches!(
+            translate(r#"{"error":{"message":"boom","code":503}}"#).0,
+            Err(UpstreamError::Status { status: 503, .. })
+        ));
+        assert!(matches!(
+            translate("{nope").0,
+            Err(UpstreamError::Protocol(_))
+        ));
+    }
+
+    #[test]
+    fn azure_hosts_are_recognised() {
+        assert!(is_azure(
+            "https://x.openai.azure.com/openai/deployments/d?api-version=1"
+        ));
+        assert!(!is_azure("https://api.openai.com/v1"));
+    }
 }
