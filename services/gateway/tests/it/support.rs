@@ -125,10 +125,10 @@ impl Stack {
     }
 
     /// Runs one statement as the application role in the tenant.
-    pub async fn exec<'q>(
+    pub async fn exec(
         &self,
-        sql: &'q str,
-        bind: impl FnOnce(sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+        sql: &'static str,
+        bind: impl FnOnce(sqlx::query::Query<'static, sqlx::Postgres, sqlx::postgres::PgArguments>) -> sqlx::query::Query<'static, sqlx::Postgres, sqlx::postgres::PgArguments>,
     ) {
         let pool = self.db.app_pool().await;
         let mut tx = pool.begin(TenantId::from_uuid(self.tenant_id())).await.unwrap();
