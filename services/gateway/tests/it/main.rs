@@ -7,3 +7,4 @@ mod anthropic;
 mod gemini;
 mod helpers;
 mod openai;
+mod wire;
