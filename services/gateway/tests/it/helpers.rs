@@ -112,14 +112,17 @@ pub fn assert_status(error: &UpstreamError, status: u16, retryable: bool) {
     assert_eq!(error.retryable(), retryable, "{error:?}");
 }
 
-/// A one-request HTTP server that reads the request head and answers `response` verbatim.
-pub fn raw_server(response: &'static str) -> std::net::SocketAddr {
+/// A one-request HTTP server that reads the request and answers `response` verbatim; the
+/// task gives back the request as text.
+pub fn raw_server(
+    response: &'static str,
+) -> (std::net::SocketAddr, tokio::task::JoinHandle<String>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     listener.set_nonblocking(true).unwrap();
     let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let (mut socket, _) = listener.accept().await.unwrap();
         let mut request = Vec::new();
         let mut buf = [0u8; 4096];
@@ -147,6 +150,7 @@ pub fn raw_server(response: &'static str) -> std::net::SocketAddr {
         }
         socket.write_all(response.as_bytes()).await.unwrap();
         socket.shutdown().await.unwrap();
+        String::from_utf8_lossy(&request).into_owned()
     });
-    addr
+    (addr, task)
 }

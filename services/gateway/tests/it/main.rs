@@ -10,3 +10,4 @@ mod gemini;
 mod helpers;
 mod openai;
 mod support;
+mod wire;

@@ -176,7 +176,7 @@ async fn unreachable_and_slow_upstreams() {
 
 #[tokio::test]
 async fn an_unreadable_answer_is_a_protocol_error() {
-    let addr = raw_server(
+    let (addr, _) = raw_server(
         "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 9\r\nconnection: close\r\n\r\nnot json!",
     );
     let up = Upstream {
@@ -196,7 +196,7 @@ async fn a_stream_closed_before_done_ends_with_an_error() {
         "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     );
-    let addr = raw_server(Box::leak(response.into_boxed_str()));
+    let (addr, _) = raw_server(Box::leak(response.into_boxed_str()));
     let up = Upstream {
         kind: ProviderKind::OpenAi,
         base_url: format!("http://{addr}/v1"),
