@@ -9,5 +9,7 @@ mod calls;
 mod gemini;
 mod helpers;
 mod openai;
+mod policy;
+mod sdk;
 mod support;
 mod wire;

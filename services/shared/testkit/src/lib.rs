@@ -14,11 +14,13 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 mod db;
+mod private_redis;
 mod redis_prefix;
 mod service;
 mod tenant;
 
 pub use db::{TestDb, drop_database, owner_url_for};
+pub use private_redis::PrivateRedis;
 pub use redis_prefix::{TestRedis, redis_url};
 pub use service::{RunningApp, spawn, test_config};
 pub use tenant::{TestTenant, tenant};
