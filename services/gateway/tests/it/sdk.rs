@@ -53,7 +53,10 @@ fn require_the_sdk() {
     assert!(
         output.status.success(),
         "`{python}` (SB_TEST_PYTHON) cannot import the OpenAI SDK (`openai`): {}\n{how}",
-        String::from_utf8_lossy(&output.stderr).trim()
+        String::from_utf8_lossy(&output.stderr)
+            .lines()
+            .last()
+            .unwrap_or("")
     );
 }
 
