@@ -122,7 +122,8 @@ impl From<Refusal> for ApiError {
                 );
                 let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
                 error
-                    .0.headers
+                    .0
+                    .headers
                     .insert("retry-after", HeaderValue::from(seconds));
                 rate_limit_headers(&mut error.0.headers, &limits);
                 error

@@ -8,7 +8,11 @@ use crate::support::{KeyOptions, Stack, chat_body};
 #[tokio::test]
 async fn a_completion_is_answered_and_metered_with_the_providers_usage() {
     let stack = Stack::new().await;
-    let response = stack.chat(&chat_body("mock-gpt-4o", "hello there")).send().await.unwrap();
+    let response = stack
+        .chat(&chat_body("mock-gpt-4o", "hello there"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["object"], "chat.completion");
@@ -19,7 +23,10 @@ async fn a_completion_is_answered_and_metered_with_the_providers_usage() {
     assert_eq!(event.model, "mock-gpt-4o");
     assert_eq!(event.provider, "openai");
     assert_eq!(event.input_tokens, usage["prompt_tokens"].as_u64().unwrap());
-    assert_eq!(event.output_tokens, usage["completion_tokens"].as_u64().unwrap());
+    assert_eq!(
+        event.output_tokens,
+        usage["completion_tokens"].as_u64().unwrap()
+    );
     assert_eq!(event.api_key_id.unwrap().as_uuid(), stack.key_id);
     assert_eq!(event.workspace_id.unwrap(), stack.tenant.workspace);
     // mock-gpt-4o: $2.50 in, $10 out per million tokens, each part rounded up.
@@ -28,7 +35,11 @@ async fn a_completion_is_answered_and_metered_with_the_providers_usage() {
         cached_input: sb_kernel::Micros(1_250_000),
         output: sb_kernel::Micros(10_000_000),
     }
-    .cost(event.input_tokens, event.cached_input_tokens, event.output_tokens);
+    .cost(
+        event.input_tokens,
+        event.cached_input_tokens,
+        event.output_tokens,
+    );
     assert_eq!(event.cost_micros, expected);
     assert!(event.cost_micros.0 > 0);
     assert_eq!(event.hops.len(), 1);
@@ -49,12 +60,22 @@ async fn a_stream_is_forwarded_and_metered_with_usage_even_when_the_client_did_n
     let mut content = String::new();
     for frame in &frames[..frames.len() - 1] {
         let chunk: Value = serde_json::from_str(frame.strip_prefix("data: ").unwrap()).unwrap();
-        assert!(chunk.get("usage").is_none_or(Value::is_null), "usage was not asked for: {chunk}");
-        content.push_str(chunk["choices"][0]["delta"]["content"].as_str().unwrap_or(""));
+        assert!(
+            chunk.get("usage").is_none_or(Value::is_null),
+            "usage was not asked for: {chunk}"
+        );
+        content.push_str(
+            chunk["choices"][0]["delta"]["content"]
+                .as_str()
+                .unwrap_or(""),
+        );
     }
     let events = stack.wait_for_usage(1).await;
     assert_eq!(events[0].status, "ok");
-    assert_eq!(events[0].output_tokens, content.split_whitespace().count() as u64);
+    assert_eq!(
+        events[0].output_tokens,
+        content.split_whitespace().count() as u64
+    );
     assert!(events[0].input_tokens > 0 && events[0].cost_micros.0 > 0);
 }
 
@@ -64,20 +85,39 @@ async fn a_stream_that_asks_for_usage_gets_the_usage_chunk_last() {
     let mut body = chat_body("mock-gpt-4o", "stream please");
     body["stream"] = json!(true);
     body["stream_options"] = json!({"include_usage": true});
-    let text = stack.chat(&body).send().await.unwrap().text().await.unwrap();
+    let text = stack
+        .chat(&body)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let frames: Vec<&str> = text.split("\n\n").filter(|f| !f.is_empty()).collect();
-    let usage_chunk: Value = serde_json::from_str(frames[frames.len() - 2].strip_prefix("data: ").unwrap()).unwrap();
+    let usage_chunk: Value =
+        serde_json::from_str(frames[frames.len() - 2].strip_prefix("data: ").unwrap()).unwrap();
     assert_eq!(usage_chunk["choices"], json!([]));
     let events = stack.wait_for_usage(1).await;
-    assert_eq!(usage_chunk["usage"]["completion_tokens"], events[0].output_tokens);
-    assert_eq!(usage_chunk["usage"]["prompt_tokens"], events[0].input_tokens);
+    assert_eq!(
+        usage_chunk["usage"]["completion_tokens"],
+        events[0].output_tokens
+    );
+    assert_eq!(
+        usage_chunk["usage"]["prompt_tokens"],
+        events[0].input_tokens
+    );
 }
 
 #[tokio::test]
 async fn embeddings_and_models_work_with_the_key() {
     let stack = Stack::new().await;
     let response = stack
-        .post(&stack.gateway, &stack.key, "/v1/embeddings", &json!({"model": "mock-embedding", "input": "a b c"}))
+        .post(
+            &stack.gateway,
+            &stack.key,
+            "/v1/embeddings",
+            &json!({"model": "mock-embedding", "input": "a b c"}),
+        )
         .send()
         .await
         .unwrap();
@@ -85,16 +125,51 @@ async fn embeddings_and_models_work_with_the_key() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["object"], "list");
     let events = stack.wait_for_usage(1).await;
-    assert_eq!(events[0].input_tokens, body["usage"]["prompt_tokens"].as_u64().unwrap());
+    assert_eq!(
+        events[0].input_tokens,
+        body["usage"]["prompt_tokens"].as_u64().unwrap()
+    );
 
     let (limited, _) = stack
-        .add_key("limited", KeyOptions { allowed_models: vec!["mock-gpt-4o-mini".into()], ..KeyOptions::default() })
+        .add_key(
+            "limited",
+            KeyOptions {
+                allowed_models: vec!["mock-gpt-4o-mini".into()],
+                ..KeyOptions::default()
+            },
+        )
         .await;
-    let models: Value = stack.http.get(stack.gateway.url("/v1/models")).bearer_auth(&limited).send().await.unwrap().json().await.unwrap();
-    let ids: Vec<&str> = models["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    let models: Value = stack
+        .http
+        .get(stack.gateway.url("/v1/models"))
+        .bearer_auth(&limited)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, vec!["mock-gpt-4o-mini"]);
-    let all: Value = stack.http.get(stack.gateway.url("/v1/models")).bearer_auth(&stack.key).send().await.unwrap().json().await.unwrap();
-    assert_eq!(all["data"].as_array().unwrap().len(), sb_mock_llm::MODELS.len());
+    let all: Value = stack
+        .http
+        .get(stack.gateway.url("/v1/models"))
+        .bearer_auth(&stack.key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        all["data"].as_array().unwrap().len(),
+        sb_mock_llm::MODELS.len()
+    );
 }
 
 async fn error_of(response: reqwest::Response) -> (StatusCode, Value) {
@@ -108,7 +183,15 @@ async fn bad_keys_get_401_in_the_openai_shape() {
     let stack = Stack::new().await;
     let body = chat_body("mock-gpt-4o", "hi");
     let url = stack.gateway.url("/v1/chat/completions");
-    let (expired, _) = stack.add_key("old", KeyOptions { expired: true, ..KeyOptions::default() }).await;
+    let (expired, _) = stack
+        .add_key(
+            "old",
+            KeyOptions {
+                expired: true,
+                ..KeyOptions::default()
+            },
+        )
+        .await;
     let fake = format!("sb_live_{}", "A".repeat(43));
     for request in [
         stack.http.post(&url).json(&body),
@@ -122,18 +205,33 @@ async fn bad_keys_get_401_in_the_openai_shape() {
         assert_eq!(error["type"], "invalid_request_error");
         assert!(error["message"].as_str().unwrap().len() > 10);
     }
-    assert!(stack.usage_events().await.is_empty(), "nothing reached a provider");
+    assert!(
+        stack.usage_events().await.is_empty(),
+        "nothing reached a provider"
+    );
 }
 
 #[tokio::test]
 async fn malformed_requests_get_400_naming_the_field_and_change_nothing() {
     let stack = Stack::new().await;
     let cases = [
-        (json!({"messages": [{"role": "user", "content": "x"}]}), Some("model")),
+        (
+            json!({"messages": [{"role": "user", "content": "x"}]}),
+            Some("model"),
+        ),
         (json!({"model": "mock-gpt-4o"}), Some("messages")),
-        (json!({"model": "mock-gpt-4o", "messages": []}), Some("messages")),
-        (json!({"model": "mock-gpt-4o", "messages": [{"role": "user", "content": "x"}], "stream": "yes"}), Some("stream")),
-        (json!({"model": "mock-gpt-4o", "messages": [{"role": "user", "content": "x"}], "max_tokens": -3}), Some("max_tokens")),
+        (
+            json!({"model": "mock-gpt-4o", "messages": []}),
+            Some("messages"),
+        ),
+        (
+            json!({"model": "mock-gpt-4o", "messages": [{"role": "user", "content": "x"}], "stream": "yes"}),
+            Some("stream"),
+        ),
+        (
+            json!({"model": "mock-gpt-4o", "messages": [{"role": "user", "content": "x"}], "max_tokens": -3}),
+            Some("max_tokens"),
+        ),
         (json!([1, 2]), None),
     ];
     for (body, param) in cases {
@@ -160,7 +258,14 @@ async fn malformed_requests_get_400_naming_the_field_and_change_nothing() {
 async fn a_body_over_the_limit_gets_413() {
     let stack = Stack::new().await;
     let big = "x".repeat(stack.config.gateway.max_body_bytes + 1);
-    let (status, error) = error_of(stack.chat(&chat_body("mock-gpt-4o", &big)).send().await.unwrap()).await;
+    let (status, error) = error_of(
+        stack
+            .chat(&chat_body("mock-gpt-4o", &big))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(error["code"], "request_too_large");
 }
@@ -169,13 +274,35 @@ async fn a_body_over_the_limit_gets_413() {
 async fn a_model_the_key_may_not_use_gets_403_and_an_unknown_one_404() {
     let stack = Stack::new().await;
     let (limited, _) = stack
-        .add_key("limited", KeyOptions { allowed_models: vec!["mock-gpt-4o-mini".into()], ..KeyOptions::default() })
+        .add_key(
+            "limited",
+            KeyOptions {
+                allowed_models: vec!["mock-gpt-4o-mini".into()],
+                ..KeyOptions::default()
+            },
+        )
         .await;
-    let response = stack.post(&stack.gateway, &limited, "/v1/chat/completions", &chat_body("mock-gpt-4o", "hi")).send().await.unwrap();
+    let response = stack
+        .post(
+            &stack.gateway,
+            &limited,
+            "/v1/chat/completions",
+            &chat_body("mock-gpt-4o", "hi"),
+        )
+        .send()
+        .await
+        .unwrap();
     let (status, error) = error_of(response).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(error["code"], "model_not_allowed");
-    let (status, error) = error_of(stack.chat(&chat_body("gpt-7-turbo", "hi")).send().await.unwrap()).await;
+    let (status, error) = error_of(
+        stack
+            .chat(&chat_body("gpt-7-turbo", "hi"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(error["code"], "model_not_found");
 }
@@ -183,10 +310,25 @@ async fn a_model_the_key_may_not_use_gets_403_and_an_unknown_one_404() {
 #[tokio::test]
 async fn an_upstream_failure_is_a_502_and_is_metered_without_charge() {
     let stack = Stack::new().await;
-    stack.exec("UPDATE provider_credentials SET base_url = $1", |q| q.bind(stack.mock.url("/x/status=500/v1"))).await;
-    stack.publish(sb_contracts::invalidation::Invalidation::Tenant(stack.tenant_id())).await;
+    stack
+        .exec("UPDATE provider_credentials SET base_url = $1", |q| {
+            q.bind(stack.mock.url("/x/status=500/v1"))
+        })
+        .await;
+    stack
+        .publish(sb_contracts::invalidation::Invalidation::Tenant(
+            stack.tenant_id(),
+        ))
+        .await;
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    let (status, error) = error_of(stack.chat(&chat_body("mock-gpt-4o", "hi")).send().await.unwrap()).await;
+    let (status, error) = error_of(
+        stack
+            .chat(&chat_body("mock-gpt-4o", "hi"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_GATEWAY);
     assert_eq!(error["code"], "upstream_error");
     let events = stack.wait_for_usage(1).await;

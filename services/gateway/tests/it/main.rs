@@ -5,11 +5,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod anthropic;
+mod buffer;
 mod calls;
 mod gemini;
 mod helpers;
+mod keys;
 mod openai;
 mod policy;
+mod routing;
 mod sdk;
 mod support;
 mod wire;

@@ -32,9 +32,17 @@ async fn spend_reaching_the_budget_gets_402_budget_exceeded_and_the_refusal_is_m
         }
         assert_eq!(status, StatusCode::OK);
     }
-    assert_eq!(statuses.last(), Some(&StatusCode::PAYMENT_REQUIRED), "{statuses:?}");
+    assert_eq!(
+        statuses.last(),
+        Some(&StatusCode::PAYMENT_REQUIRED),
+        "{statuses:?}"
+    );
     let events = stack.wait_for_usage(statuses.len()).await;
-    let charged: i64 = events.iter().filter(|e| e.status == "ok").map(|e| e.cost_micros.0).sum();
+    let charged: i64 = events
+        .iter()
+        .filter(|e| e.status == "ok")
+        .map(|e| e.cost_micros.0)
+        .sum();
     assert!(charged <= 2_000, "charged {charged} over a 2,000 budget");
     assert_eq!(events.iter().filter(|e| e.status == "refused").count(), 1);
 }
@@ -66,14 +74,21 @@ async fn sixty_four_concurrent_clients_never_overspend_and_usage_adds_up_exactly
     }
     // At least the ~10 whose estimates fit at once; more as settled calls free the unused
     // part of their estimate; never all 64.
-    assert!((10..64).contains(&admitted.len()), "{} admitted", admitted.len());
+    assert!(
+        (10..64).contains(&admitted.len()),
+        "{} admitted",
+        admitted.len()
+    );
     let events = stack.wait_for_usage(64).await;
     let ok: Vec<_> = events.iter().filter(|e| e.status == "ok").collect();
     assert_eq!(ok.len(), admitted.len());
     let spent: i64 = ok.iter().map(|e| e.cost_micros.0).sum();
     assert!(spent <= limit, "spent {spent} over the limit {limit}");
     // The provider's usage, as the clients saw it, is exactly what was metered.
-    let reported: u64 = admitted.iter().map(|b| b["usage"]["total_tokens"].as_u64().unwrap()).sum();
+    let reported: u64 = admitted
+        .iter()
+        .map(|b| b["usage"]["total_tokens"].as_u64().unwrap())
+        .sum();
     let metered: u64 = ok.iter().map(|e| e.input_tokens + e.output_tokens).sum();
     assert_eq!(reported, metered);
 }
@@ -81,7 +96,14 @@ async fn sixty_four_concurrent_clients_never_overspend_and_usage_adds_up_exactly
 #[tokio::test]
 async fn a_budget_missing_from_redis_is_rebuilt_from_the_rollups_before_deciding() {
     let stack = Stack::new().await;
-    let budget = stack.add_budget("workspace", Some(stack.tenant.workspace.as_uuid()), "daily", 10_000).await;
+    let budget = stack
+        .add_budget(
+            "workspace",
+            Some(stack.tenant.workspace.as_uuid()),
+            "daily",
+            10_000,
+        )
+        .await;
     // The ledger recorded 9,900 today (Redis knows nothing of it).
     let mut owner = stack.db.owner().await;
     sqlx::query(
@@ -97,7 +119,10 @@ async fn a_budget_missing_from_redis_is_rebuilt_from_the_rollups_before_deciding
     assert_eq!(response.status(), StatusCode::PAYMENT_REQUIRED);
     let mut redis = stack.redis.connection().await;
     let spent: Option<i64> = redis::cmd("HGET")
-        .arg(sb_contracts::budget::mirror_key(&stack.config.redis.key_prefix, budget))
+        .arg(sb_contracts::budget::mirror_key(
+            &stack.config.redis.key_prefix,
+            budget,
+        ))
         .arg("spent")
         .query_async(&mut redis)
         .await
@@ -108,8 +133,20 @@ async fn a_budget_missing_from_redis_is_rebuilt_from_the_rollups_before_deciding
 #[tokio::test]
 async fn a_key_over_its_request_rate_gets_429_with_retry_after_and_ratelimit_headers() {
     let stack = Stack::new().await;
-    let (key, _) = stack.add_key("slow", KeyOptions { rpm: Some(2), ..KeyOptions::default() }).await;
-    let send = || stack.post(&stack.gateway, &key, "/v1/chat/completions", &small_call()).send();
+    let (key, _) = stack
+        .add_key(
+            "slow",
+            KeyOptions {
+                rpm: Some(2),
+                ..KeyOptions::default()
+            },
+        )
+        .await;
+    let send = || {
+        stack
+            .post(&stack.gateway, &key, "/v1/chat/completions", &small_call())
+            .send()
+    };
     let first = send().await.unwrap();
     assert_eq!(first.status(), StatusCode::OK);
     assert_eq!(first.headers()["x-ratelimit-limit-requests"], "2");
@@ -118,38 +155,67 @@ async fn a_key_over_its_request_rate_gets_429_with_retry_after_and_ratelimit_hea
     assert_eq!(send().await.unwrap().status(), StatusCode::OK);
     let third = send().await.unwrap();
     assert_eq!(third.status(), StatusCode::TOO_MANY_REQUESTS);
-    let retry_after: u64 = third.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry_after: u64 = third.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=60).contains(&retry_after));
     assert_eq!(third.headers()["x-ratelimit-limit-requests"], "2");
     assert_eq!(third.headers()["x-ratelimit-remaining-requests"], "0");
     let body: Value = third.json().await.unwrap();
     assert_eq!(body["error"]["type"], "rate_limit_error");
     // The key's own limit: another key of the tenant is not limited by it.
-    assert_eq!(stack.chat(&small_call()).send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        stack.chat(&small_call()).send().await.unwrap().status(),
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
 async fn a_key_over_its_token_rate_gets_429_naming_tokens() {
     let stack = Stack::new().await;
-    let (key, _) = stack.add_key("few-tokens", KeyOptions { tpm: Some(100), ..KeyOptions::default() }).await;
+    let (key, _) = stack
+        .add_key(
+            "few-tokens",
+            KeyOptions {
+                tpm: Some(100),
+                ..KeyOptions::default()
+            },
+        )
+        .await;
     let mut body = small_call();
     body["max_tokens"] = json!(80);
-    let send = || stack.post(&stack.gateway, &key, "/v1/chat/completions", &body).send();
+    let send = || {
+        stack
+            .post(&stack.gateway, &key, "/v1/chat/completions", &body)
+            .send()
+    };
     let first = send().await.unwrap();
     assert_eq!(first.status(), StatusCode::OK);
     assert_eq!(first.headers()["x-ratelimit-limit-tokens"], "100");
     let second = send().await.unwrap();
     assert_eq!(second.status(), StatusCode::TOO_MANY_REQUESTS);
     let error: Value = second.json().await.unwrap();
-    assert!(error["error"]["message"].as_str().unwrap().contains("tokens"));
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("tokens")
+    );
 }
 
 #[tokio::test]
 async fn reservations_are_released_when_calls_settle() {
     let stack = Stack::new().await;
-    let budget = stack.add_budget("api_key", Some(stack.key_id), "total", 1_000_000).await;
+    let budget = stack
+        .add_budget("api_key", Some(stack.key_id), "total", 1_000_000)
+        .await;
     for _ in 0..3 {
-        assert_eq!(stack.chat(&small_call()).send().await.unwrap().status(), StatusCode::OK);
+        assert_eq!(
+            stack.chat(&small_call()).send().await.unwrap().status(),
+            StatusCode::OK
+        );
     }
     let events = stack.wait_for_usage(3).await;
     let charged: i64 = events.iter().map(|e| e.cost_micros.0).sum();
@@ -159,13 +225,22 @@ async fn reservations_are_released_when_calls_settle() {
     let key = sb_gateway::core::policy::holds_key(&stack.config.redis.key_prefix, budget);
     let mut held = None;
     for _ in 0..50 {
-        held = redis::cmd("HGET").arg(&key).arg("total").query_async(&mut redis).await.unwrap();
+        held = redis::cmd("HGET")
+            .arg(&key)
+            .arg("total")
+            .query_async(&mut redis)
+            .await
+            .unwrap();
         if held == Some(charged) {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert_eq!(held, Some(charged));
-    let ids: HashSet<String> = redis::cmd("HKEYS").arg(&key).query_async(&mut redis).await.unwrap();
+    let ids: HashSet<String> = redis::cmd("HKEYS")
+        .arg(&key)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
     assert_eq!(ids.len(), 4, "three reservations and the total: {ids:?}");
 }

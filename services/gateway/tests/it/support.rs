@@ -17,7 +17,6 @@ pub struct Stack {
     pub db: TestDb,
     pub redis: TestRedis,
     pub config: Config,
-    pub infra: Infra,
     pub mock: RunningApp,
     pub gateway: RunningApp,
     pub tenant: TestTenant,
@@ -38,20 +37,29 @@ pub struct KeyOptions {
 
 impl Stack {
     pub async fn new() -> Self {
+        Self::with(|_| {}).await
+    }
+
+    /// A stack whose configuration `customize` adjusts first.
+    pub async fn with(customize: impl FnOnce(&mut Config)) -> Self {
         let db = TestDb::new().await;
         let redis = TestRedis::new();
         let mut config = test_config(&db, &redis);
         config.gateway.buffer_dir = buffer_dir();
         config.gateway.retry_backoff = std::time::Duration::from_millis(10);
+        customize(&mut config);
         let infra = Infra::connect_lazy(&config).unwrap();
-        let mock = spawn(sb_mock_llm::build("127.0.0.1:0".parse().unwrap()).await.unwrap());
+        let mock = spawn(
+            sb_mock_llm::build("127.0.0.1:0".parse().unwrap())
+                .await
+                .unwrap(),
+        );
         let tenant = tenant(&db, "acme", "UTC").await;
         let gateway = start_gateway(&infra, &config).await;
         let mut stack = Self {
             db,
             redis,
             config,
-            infra,
             mock,
             gateway,
             tenant,
@@ -60,7 +68,9 @@ impl Stack {
             http: Client::new(),
         };
         let base = stack.mock.url("/v1");
-        stack.add_entry("mock", "openai", &base, sb_mock_llm::MODELS, 0, None).await;
+        stack
+            .add_entry("mock", "openai", &base, sb_mock_llm::MODELS, 0, None)
+            .await;
         let (key, key_id) = stack.add_key("first", KeyOptions::default()).await;
         stack.key = key;
         stack.key_id = key_id;
@@ -93,7 +103,15 @@ impl Stack {
     }
 
     /// A provider entry; `secret` is sealed with the configured master key.
-    pub async fn add_entry(&self, name: &str, provider: &str, base_url: &str, models: &[&str], priority: i32, secret: Option<&str>) -> Uuid {
+    pub async fn add_entry(
+        &self,
+        name: &str,
+        provider: &str,
+        base_url: &str,
+        models: &[&str],
+        priority: i32,
+        secret: Option<&str>,
+    ) -> Uuid {
         let id = Uuid::now_v7();
         let sealed = secret.map(|s| {
             let ring = sb_crypto::Keyring::new(&self.config.secrets.encryption_master_key, &[]);
@@ -113,7 +131,13 @@ impl Stack {
     }
 
     /// A budget of `limit_micros` on a scope (`tenant`: scope_id None).
-    pub async fn add_budget(&self, scope: &str, scope_id: Option<Uuid>, period: &str, limit_micros: i64) -> Uuid {
+    pub async fn add_budget(
+        &self,
+        scope: &str,
+        scope_id: Option<Uuid>,
+        period: &str,
+        limit_micros: i64,
+    ) -> Uuid {
         let id = Uuid::now_v7();
         self.exec(
             "INSERT INTO budgets (id, tenant_id, scope, scope_id, period, limit_micros) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -128,10 +152,16 @@ impl Stack {
     pub async fn exec(
         &self,
         sql: &'static str,
-        bind: impl FnOnce(sqlx::query::Query<'static, sqlx::Postgres, sqlx::postgres::PgArguments>) -> sqlx::query::Query<'static, sqlx::Postgres, sqlx::postgres::PgArguments>,
+        bind: impl FnOnce(
+            sqlx::query::Query<'static, sqlx::Postgres, sqlx::postgres::PgArguments>,
+        )
+            -> sqlx::query::Query<'static, sqlx::Postgres, sqlx::postgres::PgArguments>,
     ) {
         let pool = self.db.app_pool().await;
-        let mut tx = pool.begin(TenantId::from_uuid(self.tenant_id())).await.unwrap();
+        let mut tx = pool
+            .begin(TenantId::from_uuid(self.tenant_id()))
+            .await
+            .unwrap();
         bind(sqlx::query(sql)).execute(&mut *tx).await.unwrap();
         tx.commit().await.unwrap();
     }
@@ -147,8 +177,17 @@ impl Stack {
     }
 
     /// A request to `path` on `gateway` with `key`.
-    pub fn post(&self, gateway: &RunningApp, key: &str, path: &str, body: &Value) -> RequestBuilder {
-        self.http.post(gateway.url(path)).bearer_auth(key).json(body)
+    pub fn post(
+        &self,
+        gateway: &RunningApp,
+        key: &str,
+        path: &str,
+        body: &Value,
+    ) -> RequestBuilder {
+        self.http
+            .post(gateway.url(path))
+            .bearer_auth(key)
+            .json(body)
     }
 
     pub fn chat(&self, body: &Value) -> RequestBuilder {
@@ -159,7 +198,13 @@ impl Stack {
     pub async fn usage_events(&self) -> Vec<UsageEvent> {
         let mut conn = self.redis.connection().await;
         let key = format!("{}usage", self.config.redis.key_prefix);
-        let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE").arg(&key).arg("-").arg("+").query_async(&mut conn).await.unwrap();
+        let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+            .arg(&key)
+            .arg("-")
+            .arg("+")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
         reply
             .ids
             .iter()
@@ -180,12 +225,19 @@ impl Stack {
             tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         }
         let events = self.usage_events().await;
-        panic!("expected {n} usage events, found {}: {events:?}", events.len());
+        panic!(
+            "expected {n} usage events, found {}: {events:?}",
+            events.len()
+        );
     }
 }
 
 pub async fn start_gateway(infra: &Infra, config: &Config) -> RunningApp {
-    spawn(sb_gateway::build(infra, config, "127.0.0.1:0".parse().unwrap()).await.unwrap())
+    spawn(
+        sb_gateway::build(infra, config, "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap(),
+    )
 }
 
 pub fn buffer_dir() -> PathBuf {

@@ -37,7 +37,8 @@ async fn ledger(infra: &Infra, addr: SocketAddr) -> std::io::Result<App> {
 /// The gateway with its default settings, its usage buffer in a directory of its own.
 async fn gateway(infra: &Infra, addr: SocketAddr) -> std::io::Result<App> {
     let mut config = default_config();
-    config.gateway.buffer_dir = std::env::temp_dir().join(format!("sb-health-{}", uuid::Uuid::now_v7()));
+    config.gateway.buffer_dir =
+        std::env::temp_dir().join(format!("sb-health-{}", uuid::Uuid::now_v7()));
     sb_gateway::build(infra, &config, addr).await
 }
 

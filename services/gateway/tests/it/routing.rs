@@ -1,0 +1,156 @@
+//! Routing across a tenant's provider entries: retries, fallback to the next entry, the
+//! circuit breaker, and metering of streams cut off by the client.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::support::{Stack, chat_body};
+
+#[tokio::test]
+async fn a_failing_first_entry_falls_back_to_the_next_and_every_hop_is_recorded() {
+    let stack = Stack::new().await;
+    // The fixture's entry has priority 0; put a failing one before it.
+    let failing = stack.mock.url("/x/status=503/v1");
+    stack
+        .add_entry(
+            "flaky",
+            "openai",
+            &failing,
+            &["mock-gpt-4o"],
+            -1,
+            Some("sk-flaky-secret"),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let response = stack
+        .chat(&chat_body("mock-gpt-4o", "hello"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let events = stack.wait_for_usage(1).await;
+    let hops: Vec<(&str, &str)> = events[0]
+        .hops
+        .iter()
+        .map(|h| (h.provider.as_str(), h.status.as_str()))
+        .collect();
+    assert_eq!(
+        hops,
+        vec![
+            ("openai:flaky", "http_503"),
+            ("openai:flaky", "http_503"),
+            ("openai:mock", "ok")
+        ]
+    );
+    assert_eq!(events[0].status, "ok");
+    assert!(events[0].cost_micros.0 > 0);
+}
+
+#[tokio::test]
+async fn repeated_failures_open_the_breaker_and_the_entry_is_skipped() {
+    let stack = Stack::new().await;
+    let failing = stack.mock.url("/x/status=500/v1");
+    stack
+        .add_entry(
+            "broken-upstream",
+            "openai",
+            &failing,
+            &["mock-gpt-4o"],
+            -1,
+            None,
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // GATEWAY_BREAKER_FAILURES is 5, two tries per call: the third call opens it.
+    for _ in 0..3 {
+        assert_eq!(
+            stack
+                .chat(&chat_body("mock-gpt-4o", "hi"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            StatusCode::OK
+        );
+    }
+    let events = stack.wait_for_usage(3).await;
+    assert_eq!(events[2].hops.len(), 3);
+    assert_eq!(
+        stack
+            .chat(&chat_body("mock-gpt-4o", "hi"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    let events = stack.wait_for_usage(4).await;
+    assert_eq!(
+        events[3].hops.len(),
+        1,
+        "the open entry is skipped: {:?}",
+        events[3].hops
+    );
+    let metrics = stack
+        .http
+        .get(stack.gateway.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.lines().any(
+            |l| l.starts_with("ai_provider_health{provider=\"broken-upstream\"}")
+                && l.ends_with(" 0")
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("ai_provider_health{provider=\"mock\"}") && l.ends_with(" 1"))
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_mid_stream_is_charged_for_what_was_sent() {
+    let stack = Stack::new().await;
+    stack
+        .exec("UPDATE provider_credentials SET base_url = $1", |q| {
+            q.bind(stack.mock.url("/x/chunk-delay-ms=100/v1"))
+        })
+        .await;
+    stack
+        .publish(sb_contracts::invalidation::Invalidation::Tenant(
+            stack.tenant_id(),
+        ))
+        .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut body = chat_body("mock-gpt-4o", "tell me everything");
+    body["stream"] = json!(true);
+    let response = stack.chat(&body).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut stream = response.bytes_stream();
+    let mut received = String::new();
+    while received.matches("data: ").count() < 4 {
+        received.push_str(&String::from_utf8_lossy(
+            &stream.next().await.unwrap().unwrap(),
+        ));
+    }
+    drop(stream);
+    let events = stack.wait_for_usage(1).await;
+    let event = &events[0];
+    assert_eq!(event.status, "interrupted");
+    // The mock's full answer is 21 tokens; a few were sent before the client left.
+    assert!(
+        event.output_tokens >= 1 && event.output_tokens < 21,
+        "{event:?}"
+    );
+    assert!(event.input_tokens > 0);
+    assert!(event.cost_micros.0 > 0, "a stream is never metered at $0");
+}
