@@ -124,18 +124,40 @@ async fn upsert_tenant_rows(
         .bind(tenant)
         .execute(&mut **tx)
         .await?;
-    // mock-llm speaks the OpenAI dialect and needs no secret.
-    sqlx::query(
-        "INSERT INTO provider_credentials (id, tenant_id, name, provider, base_url, models)
-         VALUES ($1, $2, 'mock-llm', 'openai', $3, $4)
-         ON CONFLICT (tenant_id, name) DO UPDATE SET base_url = EXCLUDED.base_url, models = EXCLUDED.models, updated_at = now()",
-    )
-    .bind(Uuid::now_v7())
-    .bind(tenant)
-    .bind(mock_llm_url)
-    .bind(sb_mock_llm::MODELS)
-    .execute(&mut **tx)
-    .await?;
+    // mock-llm speaks all three dialects and needs no secret. Each model gets an entry in the
+    // dialect it stands in for, so it is called (and priced) as the real one would be.
+    for (name, provider, base_url) in [
+        ("mock-llm", "openai", mock_llm_url),
+        (
+            "mock-llm-anthropic",
+            "anthropic",
+            mock_llm_url.trim_end_matches("/v1"),
+        ),
+        (
+            "mock-llm-gemini",
+            "gemini",
+            mock_llm_url.trim_end_matches("/v1"),
+        ),
+    ] {
+        let models: Vec<&str> = sb_mock_llm::MODELS
+            .iter()
+            .copied()
+            .filter(|m| mock_dialect(m) == provider)
+            .collect();
+        sqlx::query(
+            "INSERT INTO provider_credentials (id, tenant_id, name, provider, base_url, models)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (tenant_id, name) DO UPDATE SET provider = EXCLUDED.provider, base_url = EXCLUDED.base_url, models = EXCLUDED.models, updated_at = now()",
+        )
+        .bind(Uuid::now_v7())
+        .bind(tenant)
+        .bind(name)
+        .bind(provider)
+        .bind(base_url)
+        .bind(models)
+        .execute(&mut **tx)
+        .await?;
+    }
     // The key row is kept; its secret is replaced (the old one stops working).
     sqlx::query(
         "INSERT INTO api_keys (id, tenant_id, workspace_id, name, prefix, key_hash, created_by)
@@ -167,4 +189,15 @@ async fn upsert_tenant_rows(
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// The dialect a mock model stands in for (its price is that provider's).
+fn mock_dialect(model: &str) -> &'static str {
+    if model.contains("claude") {
+        "anthropic"
+    } else if model.contains("gemini") {
+        "gemini"
+    } else {
+        "openai"
+    }
 }

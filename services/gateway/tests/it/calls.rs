@@ -338,3 +338,59 @@ async fn an_upstream_failure_is_a_502_and_is_metered_without_charge() {
     assert_eq!(events[0].hops.len(), 2);
     assert!(events[0].hops.iter().all(|h| h.status == "http_500"));
 }
+
+#[tokio::test]
+async fn anthropic_and_gemini_entries_are_called_in_their_dialect_and_priced_as_theirs() {
+    let stack = Stack::new().await;
+    let root = stack.mock.url("");
+    stack
+        .add_entry(
+            "claude",
+            "anthropic",
+            &root,
+            &["mock-claude-sonnet"],
+            -1,
+            Some("sk-ant-test"),
+        )
+        .await;
+    stack
+        .add_entry(
+            "gemini",
+            "gemini",
+            &root,
+            &["mock-gemini-flash"],
+            -1,
+            Some("gm-test"),
+        )
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    for (model, stream) in [
+        ("mock-claude-sonnet", false),
+        ("mock-claude-sonnet", true),
+        ("mock-gemini-flash", false),
+        ("mock-gemini-flash", true),
+    ] {
+        let mut body = chat_body(model, "hello from the other side");
+        body["stream"] = json!(stream);
+        let response = stack.chat(&body).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{model} stream={stream}");
+        let text = response.text().await.unwrap();
+        assert!(text.contains("mock-llm"), "{text}");
+    }
+    let events = stack.wait_for_usage(4).await;
+    for (event, provider) in events
+        .iter()
+        .zip(["anthropic", "anthropic", "gemini", "gemini"])
+    {
+        assert_eq!(event.provider, provider);
+        assert_eq!(event.status, "ok");
+        assert!(
+            event.input_tokens > 0 && event.output_tokens > 0,
+            "{event:?}"
+        );
+        assert!(event.cost_micros.0 > 0, "{event:?}");
+    }
+    // The same answer counts the same, streamed or not.
+    assert_eq!(events[0].output_tokens, events[1].output_tokens);
+    assert_eq!(events[2].output_tokens, events[3].output_tokens);
+}
