@@ -115,6 +115,17 @@ async fn repeated_failures_open_the_breaker_and_the_entry_is_skipped() {
             .lines()
             .any(|l| l.starts_with("ai_provider_health{provider=\"mock\"}") && l.ends_with(" 1"))
     );
+    assert!(
+        metrics.contains("gateway_overhead_seconds_bucket"),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("ai_provider_requests_total{")
+                && l.contains("model=\"mock-gpt-4o\"")
+                && l.contains("status=\"ok\""))
+    );
 }
 
 #[tokio::test]
