@@ -15,6 +15,6 @@ pub mod prices;
 mod tenant_tx;
 
 pub use error::DbError;
-pub use migrate::{MIGRATOR, MigrationReport, migrate};
+pub use migrate::{APP_ROLE, MIGRATOR, MigrationReport, SYSTEM_ROLE, migrate, set_role_passwords};
 pub use pool::{AppPool, PoolStats, SystemPool};
 pub use tenant_tx::{GlobalTx, TenantTx};

@@ -66,3 +66,81 @@ async fn applied_versions(conn: &mut PgConnection) -> Result<Vec<i64>, DbError> 
             .await?,
     )
 }
+
+/// The services' roles, created by the first migration.
+pub const APP_ROLE: &str = "switchboard_app";
+pub const SYSTEM_ROLE: &str = "switchboard_system";
+
+/// Sets the password of each service role from the URL the services log in with, when that
+/// URL names the role and carries a password (compose, managed Postgres). A URL without one
+/// (local trust authentication) leaves the role as it is. Returns the roles whose password was
+/// set. Passwords travel as bound parameters and are quoted by Postgres, never by us.
+pub async fn set_role_passwords(
+    owner_url: &str,
+    role_urls: &[(&str, &str)],
+) -> Result<Vec<String>, DbError> {
+    let variable = "DATABASE_OWNER_URL";
+    let mut conn = PgConnection::connect(owner_url)
+        .await
+        .map_err(|source| DbError::Connect { variable, source })?;
+    let mut set = Vec::new();
+    for (role, url) in role_urls {
+        let Some(password) = password_for(url, role) else {
+            continue;
+        };
+        let statement: String =
+            sqlx::query_scalar("SELECT format('ALTER ROLE %I PASSWORD %L', $1::text, $2::text)")
+                .bind(role)
+                .bind(&password)
+                .fetch_one(&mut conn)
+                .await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+            .execute(&mut conn)
+            .await?;
+        set.push((*role).to_owned());
+    }
+    conn.close().await?;
+    Ok(set)
+}
+
+/// The password in `url`, percent-decoded, if the URL logs in as `role`.
+fn password_for(url: &str, role: &str) -> Option<String> {
+    let parsed = url::Url::parse(url).ok()?;
+    if parsed.username() != role {
+        return None;
+    }
+    let encoded = parsed.password()?;
+    let decoded = percent_encoding::percent_decode_str(encoded)
+        .decode_utf8()
+        .ok()?;
+    (!decoded.is_empty()).then(|| decoded.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::password_for;
+
+    #[test]
+    fn passwords_are_read_only_for_the_named_role_and_decoded() {
+        assert_eq!(
+            password_for(
+                "postgres://switchboard_app:p%40ss%27w@db:5432/switchboard",
+                "switchboard_app"
+            )
+            .as_deref(),
+            Some("p@ss'w")
+        );
+        assert_eq!(
+            password_for(
+                "postgres://switchboard_app@db/switchboard",
+                "switchboard_app"
+            ),
+            None
+        );
+        assert_eq!(
+            password_for("postgres://someone:pw@db/switchboard", "switchboard_app"),
+            None
+        );
+        assert_eq!(password_for("not a url", "switchboard_app"), None);
+    }
+}

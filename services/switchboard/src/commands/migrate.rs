@@ -26,5 +26,12 @@ pub async fn run(database: &DatabaseConfig) -> anyhow::Result<MigrationReport> {
             report.already_applied
         );
     }
+    let role_urls = [
+        (sb_db::APP_ROLE, database.app_url.expose_secret()),
+        (sb_db::SYSTEM_ROLE, database.system_url.expose_secret()),
+    ];
+    for role in sb_db::set_role_passwords(database.owner_url.expose_secret(), &role_urls).await? {
+        eprintln!("  set the password of {role} (from its URL)");
+    }
     Ok(report)
 }
