@@ -41,6 +41,15 @@ pub enum Command {
         a migration file changed after it was applied is refused."
     )]
     Migrate,
+    /// Check the configuration, the database and Redis against the security checklist
+    #[command(
+        after_help = "Checks: secret length and entropy, TLS to remote Postgres and Redis, CORS, \
+        row-level security enabled and forced on every tenant table, the application role (not \
+        superuser, owner or BYPASSRLS), a platform admin, migrations current, Redis persistence. \
+        Prints PASS/FAIL with a fix for each; exits 1 if any fails. Reads the same environment \
+        as `serve` (DATABASE_OWNER_URL for the migrations check)."
+    )]
+    Doctor,
     /// Inspect and repair the dead-letter queues: list, show, replay, purge
     #[command(
         subcommand,

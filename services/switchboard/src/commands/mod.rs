@@ -1,6 +1,7 @@
 //! One module per command; `run` dispatches.
 
 mod dlq;
+mod doctor;
 mod migrate;
 mod seed;
 mod serve;
@@ -24,6 +25,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dlq(command) => {
             let _telemetry = init_command_logs()?;
             dlq::run(command).await
+        }
+        Command::Doctor => {
+            let _telemetry = init_command_logs()?;
+            if doctor::run().await? {
+                Ok(())
+            } else {
+                anyhow::bail!("some checks failed (see FAIL above)")
+            }
         }
         Command::Seed { demo: _, json } => {
             // Seeding needs no secrets; demo mode keeps it from asking for them.

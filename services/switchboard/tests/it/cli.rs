@@ -13,7 +13,7 @@ const LONG_SECRET: &str = "0123456789abcdef0123456789abcdef-long-enough";
 
 /// The binary with a clean environment (nothing inherited but PATH), run from an empty
 /// directory so no `.env` is picked up.
-fn switchboard(dir: &tempfile::TempDir) -> Command {
+pub(crate) fn switchboard(dir: &tempfile::TempDir) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_switchboard"));
     command
         .env_clear()
@@ -23,7 +23,7 @@ fn switchboard(dir: &tempfile::TempDir) -> Command {
     command
 }
 
-fn with_database(command: &mut Command, db: &TestDb) {
+pub(crate) fn with_database(command: &mut Command, db: &TestDb) {
     let config = db.config();
     command
         .env("DATABASE_URL", config.app_url.expose_secret())
@@ -31,11 +31,11 @@ fn with_database(command: &mut Command, db: &TestDb) {
         .env("DATABASE_OWNER_URL", db.owner_url());
 }
 
-fn text(bytes: &[u8]) -> String {
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-async fn run(command: &mut Command) -> Output {
+pub(crate) async fn run(command: &mut Command) -> Output {
     tokio::time::timeout(Duration::from_secs(60), command.output())
         .await
         .expect("the command finished within a minute")

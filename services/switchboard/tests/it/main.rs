@@ -5,5 +5,6 @@
 
 mod cli;
 mod dlq;
+mod doctor;
 mod health;
 mod ledger_crash;
