@@ -55,6 +55,10 @@ pub async fn seed(db: &AppPool, config: &Config) -> anyhow::Result<DemoSeed> {
     let mut tx = db.begin(TENANT_ID).await?;
     upsert_tenant_rows(&mut tx, admin_id, &config.mock_llm_url, &key, budget).await?;
     tx.commit().await?;
+    // Running gateways drop the tenant's cached keys and entries: the old key stops at once.
+    if let Err(e) = notify_gateways(config).await {
+        tracing::warn!(error = %e, "could not tell the gateways (Redis unreachable); the previous demo key works until their cache expires");
+    }
 
     Ok(DemoSeed {
         tenant_id: TENANT_ID,
@@ -100,6 +104,22 @@ async fn upsert_user(
     .await?;
     tx.commit().await?;
     Ok(UserId::from_uuid(id))
+}
+
+async fn notify_gateways(config: &Config) -> anyhow::Result<()> {
+    use sb_contracts::invalidation::{Invalidation, channel};
+    use secrecy::ExposeSecret;
+    let client = redis::Client::open(config.redis.url.expose_secret())?;
+    let publish = async {
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        redis::cmd("PUBLISH")
+            .arg(channel(&config.redis.key_prefix))
+            .arg(Invalidation::Tenant(TENANT_ID.as_uuid()).encode())
+            .query_async::<i64>(&mut conn)
+            .await
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(2), publish).await??;
+    Ok(())
 }
 
 async fn upsert_tenant_rows(
