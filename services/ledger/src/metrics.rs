@@ -19,8 +19,9 @@ pub fn price_mismatch(reason: &'static str) {
     metrics::counter!("ledger_price_mismatch_total", "reason" => reason).increment(1);
 }
 
-pub fn drift(micros: i64, corrected: usize) {
+pub fn drift(micros: i64, corrected: usize, reserved: i64) {
     metrics::gauge!("budget_drift_micros").set(micros as f64);
+    metrics::gauge!("budget_reserved_micros").set(reserved as f64);
     metrics::counter!("budget_reconcile_corrections_total").increment(corrected as u64);
 }
 

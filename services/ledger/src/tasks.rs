@@ -30,7 +30,7 @@ pub fn reconciler(
             loop {
                 match reconcile::reconcile(&db, &mut redis, &prefix).await {
                     Ok(report) => {
-                        metrics::drift(report.drift.0, report.corrected);
+                        metrics::drift(report.drift.0, report.corrected, report.reserved.0);
                         if report.corrected > 0 {
                             tracing::warn!(
                                 corrected = report.corrected,

@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::Script;
 use redis::aio::ConnectionManager;
-use sb_contracts::budget::{BudgetSpend, mirror_key, write_mirror};
+use sb_contracts::budget::{BudgetSpend, holds_key, leases_key, mirror_key, write_mirror};
 use sb_db::AppPool;
 use sb_kernel::{Micros, TenantId};
 use uuid::Uuid;
@@ -366,14 +366,6 @@ enum Reply {
     Decided(Decision),
     /// Indexes (0-based) of budgets whose mirror is missing.
     Missing(Vec<usize>),
-}
-
-pub fn holds_key(prefix: &str, budget: Uuid) -> String {
-    format!("{prefix}budget:{budget}:holds")
-}
-
-pub fn leases_key(prefix: &str, budget: Uuid) -> String {
-    format!("{prefix}budget:{budget}:leases")
 }
 
 fn now_ms() -> u64 {

@@ -222,7 +222,7 @@ async fn reservations_are_released_when_calls_settle() {
     // After settling, what is held is the real cost of each call (until the ledger counts it),
     // not the larger estimate.
     let mut redis = stack.redis.connection().await;
-    let key = sb_gateway::core::policy::holds_key(&stack.config.redis.key_prefix, budget);
+    let key = sb_contracts::budget::holds_key(&stack.config.redis.key_prefix, budget);
     let mut held = None;
     for _ in 0..50 {
         held = redis::cmd("HGET")

@@ -5,7 +5,7 @@
 
 use chrono::NaiveDate;
 use redis::aio::ConnectionManager;
-use sb_contracts::budget::mirror_key;
+use sb_contracts::budget::{holds_key, mirror_key};
 use sb_db::SystemPool;
 use sb_kernel::Micros;
 use uuid::Uuid;
@@ -28,6 +28,9 @@ pub struct Reconciliation {
     /// Sum of |Redis − Postgres| over the budgets whose counter was wrong or missing.
     pub drift: Micros,
     pub corrected: usize,
+    /// Held by the gateways' open reservations (and by settled calls not yet counted), over
+    /// all budgets: spend in flight, not drift.
+    pub reserved: Micros,
 }
 
 /// One pass over every budget.
@@ -63,8 +66,24 @@ pub async fn reconcile(
                 .arg(mirror_key(prefix, *budget_id))
                 .arg("period")
                 .arg("spent");
+            pipe.cmd("HGET")
+                .arg(holds_key(prefix, *budget_id))
+                .arg("total");
         }
-        let stored: Vec<(Option<String>, Option<i64>)> = pipe.query_async(redis).await?;
+        let replies: Vec<redis::Value> = pipe.query_async(redis).await?;
+        let mut stored = Vec::with_capacity(chunk.len());
+        for pair in replies.chunks(2) {
+            let mirror: (Option<String>, Option<i64>) = match pair.first() {
+                Some(v) => redis::from_redis_value_ref(v).map_err(redis::RedisError::from)?,
+                None => (None, None),
+            };
+            let held: Option<i64> = match pair.get(1) {
+                Some(v) => redis::from_redis_value_ref(v).map_err(redis::RedisError::from)?,
+                None => None,
+            };
+            report.reserved += Micros(held.unwrap_or(0).max(0));
+            stored.push(mirror);
+        }
         for ((budget_id, period_start, spent, revision), (period, mirrored)) in
             chunk.iter().zip(stored)
         {

@@ -2,7 +2,7 @@
 
 use chrono::Utc;
 use redis::AsyncCommands;
-use sb_contracts::budget::mirror_key;
+use sb_contracts::budget::{holds_key, mirror_key};
 use sb_ledger::core::mirror;
 use sb_ledger::core::reconcile::reconcile;
 use sb_ledger::core::record::record_batch;
@@ -58,6 +58,33 @@ async fn the_reconciler_reports_drift_and_repairs_a_corrupted_counter() {
             .unwrap()
             .corrected,
         0
+    );
+}
+
+#[tokio::test]
+async fn gateway_holds_are_reported_as_reserved_not_as_drift() {
+    let db = TestDb::new().await;
+    let redis = TestRedis::new();
+    let system = system(&db).await;
+    let mut conn = redis.connection().await;
+    let t = tenant(&db, "UTC").await;
+    let monthly = budget(&db, &t, "monthly", 1_000_000).await;
+    let total = budget(&db, &t, "total", 1_000_000).await;
+    reconcile(&system, &mut conn, &redis.prefix).await.unwrap();
+    // Two calls in flight at a gateway, held on both budgets.
+    for budget in [monthly, total] {
+        let _: () = conn
+            .hset_multiple(
+                holds_key(&redis.prefix, budget),
+                &[("r1", 120), ("r2", 30), ("total", 150)],
+            )
+            .await
+            .unwrap();
+    }
+    let report = reconcile(&system, &mut conn, &redis.prefix).await.unwrap();
+    assert_eq!(
+        (report.drift.0, report.corrected, report.reserved.0),
+        (0, 0, 300)
     );
 }
 

@@ -23,6 +23,16 @@ pub fn mirror_key(prefix: &str, budget_id: Uuid) -> String {
     format!("{prefix}budget:{budget_id}")
 }
 
+/// The gateways' holds on a budget (hash: reservation id → micro-dollars, and `total`).
+pub fn holds_key(prefix: &str, budget_id: Uuid) -> String {
+    format!("{prefix}budget:{budget_id}:holds")
+}
+
+/// The leases of those holds (sorted set: reservation id → expiry in ms).
+pub fn leases_key(prefix: &str, budget_id: Uuid) -> String {
+    format!("{prefix}budget:{budget_id}:leases")
+}
+
 /// A budget's spend in a period, as Postgres has it, for the mirror.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BudgetSpend {
