@@ -26,20 +26,16 @@ RUN --mount=type=bind,target=/context \
     set -eu; \
     if [ -f /context/web/package.json ]; then \
       cp -a /context/web /src/web; \
-      cd /src/web; \
-      if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi; \
-      npm run build; \
+      if [ -f /src/web/package-lock.json ]; then npm ci --prefix /src/web --no-audit --no-fund; \
+      else npm install --prefix /src/web --no-audit --no-fund; fi; \
+      npm run build --prefix /src/web; \
     fi; \
     mkdir -p /src/web/dist
 
 # --- build: the switchboard binary --------------------------------------------------------
 FROM rust:${RUST_VERSION}-slim-${DEBIAN_RELEASE} AS build
-# aws-lc-sys (rustls' crypto) compiles C; the slim image has gcc, and cmake covers the
-# platforms where aws-lc-sys falls back to it.
-# hadolint ignore=DL3008
-RUN apt-get update \
- && apt-get install -y --no-install-recommends cmake \
- && rm -rf /var/lib/apt/lists/*
+# aws-lc-sys (rustls' crypto) compiles C with the gcc the slim image has; no cmake needed on
+# x86_64 or aarch64 Linux.
 WORKDIR /src
 # Only what the binary is built from: the workspace manifests, the crates and the migrations
 # (embedded by sqlx::migrate!). tests/, docs/, infra/ stay out, so editing them keeps the cache.
@@ -84,10 +80,10 @@ USER 10001:10001
 # gateway, api, agent-worker, ledger, mock-llm (documentation only; publish what you serve).
 EXPOSE 8080 8081 8082 8083 8090
 
-# Liveness: GET /health does no I/O. A single-service container sets PORT (compose, Fly,
-# Railway do); `serve all` ignores PORT and the gateway answers on 8080.
+# Liveness: GET /health does no I/O. Single-service containers set PORT (compose, ECS and
+# Railway do); without it the check probes 8080: the gateway, also under `serve all`.
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
-  CMD curl -fsS -o /dev/null "http://127.0.0.1:${PORT:-8080}/health" || exit 1
+  CMD ["/bin/sh", "-c", "curl -fsS -o /dev/null \"http://127.0.0.1:${PORT:-8080}/health\" || exit 1"]
 
 # SIGTERM stops a service gracefully (in-flight requests finish, up to 30 s).
 STOPSIGNAL SIGTERM
