@@ -4,8 +4,8 @@
 //! transaction ever starting with another's tenant context.
 //!
 //! The test starts its own PgBouncer on a free port with a generated configuration (the
-//! settings of `infra/pgbouncer/pgbouncer.ini`, with trust authentication), in front of the
-//! test Postgres, and stops it when done.
+//! settings of `infra/pgbouncer/pgbouncer.ini`, with trust authentication and a small pool),
+//! in front of the test Postgres, and stops it when done.
 
 use std::io::Write as _;
 use std::net::TcpListener;
@@ -32,6 +32,55 @@ const PGBOUNCER: &str = "/usr/sbin/pgbouncer";
 const POOL_SIZE: i64 = 2;
 const CLIENTS: usize = 64;
 const ITERATIONS: usize = 12;
+
+/// The configuration we ship.
+const SHIPPED: &str = include_str!("../../../../../infra/pgbouncer/pgbouncer.ini");
+
+/// The shipped configuration with its `[databases]` replaced and some `[pgbouncer]` settings
+/// overridden (addresses, authentication, pool sizes); every other setting, `pool_mode` and
+/// `ignore_startup_parameters` among them, is tested as shipped.
+fn shipped_with(databases: &str, overrides: &[(&str, String)]) -> String {
+    let mut out = String::new();
+    let mut section = String::new();
+    let mut replaced = Vec::new();
+    for line in SHIPPED.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with(';') {
+            continue;
+        }
+        if line.starts_with('[') {
+            section = line.to_owned();
+            out.push_str(&format!("{line}\n"));
+            if section == "[databases]" {
+                out.push_str(databases);
+            }
+            continue;
+        }
+        if section == "[databases]" {
+            continue;
+        }
+        let key = line.split('=').next().unwrap_or_default().trim();
+        match overrides.iter().find(|(k, _)| *k == key) {
+            Some((k, v)) => {
+                out.push_str(&format!("{k} = {v}\n"));
+                replaced.push(*k);
+            }
+            None => out.push_str(&format!("{line}\n")),
+        }
+    }
+    assert_eq!(section, "[pgbouncer]", "[pgbouncer] is the last section");
+    for (k, v) in overrides.iter().filter(|(k, _)| !replaced.contains(k)) {
+        out.push_str(&format!("{k} = {v}\n"));
+    }
+    out
+}
+
+#[test]
+fn the_shipped_configuration_pools_by_transaction() {
+    let settings: Vec<&str> = SHIPPED.lines().map(str::trim).collect();
+    assert!(settings.contains(&"pool_mode = transaction"));
+    assert!(settings.contains(&"ignore_startup_parameters = extra_float_digits"));
+}
 
 /// A PgBouncer of our own, killed when dropped.
 struct Bouncer {
@@ -82,34 +131,25 @@ impl Bouncer {
                 server.get_username()
             ),
         );
-        write(
-            &ini,
-            &format!(
-                "[databases]
-* = host={host} port={server_port}
-
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = {port}
-unix_socket_dir =
-auth_type = trust
-auth_file = {users}
-admin_users = {owner}
-pool_mode = transaction
-default_pool_size = {POOL_SIZE}
-min_pool_size = 0
-reserve_pool_size = 0
-max_client_conn = 200
-server_reset_query =
-ignore_startup_parameters = extra_float_digits
-query_wait_timeout = 30
-",
-                host = server.get_host(),
-                server_port = server.get_port(),
-                users = users.display(),
-                owner = server.get_username(),
-            ),
+        let owner = server.get_username();
+        let overrides = [
+            ("listen_addr", "127.0.0.1".to_owned()),
+            ("listen_port", port.to_string()),
+            ("unix_socket_dir", String::new()),
+            ("auth_type", "trust".to_owned()),
+            ("auth_file", users.display().to_string()),
+            ("admin_users", owner.to_owned()),
+            ("stats_users", owner.to_owned()),
+            ("default_pool_size", POOL_SIZE.to_string()),
+            ("reserve_pool_size", "0".to_owned()),
+            ("max_client_conn", "200".to_owned()),
+        ];
+        let databases = format!(
+            "* = host={} port={}\n",
+            server.get_host(),
+            server.get_port()
         );
+        write(&ini, &shipped_with(&databases, &overrides));
         let mut command = Command::new(PGBOUNCER);
         if std::fs::metadata("/proc/self").unwrap().uid() == 0 {
             command.arg("-u").arg("postgres");
