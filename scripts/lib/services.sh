@@ -55,6 +55,18 @@ ensure_redis() {
   say "Redis is up"
 }
 
+ensure_pgbouncer() {
+  # Only the binary: services/shared/db/tests/it/pgbouncer.rs starts its own PgBouncer on a free
+  # port. Installing the package may start Debian's service on 6432 (where systemd or
+  # invoke-rc.d run); stop it, nothing here uses it.
+  [ -x /usr/sbin/pgbouncer ] && return 0
+  apt_install pgbouncer
+  if [ -x /etc/init.d/pgbouncer ]; then
+    as_root /etc/init.d/pgbouncer stop >/dev/null 2>&1 || true
+  fi
+  say "PgBouncer $(/usr/sbin/pgbouncer --version | head -n 1) installed (the tests start their own)"
+}
+
 ensure_rust() {
   command -v cargo >/dev/null 2>&1 || die "cargo is missing: install Rust (https://rustup.rs), version $(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml) or newer"
 }

@@ -30,6 +30,9 @@ pub struct DatabaseConfig {
     pub owner_url: SecretString,
     pub max_connections: u32,
     pub acquire_timeout: Duration,
+    /// `DATABASE_URL` goes through PgBouncer in transaction mode (docs/architecture.md,
+    /// "Tenancy"): the application pool caches no prepared statements.
+    pub pgbouncer: bool,
 }
 
 impl DatabaseConfig {
@@ -42,6 +45,7 @@ impl DatabaseConfig {
             acquire_timeout: Duration::from_secs(
                 src.number("DATABASE_ACQUIRE_TIMEOUT_SECONDS", 1..=300)?,
             ),
+            pgbouncer: src.parse("DATABASE_PGBOUNCER", "`true` or `false`")?,
         })
     }
 }

@@ -25,6 +25,7 @@ pub const VARIABLES: &[Variable] = &[
     var("DATABASE_OWNER_URL", Some("postgres://postgres@127.0.0.1:5432/switchboard"), "the owner's connection, used only by `switchboard migrate` (it may create the database and roles)"),
     var("DATABASE_MAX_CONNECTIONS", Some("10"), "pool size per role per process"),
     var("DATABASE_ACQUIRE_TIMEOUT_SECONDS", Some("5"), "how long a request waits for a pooled connection before failing"),
+    var("DATABASE_PGBOUNCER", Some("false"), "`true` when DATABASE_URL goes through PgBouncer in transaction mode: no cached prepared statements (DATABASE_SYSTEM_URL must stay direct)"),
     // Redis.
     var("REDIS_URL", Some("redis://127.0.0.1:6379"), "Redis for the bus, rate limits and budget counters (rediss:// for TLS)"),
     var("REDIS_KEY_PREFIX", Some("sb:"), "prefix of every Redis key and stream"),

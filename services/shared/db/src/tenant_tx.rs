@@ -4,6 +4,14 @@
 //! transaction-local: the setting ends with the transaction, so a pooled connection (or a
 //! PgBouncer server connection in transaction mode) never carries one tenant's context into
 //! another's work. Forgetting to commit rolls back on drop, which also clears the context.
+//!
+//! Behind PgBouncer (`DATABASE_PGBOUNCER`) a transaction starts with `DEALLOCATE ALL`, in the
+//! same message as `BEGIN`. sqlx names every prepared statement (`sqlx_s_1`, `sqlx_s_2`, … per
+//! client connection) even with its cache off, and never closes uncached ones; the server
+//! connection is shared by many clients whose counters all start at 1, so without this the
+//! next client to prepare `sqlx_s_1` there fails with "prepared statement already exists".
+//! Inside the transaction the server connection is ours alone, so statements prepared in it
+//! stay valid until it ends.
 
 use std::ops::{Deref, DerefMut};
 
@@ -19,9 +27,23 @@ pub struct TenantTx {
     tenant: TenantId,
 }
 
+/// Starts a transaction; behind PgBouncer, on a server connection cleared of other clients'
+/// prepared statements.
+async fn begin(pool: &PgPool, pgbouncer: bool) -> Result<Transaction<'static, Postgres>, DbError> {
+    Ok(if pgbouncer {
+        pool.begin_with("BEGIN; DEALLOCATE ALL").await?
+    } else {
+        pool.begin().await?
+    })
+}
+
 impl TenantTx {
-    pub(crate) async fn begin(pool: &PgPool, tenant: TenantId) -> Result<Self, DbError> {
-        let mut tx = pool.begin().await?;
+    pub(crate) async fn begin(
+        pool: &PgPool,
+        pgbouncer: bool,
+        tenant: TenantId,
+    ) -> Result<Self, DbError> {
+        let mut tx = begin(pool, pgbouncer).await?;
         sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
             .bind(tenant.to_string())
             .execute(&mut *tx)
@@ -63,9 +85,9 @@ pub struct GlobalTx {
 }
 
 impl GlobalTx {
-    pub(crate) async fn begin(pool: &PgPool) -> Result<Self, DbError> {
+    pub(crate) async fn begin(pool: &PgPool, pgbouncer: bool) -> Result<Self, DbError> {
         Ok(Self {
-            tx: pool.begin().await?,
+            tx: begin(pool, pgbouncer).await?,
         })
     }
 

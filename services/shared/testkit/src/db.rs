@@ -71,6 +71,7 @@ impl TestDb {
             owner_url: SecretString::from(self.owner_url.clone()),
             max_connections: 5,
             acquire_timeout: Duration::from_secs(5),
+            pgbouncer: false,
         }
     }
 

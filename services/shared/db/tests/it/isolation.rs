@@ -2,6 +2,9 @@
 //! neither read, update, delete nor insert tenant B's rows, and without a tenant context the
 //! role sees nothing at all. The tables come from the catalog, so a new table is covered
 //! without anyone remembering to add it here.
+//!
+//! The checks are functions of a [`Setup`], so the same ones run against Postgres directly (the
+//! tests here) and through PgBouncer in transaction mode (`pgbouncer.rs`).
 
 use sb_db::AppPool;
 use sb_kernel::TenantId;
@@ -30,17 +33,24 @@ async fn all_tables(db: &TestDb) -> Vec<String> {
     tables
 }
 
-struct Setup {
-    db: TestDb,
-    app: AppPool,
-    a: Tenant,
-    b: Tenant,
-    tables: Vec<String>,
+/// Two tenants with a row in every tenant table, and the application pool the checks use.
+pub struct Setup {
+    pub db: TestDb,
+    pub app: AppPool,
+    pub a: Tenant,
+    pub b: Tenant,
+    pub tables: Vec<String>,
 }
 
+/// Directly against Postgres.
 async fn two_tenants() -> Setup {
     let db = TestDb::new().await;
     let app = db.app_pool().await;
+    two_tenants_on(db, app).await
+}
+
+/// On `db`, through `app` (which may reach Postgres through a pooler).
+pub async fn two_tenants_on(db: TestDb, app: AppPool) -> Setup {
     let system = db.raw_pool_as("switchboard_system").await;
     let a = fixtures::tenant_with_rows(&app, &system).await;
     let b = fixtures::tenant_with_rows(&app, &system).await;
@@ -52,6 +62,16 @@ async fn two_tenants() -> Setup {
         b,
         tables,
     }
+}
+
+/// Every check that goes through the application pool, in turn.
+pub async fn check_all(setup: &Setup) {
+    check_every_table_has_a_fixture(setup).await;
+    check_no_foreign_reads(setup).await;
+    check_no_foreign_updates_or_deletes(setup).await;
+    check_no_foreign_inserts(setup).await;
+    check_global_transactions_see_nothing(setup).await;
+    check_audit_log_append_only(setup).await;
 }
 
 async fn count(conn: &mut PgConnection, table: &str, filter: &str) -> i64 {
@@ -88,7 +108,10 @@ async fn attempt(app: &AppPool, tenant: TenantId, sql: &str) -> Result<u64, Stri
 
 #[tokio::test]
 async fn every_tenant_table_has_a_fixture() {
-    let setup = two_tenants().await;
+    check_every_table_has_a_fixture(&two_tenants().await).await;
+}
+
+async fn check_every_table_has_a_fixture(setup: &Setup) {
     let with_fixtures: Vec<&str> = fixtures::statements(TenantId::new(), uuid::Uuid::nil())
         .iter()
         .map(|(t, _)| *t)
@@ -108,14 +131,14 @@ async fn every_tenant_table_has_a_fixture() {
 
 #[tokio::test]
 async fn tenant_a_cannot_read_tenant_b_rows_in_any_table() {
+    check_no_foreign_reads(&two_tenants().await).await;
+}
+
+async fn check_no_foreign_reads(setup: &Setup) {
     let Setup {
-        db: _db,
-        app,
-        a,
-        b,
-        tables,
-    } = two_tenants().await;
-    for table in &tables {
+        app, a, b, tables, ..
+    } = setup;
+    for table in tables {
         let mut tx = app.begin(a.id).await.unwrap();
         let col = key(table);
         assert_eq!(
@@ -139,20 +162,20 @@ async fn tenant_a_cannot_read_tenant_b_rows_in_any_table() {
 
 #[tokio::test]
 async fn tenant_a_cannot_update_or_delete_tenant_b_rows_in_any_table() {
+    check_no_foreign_updates_or_deletes(&two_tenants().await).await;
+}
+
+async fn check_no_foreign_updates_or_deletes(setup: &Setup) {
     let Setup {
-        db: _db,
-        app,
-        a,
-        b,
-        tables,
-    } = two_tenants().await;
-    for table in &tables {
+        app, a, b, tables, ..
+    } = setup;
+    for table in tables {
         let col = key(table);
         for sql in [
             format!("UPDATE {table} SET {col} = {col} WHERE {col} = '{}'", b.id),
             format!("DELETE FROM {table} WHERE {col} = '{}'", b.id),
         ] {
-            match attempt(&app, a.id, &sql).await {
+            match attempt(app, a.id, &sql).await {
                 Ok(rows) => assert_eq!(rows, 0, "{sql} touched B's rows as A"),
                 Err(code) => assert_eq!(
                     code, INSUFFICIENT_PRIVILEGE,
@@ -161,17 +184,13 @@ async fn tenant_a_cannot_update_or_delete_tenant_b_rows_in_any_table() {
             }
         }
         // Moving A's own row to B is refused too.
-        if let Ok(rows) = attempt(
-            &app,
-            a.id,
-            &format!("UPDATE {table} SET {col} = '{}'", b.id),
-        )
-        .await
+        if let Ok(rows) =
+            attempt(app, a.id, &format!("UPDATE {table} SET {col} = '{}'", b.id)).await
         {
             panic!("A moved {rows} row(s) of {table} to B");
         }
         assert_eq!(
-            visible(&app, b.id, table).await,
+            visible(app, b.id, table).await,
             1,
             "B's row in {table} must be untouched"
         );
@@ -180,13 +199,15 @@ async fn tenant_a_cannot_update_or_delete_tenant_b_rows_in_any_table() {
 
 #[tokio::test]
 async fn tenant_a_cannot_insert_rows_for_tenant_b_in_any_table() {
-    let Setup {
-        db: _db, app, a, b, ..
-    } = two_tenants().await;
+    check_no_foreign_inserts(&two_tenants().await).await;
+}
+
+async fn check_no_foreign_inserts(setup: &Setup) {
+    let Setup { app, a, b, .. } = setup;
     // Every table's fixture statement, written for B, run in A's context. The statements reuse
     // B's ids where they must (so a failure is about tenancy, not a missing parent row).
     for (table, sql) in fixtures::statements(b.id, b.user) {
-        let outcome = attempt(&app, a.id, &sql).await;
+        let outcome = attempt(app, a.id, &sql).await;
         assert_eq!(
             outcome,
             Err(INSUFFICIENT_PRIVILEGE.to_owned()),
@@ -196,7 +217,7 @@ async fn tenant_a_cannot_insert_rows_for_tenant_b_in_any_table() {
             // In B's own context the same statement passes RLS (it may still meet a unique or
             // foreign key constraint, B's fixture row being there already): so the refusal
             // above is tenancy.
-            let own = attempt(&app, b.id, &sql).await;
+            let own = attempt(app, b.id, &sql).await;
             assert_ne!(
                 own,
                 Err(INSUFFICIENT_PRIVILEGE.to_owned()),
@@ -208,12 +229,12 @@ async fn tenant_a_cannot_insert_rows_for_tenant_b_in_any_table() {
 
 #[tokio::test]
 async fn without_a_tenant_the_application_role_sees_and_changes_nothing() {
-    let Setup {
-        db, app, a, tables, ..
-    } = two_tenants().await;
-    // A plain connection as the application role that never set a tenant.
+    let setup = two_tenants().await;
+    let Setup { db, a, tables, .. } = &setup;
+    // A plain connection as the application role that never set a tenant. (Directly only: a
+    // session of its own is what this part is about.)
     let mut conn = PgConnection::connect(&db.app_url()).await.unwrap();
-    for table in &tables {
+    for table in tables {
         assert_eq!(
             count(&mut conn, table, "true").await,
             0,
@@ -240,7 +261,7 @@ async fn without_a_tenant_the_application_role_sees_and_changes_nothing() {
         Some(""),
         "the setting is transaction-local"
     );
-    for table in &tables {
+    for table in tables {
         assert_eq!(
             count(&mut conn, table, "true").await,
             0,
@@ -255,8 +276,13 @@ async fn without_a_tenant_the_application_role_sees_and_changes_nothing() {
         );
     }
     // And the pool's global transactions see no tenant data either.
+    check_global_transactions_see_nothing(&setup).await;
+}
+
+async fn check_global_transactions_see_nothing(setup: &Setup) {
+    let Setup { app, tables, .. } = setup;
     let mut global = app.begin_global().await.unwrap();
-    for table in &tables {
+    for table in tables {
         assert_eq!(
             count(&mut global, table, "true").await,
             0,
@@ -283,18 +309,20 @@ async fn the_read_check_catches_a_table_without_rls() {
 
 #[tokio::test]
 async fn the_audit_log_is_append_only_for_the_application_role() {
-    let Setup {
-        db: _db, app, a, ..
-    } = two_tenants().await;
+    check_audit_log_append_only(&two_tenants().await).await;
+}
+
+async fn check_audit_log_append_only(setup: &Setup) {
+    let Setup { app, a, .. } = setup;
     for sql in [
         "UPDATE audit_log SET action = 'tampered'",
         "DELETE FROM audit_log",
     ] {
         assert_eq!(
-            attempt(&app, a.id, sql).await,
+            attempt(app, a.id, sql).await,
             Err(INSUFFICIENT_PRIVILEGE.to_owned()),
             "{sql}"
         );
     }
-    assert_eq!(visible(&app, a.id, "audit_log").await, 1);
+    assert_eq!(visible(app, a.id, "audit_log").await, 1);
 }

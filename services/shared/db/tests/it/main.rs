@@ -7,4 +7,5 @@ mod catalog;
 mod fixtures;
 mod isolation;
 mod migrate;
+mod pgbouncer;
 mod tenant_tx;
