@@ -7,3 +7,4 @@ mod cli;
 mod dlq;
 mod health;
 mod ledger_crash;
+mod monitoring;
