@@ -182,7 +182,8 @@ async fn seed_twice_duplicates_nothing_and_prints_working_credentials() {
                          (SELECT count(*) FROM budgets)";
     let before: (i64, i64, i64, i64, i64, i64, i64) =
         sqlx::query_as(counts).fetch_one(&mut owner).await.unwrap();
-    assert_eq!(before, (1, 2, 1, 1, 1, 1, 1));
+    // One provider entry per mock-llm dialect (OpenAI, Anthropic, Gemini).
+    assert_eq!(before, (1, 2, 1, 1, 1, 3, 1));
 
     let second = seed_json(&dir, &db).await;
     let after: (i64, i64, i64, i64, i64, i64, i64) =
