@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 
 use axum::Router;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -71,7 +72,14 @@ impl App {
             .collect();
         tracing::info!(service = name, %addr, "listening");
         let token = shutdown.clone();
-        let served = axum::serve(self.listener, self.router)
+        // Without TCP_NODELAY, the second write of a response on a kept-alive connection (every
+        // streamed chunk after the first) waits up to 40 ms for the client's delayed ACK.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+        });
+        let served = axum::serve(listener, self.router)
             .with_graceful_shutdown(async move { token.cancelled().await })
             .await;
         // If the server stopped on its own (an accept error), stop the tasks too.
