@@ -47,15 +47,17 @@ for i = 1, n do
         local spent = 0
         if stored[1] == period then spent = tonumber(stored[2]) or 0 end
         -- Expired leases (crashed requests, settled calls the ledger has counted) free their hold.
-        local expired = redis.call('ZRANGEBYSCORE', leases, '-inf', now)
+        -- At most 100 per call, so a burst's worth of expired holds never stalls Redis at once;
+        -- the rest go with the next calls (they only make the budget look fuller meanwhile).
+        local expired = redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0, 100)
         for _, id in ipairs(expired) do
             local amount = tonumber(redis.call('HGET', holds, id))
             if amount then
                 redis.call('HINCRBY', holds, 'total', -amount)
                 redis.call('HDEL', holds, id)
             end
+            redis.call('ZREM', leases, id)
         end
-        if #expired > 0 then redis.call('ZREMRANGEBYSCORE', leases, '-inf', now) end
         local held = tonumber(redis.call('HGET', holds, 'total')) or 0
         if blocks == '1' and spent + held + cost > limit then
             return {'budget', i, spent, held}

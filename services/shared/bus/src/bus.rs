@@ -75,7 +75,7 @@ impl Bus {
     }
 
     /// Appends `envelope` to `stream`; returns the entry id.
-    #[tracing::instrument(skip_all, fields(stream, event_id = %envelope.id, kind = %envelope.kind))]
+    #[tracing::instrument(level = "debug", skip_all, fields(stream, event_id = %envelope.id, kind = %envelope.kind))]
     pub async fn publish(&self, stream: &str, envelope: &Envelope) -> Result<String, BusError> {
         let mut cmd = redis::cmd("XADD");
         cmd.arg(self.stream_key(stream)).arg("*");

@@ -47,9 +47,11 @@ impl Drop for TelemetryGuard {
 }
 
 /// Installs the global log subscriber, writing to stderr (stdout is for command output such as
-/// `seed --json`). A second call (another service in the same process)
-/// keeps the first subscriber.
-pub fn init(config: &LogConfig) -> Result<TelemetryGuard, TelemetryError> {
+/// `seed --json`). With `traces` (an OTLP endpoint is configured), every span is also an
+/// OpenTelemetry span whose context crosses HTTP and the bus; without it that layer is left
+/// out, since nothing would collect the spans and it costs an allocation per span on every
+/// request. A second call (another service in the same process) keeps the first subscriber.
+pub fn init(config: &LogConfig, traces: bool) -> Result<TelemetryGuard, TelemetryError> {
     let filter = EnvFilter::try_new(&config.level).map_err(|source| TelemetryError::BadFilter {
         value: config.level.clone(),
         source,
@@ -57,7 +59,7 @@ pub fn init(config: &LogConfig) -> Result<TelemetryGuard, TelemetryError> {
     let provider = trace::provider();
     let registry = tracing_subscriber::registry()
         .with(filter)
-        .with(trace::layer(&provider));
+        .with(traces.then(|| trace::layer(&provider)));
     let installed = match config.format {
         // JSON lines carry the current span's fields, so the request id is on every line.
         LogFormat::Json => registry
