@@ -51,7 +51,6 @@ pub fn finish(
                 )
             });
         let tokens = non_negative(usage.input_tokens) + non_negative(usage.output_tokens);
-        gw.policy.settle(&call.reservation, cost, tokens).await;
         let mut event = call.event(provider);
         event.input_tokens = non_negative(usage.input_tokens);
         event.cached_input_tokens = non_negative(usage.cached_input_tokens);
@@ -62,9 +61,14 @@ pub fn finish(
         metrics::counter!("ai_provider_requests_total",
             "provider" => provider, "model" => call.model.clone(), "status" => outcome.as_str())
         .increment(1);
-        gw.usage
-            .record(TenantId::from_uuid(call.key.tenant_id), &event)
+        let settle = gw.policy.settle_command(&call.reservation, cost, tokens);
+        let settled = gw
+            .usage
+            .record(TenantId::from_uuid(call.key.tenant_id), &event, settle)
             .await;
+        if !settled {
+            gw.policy.settle(&call.reservation, cost, tokens).await;
+        }
     });
 }
 

@@ -138,35 +138,72 @@ impl Policy {
     }
 
     /// Settles to the real cost; the hold of the real cost lasts until the ledger counted it.
+    /// (The gateway normally sends [`Policy::settle_command`] in one pipeline with the usage
+    /// event; this is the fallback that also loads the script into a restarted Redis.)
     pub async fn settle(&self, reservation: &Reservation, cost: Micros, tokens: u64) {
-        if reservation.local {
+        let Some((keys, args)) = self.settle_parts(reservation, cost, tokens) else {
             return;
-        }
-        let now = now_ms();
-        let hold_until = if self.settled_hold.is_zero() {
-            0
-        } else {
-            now + millis(self.settled_hold)
         };
         let mut invocation = self.settle.prepare_invoke();
-        invocation.key(self.rate_key(reservation.key_id, "tpm", reservation.window));
-        for budget in &reservation.budgets {
-            invocation
-                .key(holds_key(&self.prefix, *budget))
-                .key(leases_key(&self.prefix, *budget));
+        for key in &keys {
+            invocation.key(key);
         }
-        invocation
-            .arg(reservation.id.to_string())
-            .arg(cost.0)
-            .arg(tokens as i64 - reservation.estimated_tokens as i64)
-            .arg(hold_until)
-            .arg(millis(self.reservation_ttl.max(self.settled_hold)) + WINDOW_MS)
-            .arg(u8::from(reservation.tpm_limited));
+        for arg in &args {
+            invocation.arg(arg);
+        }
         let result: Result<i64, _> = invocation.invoke_async(&mut self.redis.clone()).await;
         if let Err(e) = result {
             // The lease frees the hold when it expires.
             tracing::warn!(error = %e, reservation = %reservation.id, "could not settle a reservation; its lease will free it");
         }
+    }
+
+    /// The settle script as one `EVALSHA` command, to pipeline with the usage event; None for
+    /// a reservation made without Redis.
+    pub fn settle_command(
+        &self,
+        reservation: &Reservation,
+        cost: Micros,
+        tokens: u64,
+    ) -> Option<redis::Cmd> {
+        let (keys, args) = self.settle_parts(reservation, cost, tokens)?;
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(self.settle.get_hash())
+            .arg(keys.len())
+            .arg(keys)
+            .arg(args);
+        Some(cmd)
+    }
+
+    /// KEYS and ARGV of `settle.lua` for this reservation.
+    fn settle_parts(
+        &self,
+        reservation: &Reservation,
+        cost: Micros,
+        tokens: u64,
+    ) -> Option<(Vec<String>, Vec<String>)> {
+        if reservation.local {
+            return None;
+        }
+        let hold_until = if self.settled_hold.is_zero() {
+            0
+        } else {
+            now_ms() + millis(self.settled_hold)
+        };
+        let mut keys = vec![self.rate_key(reservation.key_id, "tpm", reservation.window)];
+        for budget in &reservation.budgets {
+            keys.push(holds_key(&self.prefix, *budget));
+            keys.push(leases_key(&self.prefix, *budget));
+        }
+        let args = vec![
+            reservation.id.to_string(),
+            cost.0.to_string(),
+            (tokens as i64 - reservation.estimated_tokens as i64).to_string(),
+            hold_until.to_string(),
+            (millis(self.reservation_ttl.max(self.settled_hold)) + WINDOW_MS).to_string(),
+            u8::from(reservation.tpm_limited).to_string(),
+        ];
+        Some((keys, args))
     }
 
     async fn ask_redis(&self, ask: &Ask<'_>) -> Result<Reply, redis::RedisError> {

@@ -61,23 +61,48 @@ impl UsageSink {
     }
 
     /// Publishes the event, or buffers it on disk when Redis cannot take it (or when older
-    /// events are still buffered, so they stay in order).
-    pub async fn record(&self, tenant: TenantId, event: &UsageEvent) {
+    /// events are still buffered, so they stay in order). `before` (the settle script) goes in
+    /// the same pipeline, so a call costs one round trip after its answer; returns whether it
+    /// ran, so the caller can run it on its own when it did not.
+    pub async fn record(
+        &self,
+        tenant: TenantId,
+        event: &UsageEvent,
+        before: Option<redis::Cmd>,
+    ) -> bool {
         let envelope = match Envelope::new(tenant, event) {
             Ok(envelope) => envelope,
             Err(e) => {
                 tracing::error!(error = %e, "a usage event could not be serialised");
-                return;
+                return false;
             }
         };
         if self.buffered() == 0 {
-            match tokio::time::timeout(
-                PUBLISH_TIMEOUT,
-                self.bus.publish(UsageEvent::STREAM, &envelope),
-            )
-            .await
-            {
-                Ok(Ok(_)) => return,
+            let mut pipe = redis::pipe();
+            let ran_before = before.is_some();
+            if let Some(cmd) = before {
+                pipe.add_command(cmd).ignore();
+            }
+            pipe.add_command(self.bus.publish_command(UsageEvent::STREAM, &envelope))
+                .ignore();
+            let mut conn = self.bus.redis();
+            match tokio::time::timeout(PUBLISH_TIMEOUT, pipe.query_async::<()>(&mut conn)).await {
+                Ok(Ok(())) => return ran_before,
+                // The settle script is not loaded (a restarted Redis): publish alone, and let
+                // the caller settle with a call that loads it. (The event may already be on the
+                // stream; publishing it again is harmless, its id is the same.)
+                Ok(Err(e))
+                    if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+                {
+                    if self
+                        .bus
+                        .publish(UsageEvent::STREAM, &envelope)
+                        .await
+                        .is_ok()
+                    {
+                        return false;
+                    }
+                }
                 Ok(Err(e)) => tracing::warn!(error = %e, "usage event buffered: Redis refused it"),
                 Err(_) => tracing::warn!("usage event buffered: Redis did not answer in time"),
             }
@@ -86,6 +111,7 @@ impl UsageSink {
             // The last resort: the event is in the log, for a manual replay.
             tracing::error!(error = %e, event = %serde_json::to_string(&envelope).unwrap_or_default(), "USAGE EVENT LOST: could not write the buffer");
         }
+        false
     }
 
     fn append(&self, envelope: &Envelope) -> std::io::Result<()> {

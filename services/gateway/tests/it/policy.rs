@@ -244,3 +244,55 @@ async fn reservations_are_released_when_calls_settle() {
         .unwrap();
     assert_eq!(ids.len(), 4, "three reservations and the total: {ids:?}");
 }
+
+#[tokio::test]
+async fn a_redis_that_lost_its_scripts_still_settles_and_meters_every_call() {
+    let redis = sb_testkit::PrivateRedis::start().await;
+    let url = redis.url();
+    let stack =
+        Stack::with(move |config| config.redis.url = secrecy::SecretString::from(url)).await;
+    let budget = stack
+        .add_budget("api_key", Some(stack.key_id), "total", 1_000_000)
+        .await;
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    for _ in 0..2 {
+        assert_eq!(
+            stack.chat(&small_call()).send().await.unwrap().status(),
+            StatusCode::OK
+        );
+        // As after a Redis restart: the decide and settle scripts are gone.
+        let _: () = redis::cmd("SCRIPT")
+            .arg("FLUSH")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    let key = format!("{}usage", stack.config.redis.key_prefix);
+    let holds = sb_contracts::budget::holds_key(&stack.config.redis.key_prefix, budget);
+    let (mut events, mut held) = (0, None::<i64>);
+    for _ in 0..100 {
+        events = redis::cmd("XLEN")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        held = redis::cmd("HGET")
+            .arg(&holds)
+            .arg("total")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        // Settled: each call holds its real cost (about 235), not its estimate (about 520):
+        // both settled is about 470, one left unsettled about 755.
+        if events >= 2 && held.is_some_and(|h| h < 600) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(events >= 2, "both calls metered");
+    assert!(
+        held.is_some_and(|h| h > 0 && h < 2 * 400),
+        "both calls settled: held {held:?}"
+    );
+}

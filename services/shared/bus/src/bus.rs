@@ -77,12 +77,20 @@ impl Bus {
     /// Appends `envelope` to `stream`; returns the entry id.
     #[tracing::instrument(level = "debug", skip_all, fields(stream, event_id = %envelope.id, kind = %envelope.kind))]
     pub async fn publish(&self, stream: &str, envelope: &Envelope) -> Result<String, BusError> {
+        Ok(self
+            .publish_command(stream, envelope)
+            .query_async(&mut self.conn())
+            .await?)
+    }
+
+    /// The `XADD` that publishes `envelope`, for callers that pipeline it with other commands.
+    pub fn publish_command(&self, stream: &str, envelope: &Envelope) -> redis::Cmd {
         let mut cmd = redis::cmd("XADD");
         cmd.arg(self.stream_key(stream)).arg("*");
         for (field, value) in envelope.to_fields() {
             cmd.arg(field).arg(value);
         }
-        Ok(cmd.query_async(&mut self.conn()).await?)
+        cmd
     }
 
     /// Wraps `event` in a new envelope (in the current trace) and publishes it on its stream.
