@@ -210,6 +210,23 @@ impl Metered {
                     ));
                     return Some(frame(&chunk));
                 }
+                Some(Ok(StreamEvent::Passthrough { data, text_chars })) => {
+                    self.meter.chars += text_chars;
+                    if self.last.is_none()
+                        && let Ok(chunk) = serde_json::from_str::<Value>(&data)
+                    {
+                        self.last = Some((
+                            chunk["id"].clone(),
+                            chunk["created"].clone(),
+                            chunk["model"].clone(),
+                        ));
+                    }
+                    let mut out = Vec::with_capacity(data.len() + 8);
+                    out.extend_from_slice(b"data: ");
+                    out.extend_from_slice(data.as_bytes());
+                    out.extend_from_slice(b"\n\n");
+                    return Some(Bytes::from(out));
+                }
                 Some(Ok(StreamEvent::Usage(usage))) => self.meter.usage = Some(usage),
                 Some(Err(e)) => {
                     self.ended = true;

@@ -76,7 +76,8 @@ pub async fn collect(mut stream: ChunkStream) -> Collected {
             collected.after_error = true;
         }
         match item {
-            Ok(StreamEvent::Chunk(chunk)) => {
+            Ok(event @ (StreamEvent::Chunk(_) | StreamEvent::Passthrough { .. })) => {
+                let chunk = event.chunk().expect("a chunk is JSON");
                 assert!(
                     chunk.get("usage").is_none_or(Value::is_null),
                     "usage stays out of chunks: {chunk}"

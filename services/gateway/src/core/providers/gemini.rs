@@ -547,6 +547,7 @@ mod tests {
                     format!("{}|{}", choice["delta"], choice["finish_reason"])
                 }
                 StreamEvent::Usage(u) => format!("usage {} {}", u.input_tokens, u.output_tokens),
+                StreamEvent::Passthrough { .. } => "passthrough".to_owned(),
             })
             .collect();
         assert_eq!(

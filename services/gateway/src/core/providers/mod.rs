@@ -129,8 +129,24 @@ pub struct Completion {
 pub enum StreamEvent {
     /// One OpenAI `chat.completion.chunk` object (never a usage-only chunk).
     Chunk(Value),
+    /// One OpenAI chunk exactly as an OpenAI-style upstream sent it (its `data:` payload, no
+    /// usage in it), forwarded without being parsed into a `Value` and written again: the
+    /// common case of a stream, kept cheap. `text_chars` is the text it carries (content and
+    /// tool-call arguments), for metering a stream that is cut off.
+    Passthrough { data: String, text_chars: usize },
     /// The provider's usage numbers; may come more than once, the last one wins.
     Usage(Usage),
+}
+
+impl StreamEvent {
+    /// The chunk as a JSON value, whichever form it came in (None for usage).
+    pub fn chunk(&self) -> Option<Value> {
+        match self {
+            Self::Chunk(chunk) => Some(chunk.clone()),
+            Self::Passthrough { data, .. } => serde_json::from_str(data).ok(),
+            Self::Usage(_) => None,
+        }
+    }
 }
 
 pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<StreamEvent, UpstreamError>> + Send>>;

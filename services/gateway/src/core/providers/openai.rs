@@ -130,6 +130,58 @@ impl Serialize for Streaming<'_> {
 /// Reads OpenAI's stream: chunks pass through, usage leaves them as [`StreamEvent::Usage`].
 struct Chunks;
 
+/// What the gateway reads of an ordinary chunk, borrowed from its payload.
+#[derive(serde::Deserialize)]
+struct Peek<'a> {
+    #[serde(default, borrow)]
+    choices: Vec<PeekChoice<'a>>,
+    /// Present and not null: the chunk carries usage (parsed the slow way).
+    #[serde(default)]
+    usage: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    error: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(serde::Deserialize)]
+struct PeekChoice<'a> {
+    #[serde(default, borrow)]
+    delta: PeekDelta<'a>,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct PeekDelta<'a> {
+    #[serde(default, borrow)]
+    content: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    tool_calls: Vec<PeekToolCall<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct PeekToolCall<'a> {
+    #[serde(default, borrow)]
+    function: Option<PeekFunction<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct PeekFunction<'a> {
+    #[serde(default, borrow)]
+    arguments: Option<std::borrow::Cow<'a, str>>,
+}
+
+impl PeekChoice<'_> {
+    fn text_chars(&self) -> usize {
+        let content = self.delta.content.as_deref().map_or(0, str::len);
+        let arguments: usize = self
+            .delta
+            .tool_calls
+            .iter()
+            .filter_map(|call| call.function.as_ref()?.arguments.as_deref())
+            .map(str::len)
+            .sum();
+        content + arguments
+    }
+}
+
 impl Translate for Chunks {
     fn event(
         &mut self,
@@ -138,6 +190,20 @@ impl Translate for Chunks {
     ) -> Result<Flow, UpstreamError> {
         if event.data.trim() == "[DONE]" {
             return Ok(Flow::Done);
+        }
+        // Most chunks carry a little text and nothing else: read just that, borrowing from the
+        // payload, and forward the payload as it is.
+        if let Ok(peek) = serde_json::from_str::<Peek<'_>>(&event.data)
+            && peek.error.is_none()
+            && peek.usage.is_none()
+            && !peek.choices.is_empty()
+        {
+            let text_chars = peek.choices.iter().map(PeekChoice::text_chars).sum();
+            out.push_back(StreamEvent::Passthrough {
+                data: event.data,
+                text_chars,
+            });
+            return Ok(Flow::Continue);
         }
         let mut chunk = event.json()?;
         if let Some(error) = chunk.get("error") {
@@ -225,10 +291,31 @@ mod tests {
                 }),
             ]
         );
-        let (_, out) = translate(r#"{"choices":[{"delta":{}}],"usage":null}"#);
+        // `usage: null` (every chunk but the last, with include_usage) is no usage: the chunk
+        // passes through untouched.
+        let data = r#"{"choices":[{"delta":{}}],"usage":null}"#;
+        let (_, out) = translate(data);
         assert_eq!(
             out,
-            vec![StreamEvent::Chunk(json!({ "choices": [{ "delta": {} }] }))]
+            vec![StreamEvent::Passthrough {
+                data: data.to_owned(),
+                text_chars: 0
+            }]
+        );
+    }
+
+    #[test]
+    fn ordinary_chunks_pass_through_with_their_text_counted() {
+        let data = r#"{"id":"c1","choices":[{"index":0,"delta":{"content":"h\u00e9llo","tool_calls":[{"index":0,"function":{"arguments":"{\"a\":1}"}}]}}]}"#;
+        let (flow, out) = translate(data);
+        assert_eq!(flow, Ok(Flow::Continue));
+        // "héllo" is 6 bytes of UTF-8, `{"a":1}` 7.
+        assert_eq!(
+            out,
+            vec![StreamEvent::Passthrough {
+                data: data.to_owned(),
+                text_chars: 13
+            }]
         );
     }
 
