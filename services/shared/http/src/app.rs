@@ -102,16 +102,27 @@ impl App {
             .with_graceful_shutdown(async move {
                 token.cancelled().await;
                 if !drain.is_zero() {
-                    tracing::info!(service = name, drain_seconds = drain.as_secs_f64(), "shutting down: not ready; still serving while load balancers catch up");
+                    tracing::info!(
+                        service = name,
+                        drain_seconds = drain.as_secs_f64(),
+                        "shutting down: not ready; still serving while load balancers catch up"
+                    );
                     tokio::time::sleep(drain).await;
                 }
-                tracing::info!(service = name, "shutting down: listener closed; finishing in-flight requests");
+                tracing::info!(
+                    service = name,
+                    "shutting down: listener closed; finishing in-flight requests"
+                );
             })
             .await;
         // If the server stopped on its own (an accept error), the service is not ready either.
         shutdown.cancel();
         if !tasks.is_empty() {
-            tracing::info!(service = name, tasks = tasks.len(), "HTTP drained; stopping background tasks");
+            tracing::info!(
+                service = name,
+                tasks = tasks.len(),
+                "HTTP drained; stopping background tasks"
+            );
         }
         tasks_stop.cancel();
         for task in tasks {

@@ -74,7 +74,10 @@ async fn every_service_answers_health_detailed_health_and_metrics() {
         let (status, _, body) = get(&app, "/health/ready").await;
         assert_eq!(status, 200, "{name} /health/ready: {body}");
         let body: Value = serde_json::from_str(&body).unwrap();
-        assert_eq!(body, serde_json::json!({ "status": "ready", "service": name }));
+        assert_eq!(
+            body,
+            serde_json::json!({ "status": "ready", "service": name })
+        );
 
         let (status, _, body) = get(&app, "/health/detailed").await;
         assert_eq!(status, 200, "{name} /health/detailed: {body}");

@@ -8,3 +8,4 @@ mod dlq;
 mod doctor;
 mod health;
 mod ledger_crash;
+mod shutdown;
