@@ -176,7 +176,8 @@ impl Bus {
     async fn selected(&self, stream: &str, which: &Selection) -> Result<Vec<DeadLetter>, BusError> {
         match which {
             Selection::One(id) => Ok(vec![self.dlq_show(stream, id).await?]),
-            Selection::All => self.dlq_list(stream, usize::MAX).await,
+            // Redis takes COUNT as a signed 64-bit integer: usize::MAX is refused.
+            Selection::All => self.dlq_list(stream, i64::MAX as usize).await,
         }
     }
 }

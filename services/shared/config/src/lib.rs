@@ -158,6 +158,37 @@ impl ListenConfig {
     }
 }
 
+/// How a service stops on SIGTERM (see `App::run`).
+#[derive(Clone, Debug)]
+pub struct ShutdownConfig {
+    /// How long a service keeps serving after the signal, `/health/ready` answering 503, so
+    /// load balancers take it out of rotation before its listener closes.
+    pub drain: Duration,
+    /// How long in-flight requests and bus batches may take, from the signal, before the
+    /// process exits anyway.
+    pub timeout: Duration,
+}
+
+impl ShutdownConfig {
+    pub fn from_source(src: &Source) -> Result<Self, ConfigError> {
+        let seconds = |name, range| src.number(name, range).map(Duration::from_secs);
+        let drain = seconds("SHUTDOWN_DRAIN_SECONDS", 0..=600)?;
+        let timeout = seconds("SHUTDOWN_TIMEOUT_SECONDS", 1..=3600)?;
+        if drain >= timeout {
+            return Err(ConfigError::new(
+                "SHUTDOWN_DRAIN_SECONDS",
+                format!(
+                    "is {}, not less than SHUTDOWN_TIMEOUT_SECONDS ({})",
+                    drain.as_secs(),
+                    timeout.as_secs()
+                ),
+                "make the drain delay shorter than the shutdown timeout",
+            ));
+        }
+        Ok(Self { drain, timeout })
+    }
+}
+
 /// Settings the agent-worker will use; validated now so a typo fails at start-up.
 #[derive(Clone, Debug)]
 pub struct AgentConfig {
@@ -323,6 +354,7 @@ pub struct Config {
     pub secrets: Secrets,
     pub telemetry: TelemetryConfig,
     pub listen: ListenConfig,
+    pub shutdown: ShutdownConfig,
     pub cors_origins: Vec<String>,
     pub smtp: SmtpConfig,
     pub agent: AgentConfig,
@@ -357,6 +389,7 @@ impl Config {
             secrets: Secrets::from_source(src, demo)?,
             telemetry: TelemetryConfig::from_source(src)?,
             listen: ListenConfig::from_source(src)?,
+            shutdown: ShutdownConfig::from_source(src)?,
             cors_origins,
             smtp: SmtpConfig::from_source(src)?,
             agent: AgentConfig::from_source(src)?,

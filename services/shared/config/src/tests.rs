@@ -212,3 +212,19 @@ fn readme_lists_every_variable() {
         assert!(text.contains(&row), "README.md lacks the row {row}");
     }
 }
+
+#[test]
+fn shutdown_drain_must_be_shorter_than_the_timeout() {
+    let config = Config::from_source(&source(&[]), true).unwrap();
+    assert_eq!(config.shutdown.drain, Duration::ZERO);
+    assert_eq!(config.shutdown.timeout, Duration::from_secs(30));
+    let err = Config::from_source(
+        &source(&[
+            ("SHUTDOWN_DRAIN_SECONDS", "10"),
+            ("SHUTDOWN_TIMEOUT_SECONDS", "10"),
+        ]),
+        true,
+    )
+    .unwrap_err();
+    assert_eq!(err.variable, "SHUTDOWN_DRAIN_SECONDS");
+}

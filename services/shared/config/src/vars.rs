@@ -44,6 +44,8 @@ pub const VARIABLES: &[Variable] = &[
     var("MOCK_LLM_PORT", Some("8090"), "mock-llm port"),
     var("CORS_ORIGINS", Some("http://localhost:8081,http://127.0.0.1:8081"), "origins allowed to call the api from a browser, comma-separated"),
     var("MOCK_LLM_URL", Some("http://127.0.0.1:8090/v1"), "the base URL `seed --demo` gives the demo provider entry"),
+    var("SHUTDOWN_DRAIN_SECONDS", Some("0"), "after SIGTERM, how long a service keeps serving with /health/ready at 503 so load balancers stop sending (5 behind Kubernetes)"),
+    var("SHUTDOWN_TIMEOUT_SECONDS", Some("30"), "after SIGTERM, how long in-flight requests and bus batches may take before the process exits anyway"),
     // Observability.
     var("LOG_LEVEL", Some("info,sqlx=warn"), "a tracing filter: a level, or directives such as info,sb_gateway=debug"),
     var("LOG_FORMAT", Some("pretty"), "`pretty` for people, `json` for log collectors"),

@@ -2,17 +2,30 @@
 //!
 //! `build` functions bind first (port 0 in tests picks a free port) and return an [`App`], so
 //! the caller knows the address before anything runs; `run` serves until the shutdown token is
-//! cancelled, then lets in-flight requests finish.
+//! cancelled, then stops in this order:
+//!
+//! 1. `/health/ready` answers 503 at once;
+//! 2. the drain delay ([`App::with_drain`], 0 unless set) passes while requests are still
+//!    served, so load balancers see the 503 and stop sending;
+//! 3. the listener closes and in-flight requests finish;
+//! 4. only then are the background tasks cancelled (a bus consumer finishes and acks the batch
+//!    in hand; the gateway's usage flusher flushes what the last requests metered).
+//!
+//! `run` itself has no deadline: the caller bounds it (`switchboard serve` exits after
+//! `SHUTDOWN_TIMEOUT_SECONDS`).
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::time::Duration;
 
-use axum::Router;
 use axum::serve::ListenerExt;
+use axum::{Extension, Router};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+use crate::health::Draining;
 
 /// Work a service runs beside its HTTP server (a bus consumer, a relay); it must return
 /// soon after the token is cancelled.
@@ -24,6 +37,7 @@ pub struct App {
     listener: TcpListener,
     router: Router,
     background: Vec<BackgroundTask>,
+    drain: Duration,
 }
 
 impl App {
@@ -37,7 +51,15 @@ impl App {
             listener,
             router,
             background: Vec::new(),
+            drain: Duration::ZERO,
         })
+    }
+
+    /// How long to keep serving after the shutdown signal, readiness already false, before
+    /// the listener closes (`SHUTDOWN_DRAIN_SECONDS`).
+    pub fn with_drain(mut self, drain: Duration) -> Self {
+        self.drain = drain;
+        self
     }
 
     pub fn with_task(mut self, task: BackgroundTask) -> Self {
@@ -60,16 +82,21 @@ impl App {
         self.local_addr().port()
     }
 
-    /// Serves until `shutdown` is cancelled; in-flight requests finish first, and background
-    /// tasks are awaited.
+    /// Serves until `shutdown` is cancelled, then drains as the module documentation says:
+    /// readiness false, the drain delay, in-flight requests finished, background tasks
+    /// stopped and awaited.
     pub async fn run(self, shutdown: CancellationToken) -> io::Result<()> {
         let name = self.name;
         let addr = self.local_addr();
+        let drain = self.drain;
+        // The tasks outlive the HTTP side: the last requests may still hand them work.
+        let tasks_stop = CancellationToken::new();
         let tasks: Vec<_> = self
             .background
             .into_iter()
-            .map(|task| tokio::spawn(task(shutdown.clone())))
+            .map(|task| tokio::spawn(task(tasks_stop.clone())))
             .collect();
+        let router = self.router.layer(Extension(Draining(shutdown.clone())));
         tracing::info!(service = name, %addr, "listening");
         let token = shutdown.clone();
         // Without TCP_NODELAY, the second write of a response on a kept-alive connection (every
@@ -79,11 +106,33 @@ impl App {
                 tracing::debug!(error = %e, "could not set TCP_NODELAY");
             }
         });
-        let served = axum::serve(listener, self.router)
-            .with_graceful_shutdown(async move { token.cancelled().await })
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                token.cancelled().await;
+                if !drain.is_zero() {
+                    tracing::info!(
+                        service = name,
+                        drain_seconds = drain.as_secs_f64(),
+                        "shutting down: not ready; still serving while load balancers catch up"
+                    );
+                    tokio::time::sleep(drain).await;
+                }
+                tracing::info!(
+                    service = name,
+                    "shutting down: listener closed; finishing in-flight requests"
+                );
+            })
             .await;
-        // If the server stopped on its own (an accept error), stop the tasks too.
+        // If the server stopped on its own (an accept error), the service is not ready either.
         shutdown.cancel();
+        if !tasks.is_empty() {
+            tracing::info!(
+                service = name,
+                tasks = tasks.len(),
+                "HTTP drained; stopping background tasks"
+            );
+        }
+        tasks_stop.cancel();
         for task in tasks {
             if let Err(e) = task.await {
                 tracing::error!(service = name, error = %e, "a background task panicked");

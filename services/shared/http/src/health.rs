@@ -1,10 +1,13 @@
-//! `GET /health` (liveness: no I/O), `GET /health/detailed` (Postgres and Redis with latency,
-//! pool use, version, uptime; 503 when a dependency is down) and `GET /metrics` (Prometheus).
+//! `GET /health` (liveness: no I/O), `GET /health/ready` (readiness: 503 once shutdown has
+//! started, so load balancers and Kubernetes stop sending), `GET /health/detailed` (Postgres
+//! and Redis with latency, pool use, version, uptime; 503 when a dependency is down) and
+//! `GET /metrics` (Prometheus).
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::Extension;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -13,6 +16,7 @@ use axum::{Json, Router};
 use redis::aio::ConnectionManager;
 use sb_db::AppPool;
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 
 use crate::infra::Infra;
 
@@ -50,6 +54,7 @@ pub fn router_without_dependencies(service: &'static str) -> Router {
 fn routes(state: HealthState) -> Router {
     Router::new()
         .route("/health", get(live))
+        .route("/health/ready", get(ready))
         .route("/health/detailed", get(detailed))
         .route("/metrics", get(metrics_text))
         .with_state(Arc::new(state))
@@ -66,6 +71,33 @@ async fn live(State(state): State<Arc<HealthState>>) -> Json<Live> {
         status: "ok",
         service: state.service,
     })
+}
+
+/// The shutdown token of the running [`App`](crate::App), which adds it to every request:
+/// once it is cancelled the service is draining and no longer ready.
+#[derive(Clone)]
+pub(crate) struct Draining(pub(crate) CancellationToken);
+
+/// Ready while serving; 503 from the shutdown signal on. Dependencies are not checked: a
+/// replica whose Postgres is down would only be swapped for another one just as stuck.
+async fn ready(
+    State(state): State<Arc<HealthState>>,
+    draining: Option<Extension<Draining>>,
+) -> Response {
+    let stopping = draining.is_some_and(|Extension(Draining(token))| token.is_cancelled());
+    let (status, text) = if stopping {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting_down")
+    } else {
+        (StatusCode::OK, "ready")
+    };
+    (
+        status,
+        Json(Live {
+            status: text,
+            service: state.service,
+        }),
+    )
+        .into_response()
 }
 
 #[derive(Serialize)]

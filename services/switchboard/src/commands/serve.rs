@@ -1,7 +1,11 @@
 //! `switchboard serve`: run one service or all five, until SIGINT or SIGTERM.
+//!
+//! On the signal every service drains (see `sb_http::App::run`: readiness false, the drain
+//! delay, in-flight requests, then background work such as the bus batch in hand). The process
+//! exits 0 once all have stopped, or with an error naming the services still busy when
+//! `SHUTDOWN_TIMEOUT_SECONDS` have passed since the signal.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use anyhow::Context;
 use sb_config::Config;
@@ -10,9 +14,6 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::Service;
-
-/// How long in-flight work may take to finish after a shutdown signal.
-const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(30);
 
 pub async fn run(service: Service, config: Config) -> anyhow::Result<()> {
     if !config.secrets.generated.is_empty() {
@@ -36,27 +37,41 @@ pub async fn run(service: Service, config: Config) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     let mut running = JoinSet::new();
+    let mut busy = Vec::new();
     for app in apps {
-        running.spawn(app.run(shutdown.clone()));
+        let name = app.name();
+        busy.push(name);
+        let app = app.with_drain(config.shutdown.drain);
+        let token = shutdown.clone();
+        running.spawn(async move { (name, app.run(token).await) });
     }
-    // The first service to stop (normally: all of them, after the signal) stops the rest.
     let mut failure = None;
-    if let Some(first) = running.join_next().await {
-        failure = outcome(first).err();
-        shutdown.cancel();
+    // Serve until the signal, or until a service stops on its own (which stops the rest).
+    tokio::select! {
+        () = shutdown.cancelled() => {}
+        Some(first) = running.join_next() => {
+            failure = settle(first, &mut busy).err();
+            shutdown.cancel();
+        }
     }
-    let drained = tokio::time::timeout(SHUTDOWN_DEADLINE, async {
+    let deadline = config.shutdown.timeout;
+    let drained = tokio::time::timeout(deadline, async {
         while let Some(result) = running.join_next().await {
-            if let Err(e) = outcome(result) {
+            if let Err(e) = settle(result, &mut busy) {
                 failure.get_or_insert(e);
             }
         }
     })
     .await;
     if drained.is_err() {
+        tracing::error!(
+            abandoned = ?busy,
+            "shutdown timeout: these services were still finishing in-flight requests or background work (bus entries in hand stay pending and are redelivered to another consumer)"
+        );
         anyhow::bail!(
-            "services did not stop within {} s of the shutdown signal",
-            SHUTDOWN_DEADLINE.as_secs()
+            "{} did not stop within {} s of the shutdown signal (SHUTDOWN_TIMEOUT_SECONDS); their unfinished work was abandoned",
+            busy.join(", "),
+            deadline.as_secs()
         );
     }
     match failure {
@@ -68,10 +83,14 @@ pub async fn run(service: Service, config: Config) -> anyhow::Result<()> {
     }
 }
 
-fn outcome(joined: Result<std::io::Result<()>, tokio::task::JoinError>) -> anyhow::Result<()> {
-    joined
-        .context("a service panicked")?
-        .context("a service stopped with an error")
+/// The outcome of one service's run, which is no longer busy.
+fn settle(
+    joined: Result<(&'static str, std::io::Result<()>), tokio::task::JoinError>,
+    busy: &mut Vec<&'static str>,
+) -> anyhow::Result<()> {
+    let (name, result) = joined.context("a service panicked")?;
+    busy.retain(|b| *b != name);
+    result.with_context(|| format!("{name} stopped with an error"))
 }
 
 /// Binds every service asked for, so a port conflict is reported before anything runs.

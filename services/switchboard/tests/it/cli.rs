@@ -303,7 +303,7 @@ async fn serve_all_demo_comes_up_and_stops_cleanly_on_sigterm() {
 
 /// Reads stdout until `expected` service lines (`name  http://addr`) are printed. Returns the
 /// `(name, url)` pairs and every line read.
-async fn read_service_urls(
+pub(crate) async fn read_service_urls(
     stdout: &mut Lines<BufReader<ChildStdout>>,
     expected: usize,
 ) -> (Vec<(String, String)>, Vec<String>) {

@@ -105,11 +105,20 @@ async fn list_show_replay_and_purge_say_what_they_did() {
     );
     assert_eq!(bus.dlq_len("usage").await.unwrap(), 1);
 
+    let (ok, out) = dlq(&redis, &["replay", "usage", "--all"]).await;
+    assert!(ok, "{out}");
+    assert!(out.starts_with("Replayed 1 dead letter(s)"), "{out}");
+    assert_eq!(bus.dlq_len("usage").await.unwrap(), 0);
+    // Both replayed entries fail again and come back.
+    while bus.dlq_len("usage").await.unwrap() < 2 {
+        consumer.step(&Refuse).await.unwrap();
+    }
+
     let (ok, out) = dlq(&redis, &["purge", "usage", "--all"]).await;
     assert!(ok, "{out}");
     assert!(
         out.contains(&format!(
-            "Purged 1 dead letter(s) from {}usage:dlq.",
+            "Purged 2 dead letter(s) from {}usage:dlq.",
             redis.prefix
         )),
         "{out}"

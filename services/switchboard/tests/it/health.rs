@@ -1,4 +1,4 @@
-//! `/health`, `/health/detailed` and `/metrics` on the four platform services.
+//! `/health`, `/health/ready`, `/health/detailed` and `/metrics` on the four platform services.
 
 use std::net::SocketAddr;
 
@@ -69,6 +69,14 @@ async fn every_service_answers_health_detailed_health_and_metrics() {
         assert!(
             headers.contains_key("x-request-id"),
             "{name}: every response carries a request id"
+        );
+
+        let (status, _, body) = get(&app, "/health/ready").await;
+        assert_eq!(status, 200, "{name} /health/ready: {body}");
+        let body: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({ "status": "ready", "service": name })
         );
 
         let (status, _, body) = get(&app, "/health/detailed").await;

@@ -3,9 +3,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod backup;
 mod cli;
 mod dlq;
 mod doctor;
 mod health;
 mod ledger_crash;
 mod monitoring;
+mod shutdown;
