@@ -192,6 +192,7 @@ async fn main() {
     let ledger_rate = events as f64 / drained.as_secs_f64();
 
     // 2. Ceiling: the same rows, COPY'd into a plain table with the same columns and key.
+    eprintln!("raw COPY of the same rows…");
     let mut owner = db.owner().await;
     sqlx::query("CREATE TABLE copy_ceiling (LIKE usage_ledger INCLUDING DEFAULTS, PRIMARY KEY (event_id, occurred_at))").execute(&mut owner).await.unwrap();
     let mut text = String::with_capacity(events * 200);
@@ -243,10 +244,12 @@ async fn main() {
     let expected = (events + rate * seconds) as i64;
     drain(&mut group, &handler, &db, expected).await;
     producing.await.unwrap();
+    eprintln!("done");
     let mut lags = handler.lags_ms.lock().unwrap().clone();
     lags.sort_by(f64::total_cmp);
 
     // 4. Where the time goes: the database transaction alone, on events already decoded.
+    eprintln!("record_batch alone…");
     let direct: Vec<sb_ledger::core::record::UsageRecord> = (0..events / 4)
         .map(|i| {
             let (tenant_id, usage) = event(i, &tenants);

@@ -5,6 +5,7 @@
 //! batch is still recorded); a database failure retries the whole batch (recording is
 //! idempotent, so the part that may have committed is not counted twice).
 
+use std::collections::HashSet;
 use std::time::Instant;
 
 use chrono::Utc;
@@ -12,6 +13,7 @@ use redis::aio::ConnectionManager;
 use sb_bus::{Delivery, Handler, Outcome};
 use sb_contracts::usage::UsageEvent;
 use sb_db::SystemPool;
+use uuid::Uuid;
 
 use crate::core::mirror;
 use crate::core::record::{UsageRecord, record_batch};
@@ -96,16 +98,16 @@ impl Handler for UsageHandler {
                 return outcomes;
             }
         };
+        // Sets, not the vectors: a batch holds thousands of events.
+        let unknown: HashSet<Uuid> = recorded.unknown_tenant.iter().copied().collect();
+        let inserted: HashSet<Uuid> = recorded.inserted.iter().copied().collect();
         for (&i, record) in positions.iter().zip(&records) {
-            if recorded.unknown_tenant.contains(&record.event_id) {
+            if unknown.contains(&record.event_id) {
                 outcomes[i] = Outcome::DeadLetter(format!("unknown tenant {}", record.tenant_id));
             }
         }
         let committed = Utc::now();
-        for record in records
-            .iter()
-            .filter(|r| recorded.inserted.contains(&r.event_id))
-        {
+        for record in records.iter().filter(|r| inserted.contains(&r.event_id)) {
             metrics::lag((committed - record.occurred_at).num_milliseconds());
         }
         metrics::events("recorded", recorded.inserted.len());

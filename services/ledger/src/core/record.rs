@@ -1,8 +1,8 @@
-//! Recording a batch of usage events: one transaction that inserts the ledger rows (bulk,
-//! through UNNEST, idempotent by event id), adds them to the spend rollups (per tenant,
-//! workspace, key and run; per day, month and whole life, days and months in the tenant's time
-//! zone), and writes the threshold alerts they cause to the outbox, each at most once per
-//! budget, threshold and period.
+//! Recording a batch of usage events: one transaction that loads the batch into a temporary
+//! table (binary COPY), inserts the ledger rows from it (idempotent by event id), adds them to
+//! the spend rollups (per tenant, workspace, key and run; per day, month and whole life, days
+//! and months in the tenant's time zone), and writes the threshold alerts they cause to the
+//! outbox, each at most once per budget, threshold and period.
 
 use std::collections::{HashMap, HashSet};
 
@@ -119,48 +119,41 @@ struct Inserted {
     changed: Vec<Rollup>,
 }
 
-/// The ledger rows and the rollups, in one statement: the rollups add up exactly the rows that
-/// this statement inserted, so a redelivered batch changes neither.
+/// The batch's rows go to `ledger_staging` by binary COPY; one statement then inserts them into
+/// the ledger and adds them to the rollups. The rollups add up exactly the rows that this
+/// statement inserted, so a redelivered batch changes neither.
 async fn insert_rows(
     tx: &mut Transaction<'static, Postgres>,
     valid: &[&UsageRecord],
 ) -> Result<Inserted, RecordError> {
-    let count = |n: u64| i64::try_from(n).map_err(|_| RecordError::TooLarge);
-    let mut event_id = Vec::with_capacity(valid.len());
-    let (mut tenant_id, mut workspace_id, mut api_key_id, mut run_id) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let (mut provider, mut model, mut status) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut input, mut cached, mut output, mut cost, mut latency, mut occurred_at) = (
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-    );
-    for r in valid {
-        let u = &r.usage;
-        event_id.push(r.event_id);
-        tenant_id.push(r.tenant_id.as_uuid());
-        workspace_id.push(u.workspace_id.map(|w| w.as_uuid()));
-        api_key_id.push(u.api_key_id.map(|k| k.as_uuid()));
-        run_id.push(u.run_id.map(|x| x.as_uuid()));
-        provider.push(u.provider.as_str());
-        model.push(u.model.as_str());
-        input.push(count(u.input_tokens)?);
-        cached.push(count(u.cached_input_tokens)?);
-        output.push(count(u.output_tokens)?);
-        cost.push(u.cost_micros.0);
-        status.push(u.status.as_str());
-        latency.push(i32::try_from(u.latency_ms).unwrap_or(i32::MAX));
-        occurred_at.push(r.occurred_at);
-    }
+    // A temporary table lives as long as its connection: created by the first batch on each
+    // pooled connection, emptied at every commit. (A DO block rather than CREATE … IF NOT
+    // EXISTS, which would log a notice for every batch.)
+    sqlx::raw_sql(
+        "DO $$ BEGIN
+             IF to_regclass('pg_temp.ledger_staging') IS NULL THEN
+                 CREATE TEMPORARY TABLE ledger_staging (
+                     event_id uuid, tenant_id uuid, workspace_id uuid, api_key_id uuid, run_id uuid,
+                     provider text, model text, input_tokens int8, cached_input_tokens int8,
+                     output_tokens int8, cost_micros int8, status text, latency_ms int4,
+                     occurred_at timestamptz
+                 ) ON COMMIT DELETE ROWS;
+             END IF;
+         END $$",
+    )
+    .execute(&mut **tx)
+    .await?;
+    let mut copy = tx
+        .copy_in_raw("COPY ledger_staging FROM STDIN (FORMAT binary)")
+        .await?;
+    copy.send(copy_rows(valid)?).await?;
+    copy.finish().await?;
+
     let rows: Vec<ChangeRow> = sqlx::query_as(
         "WITH ins AS (
              INSERT INTO usage_ledger (event_id, tenant_id, workspace_id, api_key_id, run_id, provider, model,
                                        input_tokens, cached_input_tokens, output_tokens, cost_micros, status, latency_ms, occurred_at)
-             SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::text[], $7::text[],
-                                  $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::text[], $13::int4[], $14::timestamptz[])
+             SELECT * FROM ledger_staging
              ON CONFLICT DO NOTHING
              RETURNING event_id, tenant_id, workspace_id, api_key_id, run_id, cost_micros, occurred_at
          ),
@@ -207,20 +200,6 @@ async fn insert_rows(
          UNION ALL
          SELECT true, ins.event_id, NULL, NULL, NULL, NULL, NULL, NULL FROM ins",
     )
-    .bind(&event_id)
-    .bind(&tenant_id)
-    .bind(&workspace_id)
-    .bind(&api_key_id)
-    .bind(&run_id)
-    .bind(&provider)
-    .bind(&model)
-    .bind(&input)
-    .bind(&cached)
-    .bind(&output)
-    .bind(&cost)
-    .bind(&status)
-    .bind(&latency)
-    .bind(&occurred_at)
     .fetch_all(&mut **tx)
     .await?;
     let mut inserted = Inserted {
@@ -256,6 +235,93 @@ async fn insert_rows(
         }
     }
     Ok(inserted)
+}
+
+/// The batch in PostgreSQL's binary COPY format, in the columns of `ledger_staging`.
+fn copy_rows(valid: &[&UsageRecord]) -> Result<Vec<u8>, RecordError> {
+    let count = |n: u64| i64::try_from(n).map_err(|_| RecordError::TooLarge);
+    let mut out = BinaryCopy::new(valid.len() * 256);
+    for r in valid {
+        let u = &r.usage;
+        out.row(14);
+        out.uuid(Some(r.event_id));
+        out.uuid(Some(r.tenant_id.as_uuid()));
+        out.uuid(u.workspace_id.map(|w| w.as_uuid()));
+        out.uuid(u.api_key_id.map(|k| k.as_uuid()));
+        out.uuid(u.run_id.map(|x| x.as_uuid()));
+        out.text(&u.provider)?;
+        out.text(&u.model)?;
+        out.int8(count(u.input_tokens)?);
+        out.int8(count(u.cached_input_tokens)?);
+        out.int8(count(u.output_tokens)?);
+        out.int8(u.cost_micros.0);
+        out.text(&u.status)?;
+        out.int4(i32::try_from(u.latency_ms).unwrap_or(i32::MAX));
+        out.timestamptz(r.occurred_at);
+    }
+    Ok(out.finish())
+}
+
+/// A writer of PostgreSQL's binary COPY format: a header, then per row a field count and each
+/// field as a length (-1 for NULL) followed by the value in the type's binary (network order)
+/// representation, then a trailer.
+struct BinaryCopy(Vec<u8>);
+
+impl BinaryCopy {
+    /// Microseconds from the Unix epoch to 2000-01-01, Postgres' epoch for timestamps.
+    const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+
+    fn new(capacity: usize) -> Self {
+        let mut buf = Vec::with_capacity(capacity + 21);
+        buf.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+        buf.extend_from_slice(&0_i32.to_be_bytes()); // flags
+        buf.extend_from_slice(&0_i32.to_be_bytes()); // header extension length
+        Self(buf)
+    }
+
+    fn row(&mut self, fields: i16) {
+        self.0.extend_from_slice(&fields.to_be_bytes());
+    }
+
+    fn field(&mut self, bytes: &[u8]) -> Result<(), RecordError> {
+        let len = i32::try_from(bytes.len()).map_err(|_| RecordError::TooLarge)?;
+        self.0.extend_from_slice(&len.to_be_bytes());
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn uuid(&mut self, value: Option<Uuid>) {
+        match value {
+            Some(id) => {
+                self.0.extend_from_slice(&16_i32.to_be_bytes());
+                self.0.extend_from_slice(id.as_bytes());
+            }
+            None => self.0.extend_from_slice(&(-1_i32).to_be_bytes()),
+        }
+    }
+
+    fn text(&mut self, value: &str) -> Result<(), RecordError> {
+        self.field(value.as_bytes())
+    }
+
+    fn int8(&mut self, value: i64) {
+        self.0.extend_from_slice(&8_i32.to_be_bytes());
+        self.0.extend_from_slice(&value.to_be_bytes());
+    }
+
+    fn int4(&mut self, value: i32) {
+        self.0.extend_from_slice(&4_i32.to_be_bytes());
+        self.0.extend_from_slice(&value.to_be_bytes());
+    }
+
+    fn timestamptz(&mut self, at: DateTime<Utc>) {
+        self.int8(at.timestamp_micros() - Self::PG_EPOCH_MICROS);
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        self.0.extend_from_slice(&(-1_i16).to_be_bytes());
+        self.0
+    }
 }
 
 /// A budget whose rollup changed in this batch.

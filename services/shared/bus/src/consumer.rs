@@ -21,7 +21,7 @@ use chrono::{SecondsFormat, Utc};
 use redis::Value;
 use redis::aio::ConnectionManager;
 use redis::streams::{
-    StreamAutoClaimReply, StreamId, StreamInfoGroupsReply, StreamPendingCountReply, StreamReadReply,
+    StreamAutoClaimReply, StreamId, StreamInfoGroupsReply, StreamPendingCountReply,
 };
 use tokio_util::sync::CancellationToken;
 use tracing::Span;
@@ -210,7 +210,9 @@ impl Consumer {
     /// to the DLQ and are not returned.
     async fn read_new(&mut self, report: &mut StepReport) -> Result<Vec<Delivery>, BusError> {
         let block_ms = u64::try_from(self.options.block.as_millis()).unwrap_or(u64::MAX);
-        let reply: Option<StreamReadReply> = redis::cmd("XREADGROUP")
+        // The reply is walked as is, not converted to `StreamReadReply`: that builds a map of
+        // owned strings per entry, which costs more than the rest of reading a batch.
+        let reply: Value = redis::cmd("XREADGROUP")
             .arg("GROUP")
             .arg(&self.options.group)
             .arg(&self.options.consumer)
@@ -223,10 +225,8 @@ impl Consumer {
             .arg(">")
             .query_async(&mut self.conn)
             .await?;
-        let entries = reply
+        let entries = read_reply_entries(reply)
             .into_iter()
-            .flat_map(|r| r.keys)
-            .flat_map(|k| k.ids)
             .map(|e| (e, 1))
             .collect();
         self.deliveries(entries, report).await
@@ -260,7 +260,7 @@ impl Consumer {
         report.reclaimed += reply.claimed.len();
         let counts = self.delivery_counts(&reply.claimed).await?;
         let mut entries = Vec::new();
-        for entry in reply.claimed {
+        for entry in reply.claimed.into_iter().map(RawEntry::from) {
             let attempt = counts.get(&entry.id).copied().unwrap_or(1);
             if attempt > self.options.max_deliveries {
                 let error = self.last_error(&entry.id).await?.unwrap_or_else(|| {
@@ -309,12 +309,12 @@ impl Consumer {
     /// Decodes entries into deliveries, dead-lettering the malformed ones.
     async fn deliveries(
         &mut self,
-        entries: Vec<(StreamId, u64)>,
+        entries: Vec<(RawEntry, u64)>,
         report: &mut StepReport,
     ) -> Result<Vec<Delivery>, BusError> {
         let mut batch = Vec::with_capacity(entries.len());
         for (entry, attempt) in entries {
-            match Envelope::from_fields(&entry.map) {
+            match Envelope::from_field_list(&entry.fields) {
                 Ok(envelope) => {
                     let span = tracing::info_span!("bus.deliver", stream = %self.options.stream, group = %self.options.group, entry_id = %entry.id, event_id = %envelope.id, kind = %envelope.kind, attempt);
                     if let (Some(traceparent), false) = (&envelope.traceparent, span.is_disabled())
@@ -417,16 +417,19 @@ impl Consumer {
         delivery: &Delivery,
         reason: &str,
     ) -> Result<(), BusError> {
-        let fields: HashMap<String, Value> = delivery
-            .envelope
-            .to_fields()
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), Value::BulkString(v.into_bytes())))
-            .collect();
-        let entry = StreamId {
+        let entry = RawEntry {
             id: delivery.entry_id.clone(),
-            map: fields,
-            ..StreamId::default()
+            fields: delivery
+                .envelope
+                .to_fields()
+                .into_iter()
+                .flat_map(|(k, v)| {
+                    [
+                        Value::BulkString(k.as_bytes().to_vec()),
+                        Value::BulkString(v.into_bytes()),
+                    ]
+                })
+                .collect(),
         };
         tracing::warn!(parent: &delivery.span, %reason, "dead-lettered");
         self.dead_letter(&entry, delivery.attempt, reason).await
@@ -436,15 +439,15 @@ impl Consumer {
     /// so it is never both lost and acked.
     async fn dead_letter(
         &mut self,
-        entry: &StreamId,
+        entry: &RawEntry,
         attempts: u64,
         reason: &str,
     ) -> Result<(), BusError> {
         let mut xadd = redis::cmd("XADD");
         xadd.arg(&self.dlq_key).arg("*");
-        for (field, value) in &entry.map {
-            if let Value::BulkString(bytes) = value {
-                xadd.arg(field).arg(bytes.as_slice());
+        for pair in entry.fields.chunks_exact(2) {
+            if let (Value::BulkString(field), Value::BulkString(value)) = (&pair[0], &pair[1]) {
+                xadd.arg(field.as_slice()).arg(value.as_slice());
             }
         }
         xadd.arg("dlq_stream")
@@ -495,4 +498,65 @@ impl Consumer {
         metrics::dlq_size(&self.options.stream, dlq_size);
         Ok(())
     }
+}
+
+/// A stream entry as Redis returned it: its id and its fields as a flat list of names and
+/// values.
+struct RawEntry {
+    id: String,
+    fields: Vec<Value>,
+}
+
+impl From<StreamId> for RawEntry {
+    fn from(entry: StreamId) -> Self {
+        Self {
+            id: entry.id,
+            fields: entry
+                .map
+                .into_iter()
+                .flat_map(|(k, v)| [Value::BulkString(k.into_bytes()), v])
+                .collect(),
+        }
+    }
+}
+
+/// The entries of an XREADGROUP reply: per stream (an array of `[key, entries]` pairs, or a
+/// map under RESP3), an array of `[id, [field, value, …]]`. Nil (nothing new) is no entries.
+fn read_reply_entries(reply: Value) -> Vec<RawEntry> {
+    let streams: Vec<Value> = match reply {
+        Value::Array(streams) => streams
+            .into_iter()
+            .filter_map(|stream| match stream {
+                Value::Array(pair) => pair.into_iter().nth(1),
+                _ => None,
+            })
+            .collect(),
+        Value::Map(streams) => streams.into_iter().map(|(_, entries)| entries).collect(),
+        _ => Vec::new(),
+    };
+    let mut out = Vec::new();
+    for entries in streams {
+        let Value::Array(entries) = entries else {
+            continue;
+        };
+        out.reserve(entries.len());
+        for entry in entries {
+            let Value::Array(entry) = entry else { continue };
+            let mut parts = entry.into_iter();
+            let id = match parts.next() {
+                Some(Value::BulkString(id)) => String::from_utf8(id).ok(),
+                Some(Value::SimpleString(id)) => Some(id),
+                _ => None,
+            };
+            let Some(id) = id else { continue };
+            // A deleted entry can come back with nil fields: it is then malformed (no fields).
+            let fields = match parts.next() {
+                Some(Value::Array(fields)) => fields,
+                Some(Value::Map(fields)) => fields.into_iter().flat_map(|(k, v)| [k, v]).collect(),
+                _ => Vec::new(),
+            };
+            out.push(RawEntry { id, fields });
+        }
+    }
+    out
 }
