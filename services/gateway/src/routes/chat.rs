@@ -9,13 +9,13 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::{Json, Router};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use sb_contracts::usage::Hop;
@@ -28,6 +28,7 @@ use crate::core::meter::{self, Outcome};
 use crate::core::providers::{ChunkStream, StreamEvent, Usage};
 use crate::routes::error::{ApiError, rate_limit_headers};
 use crate::routes::request;
+use crate::routes::whole::{self, Endpoint};
 
 pub fn router() -> Router<Arc<Gateway>> {
     Router::new().route("/v1/chat/completions", post(create))
@@ -60,60 +61,8 @@ async fn create(
     if body.get("stream").and_then(Value::as_bool) == Some(true) {
         stream(gw, call, body, started).await
     } else {
-        whole(gw, call, body, started).await
+        whole::answer(gw, call, body, started, Endpoint::Chat).await
     }
-}
-
-async fn whole(
-    gw: Arc<Gateway>,
-    call: Admitted,
-    body: Value,
-    started: Instant,
-) -> Result<Response, ApiError> {
-    let overhead = started.elapsed();
-    let routes = call.routes();
-    let routed = gw
-        .router
-        .route(&routes, |entry| {
-            let http = gw.http.clone();
-            let body = &body;
-            async move { entry.upstream.chat(&http, body).await }
-        })
-        .await;
-    let after = Instant::now();
-    let provider = routes
-        .first()
-        .map_or("unknown", |r| r.upstream.kind.as_str());
-    drop(routes);
-    let limits = call.limits;
-    let response = match routed.result {
-        Ok((completion, entry)) => {
-            meter::finish(
-                &gw,
-                call,
-                entry.upstream.kind.as_str(),
-                completion.usage,
-                routed.hops,
-                Outcome::Ok,
-            );
-            let mut response = Json(completion.body).into_response();
-            rate_limit_headers(response.headers_mut(), &limits);
-            Ok(response)
-        }
-        Err(e) => {
-            meter::finish(
-                &gw,
-                call,
-                provider,
-                Usage::default(),
-                routed.hops,
-                Outcome::UpstreamError,
-            );
-            Err(ApiError::upstream(&e))
-        }
-    };
-    crate::record_overhead(overhead + after.elapsed());
-    response
 }
 
 async fn stream(

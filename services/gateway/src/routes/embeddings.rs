@@ -3,19 +3,18 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::post;
-use axum::{Json, Router};
 use serde_json::Value;
 
 use crate::core::Gateway;
-use crate::core::meter::{self, Outcome};
-use crate::core::providers::Usage;
-use crate::routes::error::{ApiError, rate_limit_headers};
+use crate::routes::error::ApiError;
 use crate::routes::request;
+use crate::routes::whole::{self, Endpoint};
 
 pub fn router() -> Router<Arc<Gateway>> {
     Router::new().route("/v1/embeddings", post(create))
@@ -36,50 +35,5 @@ async fn create(
         "a string or an array",
     )?;
     let call = request::admit(&gw, &headers, &body, started).await?;
-    let routes = call.routes();
-    let upstream_started = Instant::now();
-    let overhead = upstream_started - started;
-    let routed = gw
-        .router
-        .route(&routes, |entry| {
-            let gw = gw.clone();
-            let body = &body;
-            async move { entry.upstream.embeddings(&gw.http, body).await }
-        })
-        .await;
-    let after = Instant::now();
-    drop(routes);
-    let limits = call.limits;
-    let response = match routed.result {
-        Ok((completion, entry)) => {
-            meter::finish(
-                &gw,
-                call,
-                entry.upstream.kind.as_str(),
-                completion.usage,
-                routed.hops,
-                Outcome::Ok,
-            );
-            let mut response = Json(completion.body).into_response();
-            rate_limit_headers(response.headers_mut(), &limits);
-            Ok(response)
-        }
-        Err(e) => {
-            let provider = call
-                .routes()
-                .first()
-                .map_or("unknown", |r| r.upstream.kind.as_str());
-            meter::finish(
-                &gw,
-                call,
-                provider,
-                Usage::default(),
-                routed.hops,
-                Outcome::UpstreamError,
-            );
-            Err(ApiError::upstream(&e))
-        }
-    };
-    crate::record_overhead(overhead + after.elapsed());
-    response
+    whole::answer(gw, call, body, started, Endpoint::Embeddings).await
 }

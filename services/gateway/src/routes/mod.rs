@@ -5,6 +5,7 @@ mod embeddings;
 pub mod error;
 mod models;
 mod request;
+mod whole;
 
 use std::sync::Arc;
 

@@ -67,12 +67,7 @@ async fn without_redis_a_fail_open_tenant_is_served_and_its_usage_survives_a_res
     stack
         .exec("UPDATE tenants SET budget_fail_open = true", |q| q)
         .await;
-    stack
-        .publish(sb_contracts::invalidation::Invalidation::Tenant(
-            stack.tenant_id(),
-        ))
-        .await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    stack.changed().await;
     redis.kill().await;
     for _ in 0..3 {
         let response = stack

@@ -310,17 +310,7 @@ async fn a_model_the_key_may_not_use_gets_403_and_an_unknown_one_404() {
 #[tokio::test]
 async fn an_upstream_failure_is_a_502_and_is_metered_without_charge() {
     let stack = Stack::new().await;
-    stack
-        .exec("UPDATE provider_credentials SET base_url = $1", |q| {
-            q.bind(stack.mock.url("/x/status=500/v1"))
-        })
-        .await;
-    stack
-        .publish(sb_contracts::invalidation::Invalidation::Tenant(
-            stack.tenant_id(),
-        ))
-        .await;
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    stack.point_entries_at("/x/status=500/v1").await;
     let (status, error) = error_of(
         stack
             .chat(&chat_body("mock-gpt-4o", "hi"))
@@ -363,7 +353,6 @@ async fn anthropic_and_gemini_entries_are_called_in_their_dialect_and_priced_as_
             Some("gm-test"),
         )
         .await;
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     for (model, stream) in [
         ("mock-claude-sonnet", false),
         ("mock-claude-sonnet", true),

@@ -126,7 +126,7 @@ impl Stack {
                 .bind(sealed.as_ref().map(|s| s.key_id.clone())),
         )
         .await;
-        self.publish(Invalidation::Tenant(self.tenant_id())).await;
+        self.changed().await;
         id
     }
 
@@ -144,7 +144,7 @@ impl Stack {
             |q| q.bind(id).bind(self.tenant_id()).bind(scope.to_owned()).bind(scope_id).bind(period.to_owned()).bind(limit_micros),
         )
         .await;
-        self.publish(Invalidation::Tenant(self.tenant_id())).await;
+        self.changed().await;
         id
     }
 
@@ -164,6 +164,23 @@ impl Stack {
             .unwrap();
         bind(sqlx::query(sql)).execute(&mut *tx).await.unwrap();
         tx.commit().await.unwrap();
+    }
+
+    /// Tells the gateways the tenant changed, as the api does, and gives them a moment to
+    /// apply it (they do so asynchronously).
+    pub async fn changed(&self) {
+        self.publish(Invalidation::Tenant(self.tenant_id())).await;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    /// Points every provider entry at `path` on the mock (fault directives, for instance).
+    pub async fn point_entries_at(&self, path: &str) {
+        let url = self.mock.url(path);
+        self.exec("UPDATE provider_credentials SET base_url = $1", |q| {
+            q.bind(url)
+        })
+        .await;
+        self.changed().await;
     }
 
     pub async fn publish(&self, invalidation: Invalidation) {
