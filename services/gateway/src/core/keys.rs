@@ -56,6 +56,9 @@ struct KeyRow {
 
 type Entry = (Instant, Option<Arc<KeyInfo>>);
 
+/// Cached keys (and misses) per gateway before the cache sheds expired entries.
+const MAX_ENTRIES: usize = 100_000;
+
 /// The key cache; cheap to clone.
 #[derive(Clone)]
 pub struct KeyCache {
@@ -107,7 +110,17 @@ impl KeyCache {
         if let Some(info) = &info {
             self.touch(info.id);
         }
-        self.write().insert(hash, (Instant::now(), info.clone()));
+        let mut entries = self.write();
+        if entries.len() >= MAX_ENTRIES {
+            // Misses are cached too, so random keys could grow the map without end: drop what
+            // has expired, and everything if that is not enough.
+            let ttl = self.ttl;
+            entries.retain(|_, (at, _)| at.elapsed() < ttl);
+            if entries.len() >= MAX_ENTRIES {
+                entries.clear();
+            }
+        }
+        entries.insert(hash, (Instant::now(), info.clone()));
         Ok(info)
     }
 
