@@ -1,5 +1,7 @@
 //! The usage event: one per gateway request, whatever its outcome, so that nothing escapes the
-//! ledger. The gateway issue fills in how each field is obtained.
+//! ledger. The gateway publishes it after the answer (`sb_gateway::core::meter`): tokens as the
+//! provider reported them (for a cut stream, what was sent), cost priced with the shared
+//! `PriceBook`, latency from the request's start.
 
 use sb_kernel::{ApiKeyId, Micros, RunId, WorkspaceId};
 use serde::{Deserialize, Serialize};
@@ -18,15 +20,18 @@ pub struct UsageEvent {
     pub output_tokens: u64,
     pub cost_micros: Micros,
     pub latency_ms: u64,
-    /// `ok`, `upstream_error`, `refused`, …
+    /// `ok`, `upstream_error` (every entry failed), `interrupted` (a stream cut by the client
+    /// or the upstream: charged for what was sent) or `refused` (rate limit, budget, outage).
     pub status: String,
-    /// Every provider entry tried, in order, with its outcome.
+    /// Every provider entry tried, in order, with its outcome (`openai:mock-llm` / `http_503`).
     pub hops: Vec<Hop>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hop {
+    /// `{dialect}:{entry name}`.
     pub provider: String,
+    /// `ok`, `http_{status}`, `timeout`, `connect`, `protocol` or `unsupported`.
     pub status: String,
 }
 
