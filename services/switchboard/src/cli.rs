@@ -50,6 +50,9 @@ pub enum Command {
         as `serve` (DATABASE_OWNER_URL for the migrations check)."
     )]
     Doctor,
+    /// Manage the encryption keys of provider credentials
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Inspect and repair the dead-letter queues: list, show, replay, purge
     #[command(
         subcommand,
@@ -72,6 +75,18 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// Re-encrypt every provider credential under ENCRYPTION_MASTER_KEY, while serving
+    #[command(
+        after_help = "Set the new key as ENCRYPTION_MASTER_KEY and the old one in \
+        ENCRYPTION_PREVIOUS_KEYS on every service first (gateways then open both), run this, and \
+        drop the old key once it reports no ciphertext left under it. Safe to run again. See \
+        docs/runbooks/key-rotation.md."
+    )]
+    Rotate,
 }
 
 #[derive(Subcommand)]

@@ -34,7 +34,10 @@ pub struct Gateway {
 impl Gateway {
     pub fn new(infra: &Infra, config: &Config) -> std::io::Result<Arc<Self>> {
         let gw = &config.gateway;
-        let keyring = Arc::new(Keyring::new(&config.secrets.encryption_master_key, &[]));
+        let keyring = Arc::new(Keyring::new(
+            &config.secrets.encryption_master_key,
+            &config.secrets.previous_master_keys,
+        ));
         let http = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(5))
             .read_timeout(gw.upstream_timeout)

@@ -14,6 +14,9 @@ pub const MIN_SECRET_LEN: usize = 32;
 pub struct Secrets {
     pub jwt_secret: SecretString,
     pub encryption_master_key: SecretString,
+    /// Earlier master keys whose ciphertexts are still opened while `keys rotate` moves them
+    /// to the current one (`ENCRYPTION_PREVIOUS_KEYS`).
+    pub previous_master_keys: Vec<SecretString>,
     /// Names of the variables that were generated for a demo.
     pub generated: Vec<&'static str>,
 }
@@ -43,9 +46,27 @@ impl Secrets {
         };
         let jwt_secret = secret("JWT_SECRET")?;
         let encryption_master_key = secret("ENCRYPTION_MASTER_KEY")?;
+        let previous_master_keys = src
+            .optional_string("ENCRYPTION_PREVIOUS_KEYS")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|key| !key.is_empty())
+            .map(|key| {
+                if key.chars().count() < MIN_SECRET_LEN {
+                    return Err(ConfigError::new(
+                        "ENCRYPTION_PREVIOUS_KEYS",
+                        format!("holds a key of {} characters", key.chars().count()),
+                        "list the earlier ENCRYPTION_MASTER_KEY values exactly, separated by commas",
+                    ));
+                }
+                Ok(SecretString::from(key.to_owned()))
+            })
+            .collect::<Result<_, _>>()?;
         Ok(Self {
             jwt_secret,
             encryption_master_key,
+            previous_master_keys,
             generated,
         })
     }

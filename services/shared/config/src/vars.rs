@@ -34,6 +34,7 @@ pub const VARIABLES: &[Variable] = &[
     // Secrets: no defaults; `--demo` generates throwaway ones.
     var("JWT_SECRET", None, "signs access tokens; at least 32 characters"),
     var("ENCRYPTION_MASTER_KEY", None, "derives the keys that encrypt provider credentials; at least 32 characters"),
+    var("ENCRYPTION_PREVIOUS_KEYS", None, "earlier master keys, comma-separated, still opened during a rotation (`switchboard keys rotate`; docs/runbooks/key-rotation.md)"),
     // HTTP.
     var("HOST", Some("0.0.0.0"), "the address every service binds"),
     var("PORT", None, "overrides the port of the one service a process serves (Fly, Railway); ignored by `serve all`"),

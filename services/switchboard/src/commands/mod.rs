@@ -2,13 +2,14 @@
 
 mod dlq;
 mod doctor;
+mod keys;
 mod migrate;
 mod seed;
 mod serve;
 
 use sb_config::{Config, DatabaseConfig, Source};
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, KeysCommand};
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
@@ -36,6 +37,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 anyhow::bail!("some checks failed (see FAIL above)")
             }
+        }
+        Command::Keys(KeysCommand::Rotate) => {
+            let config = Config::from_env(false)?;
+            let _telemetry = init_command_logs()?;
+            keys::run(&config).await
         }
         Command::Seed { demo: _, json } => {
             // Seeding needs no secrets; demo mode keeps it from asking for them.

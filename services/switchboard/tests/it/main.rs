@@ -8,6 +8,7 @@ mod cli;
 mod dlq;
 mod doctor;
 mod health;
+mod keys;
 mod ledger_crash;
 mod monitoring;
 mod shutdown;

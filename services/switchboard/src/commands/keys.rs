@@ -1,0 +1,127 @@
+//! `switchboard keys rotate`: re-encrypts every provider credential under the current master
+//! key, while the platform keeps serving.
+//!
+//! The procedure (docs/runbooks/key-rotation.md): set the new key as `ENCRYPTION_MASTER_KEY`
+//! and the old one in `ENCRYPTION_PREVIOUS_KEYS` everywhere (gateways then open both), run this,
+//! and once it reports no ciphertext left under the old key, drop it from
+//! `ENCRYPTION_PREVIOUS_KEYS`. Each credential is re-sealed in its own short update, guarded by
+//! the key id it was read with, so a credential the api changes meanwhile is never overwritten.
+
+use sb_config::Config;
+use sb_crypto::Keyring;
+use sb_db::SystemPool;
+use uuid::Uuid;
+
+/// How many credentials are read per round.
+const BATCH: i64 = 100;
+
+#[derive(sqlx::FromRow)]
+struct Sealed {
+    id: Uuid,
+    secret_ciphertext: Vec<u8>,
+    secret_key_id: String,
+}
+
+/// What a rotation did.
+#[derive(Debug, Default)]
+pub struct Rotation {
+    pub rotated: usize,
+    /// Credentials sealed by a key this keyring does not know, with that key's id.
+    pub unknown: Vec<(Uuid, String)>,
+    /// Ciphertexts per key id afterwards.
+    pub by_key: Vec<(String, i64)>,
+}
+
+pub async fn run(config: &Config) -> anyhow::Result<()> {
+    let keyring = Keyring::new(
+        &config.secrets.encryption_master_key,
+        &config.secrets.previous_master_keys,
+    );
+    let db = SystemPool::connect(&config.database).await?;
+    eprintln!(
+        "Re-encrypting provider credentials under {} (ENCRYPTION_MASTER_KEY)…",
+        keyring.current_key_id()
+    );
+    let rotation = rotate(&db, &keyring).await?;
+    db.close().await;
+    println!("Re-encrypted {} credential(s).", rotation.rotated);
+    for (key_id, count) in &rotation.by_key {
+        let role = if key_id == keyring.current_key_id() {
+            "current"
+        } else {
+            "old"
+        };
+        println!("  {key_id} ({role}): {count} ciphertext(s)");
+    }
+    if !rotation.unknown.is_empty() {
+        for (id, key_id) in &rotation.unknown {
+            println!("  credential {id} is sealed by {key_id}, which no configured key derives");
+        }
+        anyhow::bail!(
+            "{} credential(s) could not be opened: add the master key that sealed them to ENCRYPTION_PREVIOUS_KEYS and run again",
+            rotation.unknown.len()
+        );
+    }
+    println!(
+        "No ciphertext is left under an old key: remove the old keys from ENCRYPTION_PREVIOUS_KEYS."
+    );
+    Ok(())
+}
+
+/// Re-seals every credential not under the current key. Safe to run again at any time.
+pub async fn rotate(db: &SystemPool, keyring: &Keyring) -> anyhow::Result<Rotation> {
+    let current = keyring.current_key_id().to_owned();
+    let mut rotation = Rotation::default();
+    let mut skipped: Vec<Uuid> = Vec::new();
+    loop {
+        let batch: Vec<Sealed> = sqlx::query_as(
+            "SELECT id, secret_ciphertext, secret_key_id FROM provider_credentials
+              WHERE secret_key_id IS NOT NULL AND secret_key_id <> $1 AND NOT (id = ANY($2))
+              ORDER BY id LIMIT $3",
+        )
+        .bind(&current)
+        .bind(&skipped)
+        .bind(BATCH)
+        .fetch_all(db.pool())
+        .await?;
+        if batch.is_empty() {
+            break;
+        }
+        for row in batch {
+            let plaintext = match keyring.open(
+                &row.secret_key_id,
+                &row.secret_ciphertext,
+                row.id.as_bytes(),
+            ) {
+                Ok(plaintext) => plaintext,
+                Err(e) => {
+                    tracing::warn!(credential = %row.id, key_id = %row.secret_key_id, error = %e, "cannot open a credential");
+                    skipped.push(row.id);
+                    rotation.unknown.push((row.id, row.secret_key_id));
+                    continue;
+                }
+            };
+            let sealed = keyring.seal(&plaintext, row.id.as_bytes())?;
+            let updated = sqlx::query(
+                "UPDATE provider_credentials
+                    SET secret_ciphertext = $2, secret_key_id = $3, updated_at = now()
+                  WHERE id = $1 AND secret_key_id = $4",
+            )
+            .bind(row.id)
+            .bind(&sealed.ciphertext)
+            .bind(&sealed.key_id)
+            .bind(&row.secret_key_id)
+            .execute(db.pool())
+            .await?;
+            rotation.rotated += usize::try_from(updated.rows_affected()).unwrap_or(0);
+        }
+        eprintln!("  {} re-encrypted so far", rotation.rotated);
+    }
+    rotation.by_key = sqlx::query_as(
+        "SELECT secret_key_id, count(*) FROM provider_credentials
+          WHERE secret_key_id IS NOT NULL GROUP BY 1 ORDER BY 1",
+    )
+    .fetch_all(db.pool())
+    .await?;
+    Ok(rotation)
+}
