@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use sb_config::Config;
 use sb_contracts::invalidation::{Invalidation, channel};
 use sb_http::Infra;
 use tokio_util::sync::CancellationToken;
@@ -20,7 +19,7 @@ pub struct Subscriber {
 }
 
 impl Subscriber {
-    pub fn new(gateway: Arc<Gateway>, infra: &Infra, _config: &Config) -> Self {
+    pub fn new(gateway: Arc<Gateway>, infra: &Infra) -> Self {
         Self {
             gateway,
             client: infra.bus.client().clone(),

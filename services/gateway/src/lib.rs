@@ -20,7 +20,7 @@ pub const SERVICE: &str = "gateway";
 pub async fn build(infra: &Infra, config: &Config, addr: SocketAddr) -> std::io::Result<App> {
     let gateway = Gateway::new(infra, config)?;
     let router = routes::router(infra, gateway.clone());
-    let subscriber = invalidation::Subscriber::new(gateway.clone(), infra, config);
+    let subscriber = invalidation::Subscriber::new(gateway.clone(), infra);
     let flusher = gateway.clone();
     Ok(
         App::bind(SERVICE, addr, sb_http::standard_layers(router, SERVICE))
@@ -30,10 +30,6 @@ pub async fn build(infra: &Infra, config: &Config, addr: SocketAddr) -> std::io:
                 Box::pin(async move { flusher.usage.run_flusher(shutdown).await })
             })),
     )
-}
-
-fn max_body_bytes(gw: &Gateway) -> usize {
-    gw.max_body_bytes
 }
 
 /// Time spent in the gateway itself, the upstream excluded.

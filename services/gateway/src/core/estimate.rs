@@ -21,7 +21,7 @@ pub fn prompt_tokens(body: &Value) -> u64 {
         chars += text_len(Some(input));
     }
     if let Some(tools) = body.get("tools") {
-        chars += tools.to_string().len();
+        chars += json_len(tools);
     }
     (chars as u64).div_ceil(4) + 4 * messages
 }
@@ -37,6 +37,24 @@ pub fn max_output_tokens(body: &Value) -> u64 {
 /// Tokens in streamed text that was sent but never counted by the provider (a cut stream).
 pub fn text_tokens(chars: usize) -> u64 {
     (chars as u64).div_ceil(4)
+}
+
+/// The length of `value` as JSON, counted without building the string.
+fn json_len(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing a Value to a sink that never fails cannot fail.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
 }
 
 fn text_len(content: Option<&Value>) -> usize {
@@ -71,5 +89,7 @@ mod tests {
         assert_eq!(max_output_tokens(&json!({"max_tokens": 7})), 7);
         assert_eq!(max_output_tokens(&json!({})), DEFAULT_MAX_OUTPUT_TOKENS);
         assert_eq!(text_tokens(9), 3);
+        let tools = json!([{"type": "function", "function": {"name": "f"}}]);
+        assert_eq!(json_len(&tools), tools.to_string().len());
     }
 }

@@ -40,7 +40,7 @@ async fn create(
     body: Body,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let body = request::json_body(body, crate::max_body_bytes(&gw)).await?;
+    let body = request::json_body(body, gw.max_body_bytes).await?;
     request::require(&body, "model", Value::is_string, "a string")?;
     request::require(
         &body,
