@@ -1,22 +1,49 @@
-//! The api service: REST, GraphQL and socket.io for tenants and the dashboard (its routes arrive with the api issue).
+//! The api service: accounts, tenancy, keys, provider credentials, budgets, usage and audit
+//! over REST (OpenAPI 3.1 at `/openapi.json`, docs at `/docs`) and GraphQL (`/graphql`).
+//!
+//! - `routes/`: thin REST handlers, one module per resource;
+//! - `graphql/`: the GraphQL schema, resolving through the same `core` functions;
+//! - `core/`: the logic, free of HTTP types;
+//! - `extract`: authentication and the one place roles are checked;
+//! - `hardening`: security headers, CORS, body limit, timeout.
 
-mod routes;
+pub mod core;
+pub mod error;
+pub mod extract;
+mod graphql;
+mod hardening;
+pub mod routes;
+pub mod state;
 
 use std::net::SocketAddr;
 
 use sb_bus::OutboxRelay;
+use sb_config::Config;
 use sb_http::{App, Infra};
+
+pub use state::ApiState;
 
 pub const SERVICE: &str = "api";
 
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Mail(#[from] core::mail::MailError),
+}
+
 /// Binds the api on `addr` (port 0 picks a free port); `App::run` serves it.
-pub async fn build(infra: &Infra, addr: SocketAddr) -> std::io::Result<App> {
-    let app = App::bind(
-        SERVICE,
-        addr,
-        sb_http::standard_layers(routes::router(infra), SERVICE),
-    )
-    .await?;
+pub async fn build(infra: &Infra, config: &Config, addr: SocketAddr) -> Result<App, BuildError> {
+    let state = ApiState::new(infra, config)?;
+    let (router, _) = routes::router(infra, state);
+    let router = hardening::harden(
+        router,
+        &config.cors_origins,
+        config.api.max_body_bytes,
+        config.api.request_timeout,
+    );
+    let app = App::bind(SERVICE, addr, sb_http::standard_layers(router, SERVICE)).await?;
     // Rows committed to the outbox (agent jobs) reach the bus through this relay.
     let relay = OutboxRelay::new(infra.system_db.clone(), infra.bus.clone());
     Ok(app.with_task(Box::new(move |shutdown| Box::pin(relay.run(shutdown)))))

@@ -1,10 +1,51 @@
-//! The api's routes; each resource gets its own module with its own `router()`.
+//! The api's routes. Every REST route is registered through `routes!` on an `OpenApiRouter`,
+//! so it cannot exist without its OpenAPI description; each resource has its own module.
+
+mod admin;
+mod api_keys;
+mod auth;
+mod budgets;
+mod credentials;
+pub mod docs;
+mod me;
+mod members;
+mod tenant;
+mod workspaces;
 
 use axum::Router;
 use sb_http::Infra;
+use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::SERVICE;
+use crate::state::ApiState;
 
-pub fn router(infra: &Infra) -> Router {
-    Router::new().merge(sb_http::health::router(SERVICE, infra))
+/// The REST routes and their generated OpenAPI document.
+pub fn rest() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
+    let tenant = OpenApiRouter::new()
+        .merge(workspaces::router())
+        .merge(members::router())
+        .merge(api_keys::router())
+        .merge(credentials::router())
+        .merge(budgets::router())
+        .merge(tenant::router());
+    OpenApiRouter::new()
+        .nest("/api/v1/auth", auth::router())
+        .merge(me::router())
+        .merge(tenant::root())
+        .nest("/api/v1/tenants/{tenant_id}", tenant)
+        .nest("/api/v1/admin", admin::router())
+        .split_for_parts()
+}
+
+/// The whole api: REST, its document and docs page, GraphQL, health and metrics.
+pub fn router(infra: &Infra, state: ApiState) -> (Router, Value) {
+    let (rest, api) = rest();
+    let doc = docs::complete(api);
+    let router = rest
+        .merge(docs::swagger(doc.clone()))
+        .merge(crate::graphql::router(&state))
+        .with_state(state)
+        .merge(sb_http::health::router(SERVICE, infra));
+    (router, doc)
 }

@@ -297,6 +297,39 @@ impl GatewayConfig {
     }
 }
 
+/// The api's public address, request limits, session lengths and GraphQL switches.
+#[derive(Clone, Debug)]
+pub struct ApiConfig {
+    /// Where people reach the api and dashboard; links in e-mail start with it.
+    pub public_url: String,
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub graphql_introspection: bool,
+    pub graphql_max_depth: usize,
+    pub graphql_max_complexity: usize,
+}
+
+impl ApiConfig {
+    pub fn from_source(src: &Source) -> Result<Self, ConfigError> {
+        Ok(Self {
+            public_url: src.http_url("PUBLIC_URL")?,
+            max_body_bytes: src.number("API_MAX_BODY_BYTES", 1024..=104_857_600)?,
+            request_timeout: Duration::from_secs(
+                src.number("API_REQUEST_TIMEOUT_SECONDS", 1..=3600)?,
+            ),
+            access_token_ttl: Duration::from_secs(src.number("ACCESS_TOKEN_SECONDS", 60..=86_400)?),
+            refresh_token_ttl: Duration::from_secs(
+                src.number::<u64>("REFRESH_TOKEN_DAYS", 1..=365)? * 86_400,
+            ),
+            graphql_introspection: src.parse("GRAPHQL_INTROSPECTION", "`true` or `false`")?,
+            graphql_max_depth: src.number("GRAPHQL_MAX_DEPTH", 2..=64)?,
+            graphql_max_complexity: src.number("GRAPHQL_MAX_COMPLEXITY", 10..=100_000)?,
+        })
+    }
+}
+
 /// Budgets created for new tenants.
 #[derive(Clone, Debug)]
 pub struct BudgetDefaults {
@@ -361,6 +394,7 @@ pub struct Config {
     pub budgets: BudgetDefaults,
     pub ledger: LedgerConfig,
     pub gateway: GatewayConfig,
+    pub api: ApiConfig,
     /// The base URL the demo seed gives its provider entry (mock-llm's OpenAI-style `/v1`).
     pub mock_llm_url: String,
     /// Started with `--demo`: throwaway secrets are allowed.
@@ -396,6 +430,7 @@ impl Config {
             budgets: BudgetDefaults::from_source(src)?,
             ledger: LedgerConfig::from_source(src)?,
             gateway: GatewayConfig::from_source(src)?,
+            api: ApiConfig::from_source(src)?,
             mock_llm_url: src.http_url("MOCK_LLM_URL")?,
             demo,
         })

@@ -106,23 +106,26 @@ impl App {
                 tracing::debug!(error = %e, "could not set TCP_NODELAY");
             }
         });
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                token.cancelled().await;
-                if !drain.is_zero() {
-                    tracing::info!(
-                        service = name,
-                        drain_seconds = drain.as_secs_f64(),
-                        "shutting down: not ready; still serving while load balancers catch up"
-                    );
-                    tokio::time::sleep(drain).await;
-                }
+        let served = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            token.cancelled().await;
+            if !drain.is_zero() {
                 tracing::info!(
                     service = name,
-                    "shutting down: listener closed; finishing in-flight requests"
+                    drain_seconds = drain.as_secs_f64(),
+                    "shutting down: not ready; still serving while load balancers catch up"
                 );
-            })
-            .await;
+                tokio::time::sleep(drain).await;
+            }
+            tracing::info!(
+                service = name,
+                "shutting down: listener closed; finishing in-flight requests"
+            );
+        })
+        .await;
         // If the server stopped on its own (an accept error), the service is not ready either.
         shutdown.cancel();
         if !tasks.is_empty() {

@@ -5,6 +5,7 @@
 //!   in production, so row-level security is really in force.
 //! - [`TestRedis`]: a fresh key prefix per test on the shared Redis, cleaned up afterwards.
 //! - [`spawn`]: runs a built service on its port 0 address until the handle is dropped.
+//! - [`SmtpSink`]: a local SMTP server that keeps what it receives, a port of its own per test.
 //!
 //! `TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`, a role that may
 //! create databases and roles) and `TEST_REDIS_URL` (default `redis://127.0.0.1:6379`) point
@@ -17,10 +18,12 @@ mod db;
 mod private_redis;
 mod redis_prefix;
 mod service;
+mod smtp;
 mod tenant;
 
 pub use db::{TestDb, drop_database, owner_url_for};
 pub use private_redis::PrivateRedis;
 pub use redis_prefix::{TestRedis, redis_url};
 pub use service::{RunningApp, spawn, test_config};
+pub use smtp::{Mail, SmtpSink};
 pub use tenant::{TestTenant, tenant};

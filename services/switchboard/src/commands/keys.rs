@@ -1,5 +1,6 @@
-//! `switchboard keys rotate`: re-encrypts every provider credential under the current master
-//! key, while the platform keeps serving.
+//! `switchboard keys rotate`: re-encrypts every secret sealed by the master key (provider
+//! credentials and users' TOTP secrets) under the current master key, while the platform keeps
+//! serving.
 //!
 //! The procedure (docs/runbooks/key-rotation.md): set the new key as `ENCRYPTION_MASTER_KEY`
 //! and the old one in `ENCRYPTION_PREVIOUS_KEYS` everywhere (gateways then open both), run this,
@@ -14,6 +15,27 @@ use uuid::Uuid;
 
 /// How many credentials are read per round.
 const BATCH: i64 = 100;
+
+/// A table of sealed secrets: its name, ciphertext column and key id column. The row's id is
+/// the associated data of its ciphertext.
+struct Target {
+    table: &'static str,
+    ciphertext: &'static str,
+    key_id: &'static str,
+}
+
+const TARGETS: &[Target] = &[
+    Target {
+        table: "provider_credentials",
+        ciphertext: "secret_ciphertext",
+        key_id: "secret_key_id",
+    },
+    Target {
+        table: "users",
+        ciphertext: "totp_secret_ciphertext",
+        key_id: "totp_key_id",
+    },
+];
 
 #[derive(sqlx::FromRow)]
 struct Sealed {
@@ -39,12 +61,12 @@ pub async fn run(config: &Config) -> anyhow::Result<()> {
     );
     let db = SystemPool::connect(&config.database).await?;
     eprintln!(
-        "Re-encrypting provider credentials under {} (ENCRYPTION_MASTER_KEY)…",
+        "Re-encrypting provider credentials and TOTP secrets under {} (ENCRYPTION_MASTER_KEY)…",
         keyring.current_key_id()
     );
     let rotation = rotate(&db, &keyring).await?;
     db.close().await;
-    println!("Re-encrypted {} credential(s).", rotation.rotated);
+    println!("Re-encrypted {} secret(s).", rotation.rotated);
     for (key_id, count) in &rotation.by_key {
         let role = if key_id == keyring.current_key_id() {
             "current"
@@ -55,10 +77,10 @@ pub async fn run(config: &Config) -> anyhow::Result<()> {
     }
     if !rotation.unknown.is_empty() {
         for (id, key_id) in &rotation.unknown {
-            println!("  credential {id} is sealed by {key_id}, which no configured key derives");
+            println!("  secret of {id} is sealed by {key_id}, which no configured key derives");
         }
         anyhow::bail!(
-            "{} credential(s) could not be opened: add the master key that sealed them to ENCRYPTION_PREVIOUS_KEYS and run again",
+            "{} secret(s) could not be opened: add the master key that sealed them to ENCRYPTION_PREVIOUS_KEYS and run again",
             rotation.unknown.len()
         );
     }
@@ -68,24 +90,53 @@ pub async fn run(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Re-seals every credential not under the current key. Safe to run again at any time.
+/// Re-seals every secret not under the current key. Safe to run again at any time.
 pub async fn rotate(db: &SystemPool, keyring: &Keyring) -> anyhow::Result<Rotation> {
-    let current = keyring.current_key_id().to_owned();
     let mut rotation = Rotation::default();
+    for target in TARGETS {
+        rotate_table(db, keyring, target, &mut rotation).await?;
+    }
+    for target in TARGETS {
+        let counts: Vec<(String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {key}, count(*) FROM {table} WHERE {key} IS NOT NULL GROUP BY 1 ORDER BY 1",
+            key = target.key_id,
+            table = target.table
+        )))
+        .fetch_all(db.pool())
+        .await?;
+        for (key_id, count) in counts {
+            match rotation.by_key.iter_mut().find(|(k, _)| *k == key_id) {
+                Some((_, total)) => *total += count,
+                None => rotation.by_key.push((key_id, count)),
+            }
+        }
+    }
+    rotation.by_key.sort();
+    Ok(rotation)
+}
+
+async fn rotate_table(
+    db: &SystemPool,
+    keyring: &Keyring,
+    target: &Target,
+    rotation: &mut Rotation,
+) -> anyhow::Result<()> {
+    let current = keyring.current_key_id().to_owned();
     let mut skipped: Vec<Uuid> = Vec::new();
+    let (table, ct, key) = (target.table, target.ciphertext, target.key_id);
     loop {
-        let batch: Vec<Sealed> = sqlx::query_as(
-            "SELECT id, secret_ciphertext, secret_key_id FROM provider_credentials
-              WHERE secret_key_id IS NOT NULL AND secret_key_id <> $1 AND NOT (id = ANY($2))
-              ORDER BY id LIMIT $3",
-        )
+        let batch: Vec<Sealed> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT id, {ct} AS secret_ciphertext, {key} AS secret_key_id FROM {table}
+              WHERE {key} IS NOT NULL AND {key} <> $1 AND NOT (id = ANY($2))
+              ORDER BY id LIMIT $3"
+        )))
         .bind(&current)
         .bind(&skipped)
         .bind(BATCH)
         .fetch_all(db.pool())
         .await?;
         if batch.is_empty() {
-            break;
+            return Ok(());
         }
         for row in batch {
             let plaintext = match keyring.open(
@@ -95,18 +146,17 @@ pub async fn rotate(db: &SystemPool, keyring: &Keyring) -> anyhow::Result<Rotati
             ) {
                 Ok(plaintext) => plaintext,
                 Err(e) => {
-                    tracing::warn!(credential = %row.id, key_id = %row.secret_key_id, error = %e, "cannot open a credential");
+                    tracing::warn!(table, id = %row.id, key_id = %row.secret_key_id, error = %e, "cannot open a sealed secret");
                     skipped.push(row.id);
                     rotation.unknown.push((row.id, row.secret_key_id));
                     continue;
                 }
             };
             let sealed = keyring.seal(&plaintext, row.id.as_bytes())?;
-            let updated = sqlx::query(
-                "UPDATE provider_credentials
-                    SET secret_ciphertext = $2, secret_key_id = $3, updated_at = now()
-                  WHERE id = $1 AND secret_key_id = $4",
-            )
+            let updated = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE {table} SET {ct} = $2, {key} = $3, updated_at = now()
+                  WHERE id = $1 AND {key} = $4"
+            )))
             .bind(row.id)
             .bind(&sealed.ciphertext)
             .bind(&sealed.key_id)
@@ -115,13 +165,6 @@ pub async fn rotate(db: &SystemPool, keyring: &Keyring) -> anyhow::Result<Rotati
             .await?;
             rotation.rotated += usize::try_from(updated.rows_affected()).unwrap_or(0);
         }
-        eprintln!("  {} re-encrypted so far", rotation.rotated);
+        eprintln!("  {table}: {} re-encrypted so far", rotation.rotated);
     }
-    rotation.by_key = sqlx::query_as(
-        "SELECT secret_key_id, count(*) FROM provider_credentials
-          WHERE secret_key_id IS NOT NULL GROUP BY 1 ORDER BY 1",
-    )
-    .fetch_all(db.pool())
-    .await?;
-    Ok(rotation)
 }

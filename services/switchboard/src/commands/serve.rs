@@ -118,7 +118,7 @@ async fn build(service: Service, config: &Config) -> anyhow::Result<Vec<App>> {
             apps.push(sb_gateway::build(infra, config, addr(listen.gateway_port)).await?);
         }
         if wants(Service::Api) {
-            apps.push(sb_api::build(infra, addr(listen.api_port)).await?);
+            apps.push(sb_api::build(infra, config, addr(listen.api_port)).await?);
         }
         if wants(Service::AgentWorker) {
             apps.push(sb_agent_worker::build(infra, addr(listen.agent_worker_port)).await?);

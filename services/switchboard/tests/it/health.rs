@@ -14,7 +14,7 @@ type Build = fn(
 
 const SERVICES: &[(&str, Build)] = &[
     ("gateway", |i, a| Box::pin(gateway(i, a))),
-    ("api", |i, a| Box::pin(sb_api::build(i, a))),
+    ("api", |i, a| Box::pin(api(i, a))),
     ("agent-worker", |i, a| {
         Box::pin(sb_agent_worker::build(i, a))
     }),
@@ -32,6 +32,12 @@ fn default_config() -> sb_config::Config {
 /// The ledger with its default settings.
 async fn ledger(infra: &Infra, addr: SocketAddr) -> std::io::Result<App> {
     sb_ledger::build(infra, &default_config(), addr).await
+}
+
+async fn api(infra: &Infra, addr: SocketAddr) -> std::io::Result<App> {
+    sb_api::build(infra, &default_config(), addr)
+        .await
+        .map_err(std::io::Error::other)
 }
 
 /// The gateway with its default settings, its usage buffer in a directory of its own.

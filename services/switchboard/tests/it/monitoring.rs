@@ -444,7 +444,7 @@ async fn alerts_and_dashboards_use_only_exported_metrics() {
     let key = seed(&db, &mock).await;
 
     let gateway = spawn(sb_gateway::build(&infra, &config, addr()).await.unwrap());
-    let api = spawn(sb_api::build(&infra, addr()).await.unwrap());
+    let api = spawn(sb_api::build(&infra, &config, addr()).await.unwrap());
     let agent_worker = spawn(sb_agent_worker::build(&infra, addr()).await.unwrap());
     // A call before the ledger starts: the budget's Redis counter is missing, so the gateway
     // rebuilds it (gateway_budget_rebuilds_total); the ledger then reads the usage event

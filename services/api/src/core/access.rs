@@ -1,0 +1,68 @@
+//! Who may do what in a tenant: the one place roles are checked, for REST and GraphQL alike.
+//!
+//! - Not a member (or no such tenant): 404, so a tenant's existence is not revealed.
+//! - A member below the role the action needs: 403.
+//! - A suspended tenant can be read but not changed.
+
+use sb_db::TenantTx;
+use sb_kernel::{Role, TenantId};
+use uuid::Uuid;
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::ApiState;
+
+#[derive(Clone, Copy, Debug)]
+pub struct Access {
+    pub tenant: TenantId,
+    pub user: Uuid,
+    pub role: Role,
+}
+
+/// Opens a transaction in `tenant`'s context for `user`, if their membership allows `needed`.
+pub async fn enter(
+    state: &ApiState,
+    user: Uuid,
+    tenant: TenantId,
+    needed: Role,
+    write: bool,
+) -> ApiResult<(TenantTx, Access)> {
+    let mut tx = state.infra.app_db.begin(tenant).await?;
+    let row: Option<(String, String)> = sqlx::query_as(
+        "SELECT m.role, t.status FROM memberships m JOIN tenants t ON t.id = m.tenant_id
+          WHERE m.user_id = $1",
+    )
+    .bind(user)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((role, status)) = row else {
+        return Err(ApiError::not_found("tenant"));
+    };
+    let role: Role = role.parse().map_err(ApiError::internal)?;
+    if !role.allows(needed) {
+        return Err(ApiError::forbidden(format!(
+            "this needs the {needed} role in the tenant; you are {role}"
+        )));
+    }
+    if write && status != "active" {
+        return Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "tenant_suspended",
+            "the tenant is suspended: it can be read but not changed; ask a platform admin",
+        ));
+    }
+    Ok((tx, Access { tenant, user, role }))
+}
+
+pub async fn require_platform_admin(state: &ApiState, user: Uuid) -> ApiResult<()> {
+    let mut tx = state.infra.app_db.begin_global().await?;
+    let admin: Option<(bool,)> =
+        sqlx::query_as("SELECT is_platform_admin FROM users WHERE id = $1 AND erased_at IS NULL")
+            .bind(user)
+            .fetch_optional(&mut *tx)
+            .await?;
+    tx.commit().await?;
+    match admin {
+        Some((true,)) => Ok(()),
+        _ => Err(ApiError::forbidden("this needs a platform admin")),
+    }
+}

@@ -1,0 +1,235 @@
+//! Budgets: a limit on spend for a scope (the tenant, a workspace, a key or an agent run) over a
+//! period (daily and monthly in the tenant's time zone, or in total). Responses carry the
+//! current period's spend from the ledger's rollups and when the period ends. Every change
+//! publishes a tenant invalidation so gateways enforce the new limit at once.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::core::validate::Checks;
+use crate::error::{ApiError, ApiResult};
+
+#[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct BudgetView {
+    pub id: Uuid,
+    /// `tenant`, `workspace`, `api_key` or `agent_run`.
+    pub scope: String,
+    /// The workspace, key or run; none for the tenant scope.
+    pub scope_id: Option<Uuid>,
+    /// `daily`, `monthly` or `total`.
+    pub period: String,
+    pub limit_micros: i64,
+    /// Percentages of the limit at which an alert goes out.
+    pub thresholds: Vec<i16>,
+    /// `block` refuses calls past the limit; `alert` only warns.
+    pub action: String,
+    /// Spend in the current period, in micro-dollars, as the ledger has recorded it.
+    pub spent_micros: i64,
+    /// The current period's first day in the tenant's time zone; none for `total`.
+    pub period_start: Option<NaiveDate>,
+    /// When the current period ends; none for `total`.
+    pub period_end: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewBudget {
+    pub scope: String,
+    pub scope_id: Option<Uuid>,
+    pub period: String,
+    pub limit_micros: i64,
+    pub thresholds: Option<Vec<i16>>,
+    pub action: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetUpdate {
+    pub limit_micros: Option<i64>,
+    pub thresholds: Option<Vec<i16>>,
+    pub action: Option<String>,
+}
+
+/// Budgets with their period and spend, computed in SQL in the tenant's time zone.
+const SELECT: &str = "
+SELECT b.id, b.scope, b.scope_id, b.period, b.limit_micros, b.thresholds, b.action,
+       b.created_at, b.updated_at,
+       CASE WHEN b.period = 'total' THEN NULL ELSE s.period_start END AS period_start,
+       CASE b.period
+         WHEN 'daily' THEN (s.period_start + 1)::timestamp AT TIME ZONE t.time_zone
+         WHEN 'monthly' THEN (s.period_start + interval '1 month') AT TIME ZONE t.time_zone
+       END AS period_end,
+       coalesce((SELECT sum(r.spent_micros) FROM spend_rollups r
+                  WHERE r.scope = b.scope AND r.scope_id = coalesce(b.scope_id, b.tenant_id)
+                    AND r.granularity = CASE b.period WHEN 'daily' THEN 'day' ELSE 'month' END
+                    AND (b.period = 'total' OR r.period_start = s.period_start)), 0)::bigint
+         AS spent_micros
+  FROM budgets b
+  JOIN tenants t ON t.id = b.tenant_id
+ CROSS JOIN LATERAL (
+       SELECT CASE b.period
+                WHEN 'daily' THEN (now() AT TIME ZONE t.time_zone)::date
+                WHEN 'monthly' THEN date_trunc('month', now() AT TIME ZONE t.time_zone)::date
+                ELSE DATE '1970-01-01' END AS period_start) s";
+
+pub async fn list(conn: &mut PgConnection) -> ApiResult<Vec<BudgetView>> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{SELECT} ORDER BY b.scope, b.period, b.id"
+    )))
+    .fetch_all(conn)
+    .await?)
+}
+
+pub async fn get(conn: &mut PgConnection, id: Uuid) -> ApiResult<BudgetView> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} WHERE b.id = $1")))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?
+        .ok_or_else(|| ApiError::not_found("budget"))
+}
+
+fn check_common(
+    checks: &mut Checks,
+    limit: Option<i64>,
+    thresholds: Option<&[i16]>,
+    action: Option<&str>,
+) {
+    checks.check(
+        limit.is_none_or(|l| l >= 0),
+        "limit_micros",
+        "must be zero or more micro-dollars",
+    );
+    if let Some(t) = thresholds {
+        checks.check(
+            t.len() <= 10 && t.iter().all(|p| (1..=1000).contains(p)),
+            "thresholds",
+            "at most 10 percentages, each from 1 to 1000",
+        );
+    }
+    checks.check(
+        action.is_none_or(|a| a == "block" || a == "alert"),
+        "action",
+        "must be block or alert",
+    );
+}
+
+pub async fn create(
+    conn: &mut PgConnection,
+    tenant: Uuid,
+    req: &NewBudget,
+) -> ApiResult<BudgetView> {
+    let mut checks = Checks::new();
+    checks
+        .check(
+            matches!(
+                req.scope.as_str(),
+                "tenant" | "workspace" | "api_key" | "agent_run"
+            ),
+            "scope",
+            "must be tenant, workspace, api_key or agent_run",
+        )
+        .check(
+            matches!(req.period.as_str(), "daily" | "monthly" | "total"),
+            "period",
+            "must be daily, monthly or total",
+        )
+        .check(
+            (req.scope == "tenant") == req.scope_id.is_none(),
+            "scope_id",
+            "required for workspace, api_key and agent_run scopes; absent for the tenant scope",
+        );
+    check_common(
+        &mut checks,
+        Some(req.limit_micros),
+        req.thresholds.as_deref(),
+        req.action.as_deref(),
+    );
+    checks.finish()?;
+    if let Some(scope_id) = req.scope_id {
+        let table = match req.scope.as_str() {
+            "workspace" => "workspaces",
+            "api_key" => "api_keys",
+            _ => "agent_runs",
+        };
+        let found: Option<(Uuid,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT id FROM {table} WHERE id = $1"
+        )))
+        .bind(scope_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if found.is_none() {
+            return Err(ApiError::invalid(
+                "scope_id",
+                format!("no such {} in this tenant", req.scope),
+            ));
+        }
+    }
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO budgets (id, tenant_id, scope, scope_id, period, limit_micros, thresholds, action)
+         VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, '{50,80,100}'::smallint[]), coalesce($8, 'block'))",
+    )
+    .bind(id)
+    .bind(tenant)
+    .bind(&req.scope)
+    .bind(req.scope_id)
+    .bind(&req.period)
+    .bind(req.limit_micros)
+    .bind(&req.thresholds)
+    .bind(&req.action)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| match e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => ApiError::conflict(
+            "budget_exists",
+            "this scope already has a budget for this period; update it instead",
+        ),
+        other => other.into(),
+    })?;
+    get(conn, id).await
+}
+
+pub async fn update(
+    conn: &mut PgConnection,
+    id: Uuid,
+    req: &BudgetUpdate,
+) -> ApiResult<BudgetView> {
+    let mut checks = Checks::new();
+    check_common(
+        &mut checks,
+        req.limit_micros,
+        req.thresholds.as_deref(),
+        req.action.as_deref(),
+    );
+    checks.finish()?;
+    let done = sqlx::query(
+        "UPDATE budgets SET limit_micros = coalesce($2, limit_micros),
+                            thresholds = coalesce($3, thresholds),
+                            action = coalesce($4, action), updated_at = now()
+          WHERE id = $1",
+    )
+    .bind(id)
+    .bind(req.limit_micros)
+    .bind(&req.thresholds)
+    .bind(&req.action)
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(ApiError::not_found("budget"));
+    }
+    get(conn, id).await
+}
+
+pub async fn delete(conn: &mut PgConnection, id: Uuid) -> ApiResult<BudgetView> {
+    let view = get(conn, id).await?;
+    sqlx::query("DELETE FROM budgets WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(view)
+}

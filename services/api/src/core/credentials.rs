@@ -1,0 +1,234 @@
+//! Provider credentials (bring your own AI key): the upstream's wire format, base URL, models
+//! and secret. The secret is sealed with AES-256-GCM under the current master key (the
+//! credential id is the associated data) and never returned: responses carry its last four
+//! characters only. Every change publishes a tenant invalidation so gateways reload.
+
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::core::validate::Checks;
+use crate::error::{ApiError, ApiResult};
+use crate::state::ApiState;
+
+#[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct CredentialView {
+    pub id: Uuid,
+    pub name: String,
+    /// The wire format: `openai`, `anthropic` or `gemini`.
+    pub provider: String,
+    pub base_url: String,
+    pub models: Vec<String>,
+    pub priority: i32,
+    pub enabled: bool,
+    /// The last four characters of the secret, if there is one.
+    pub secret_last4: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCredential {
+    pub name: String,
+    pub provider: String,
+    pub base_url: String,
+    #[serde(default)]
+    pub models: Vec<String>,
+    #[serde(default)]
+    pub priority: i32,
+    #[serde(default = "enabled")]
+    pub enabled: bool,
+    /// The provider's API key; absent for upstreams that need none (a local model server).
+    #[schema(value_type = Option<String>)]
+    pub secret: Option<SecretString>,
+}
+
+fn enabled() -> bool {
+    true
+}
+
+/// A partial update: absent fields keep their value; `secret: null` removes the secret.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialUpdate {
+    pub name: Option<String>,
+    pub base_url: Option<String>,
+    pub models: Option<Vec<String>>,
+    pub priority: Option<i32>,
+    pub enabled: Option<bool>,
+    #[serde(default, deserialize_with = "some_secret")]
+    #[schema(value_type = Option<String>)]
+    pub secret: Option<Option<SecretString>>,
+}
+
+fn some_secret<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<SecretString>>, D::Error> {
+    Option::<SecretString>::deserialize(d).map(Some)
+}
+
+const COLUMNS: &str = "id, name, provider, base_url, models, priority, enabled, secret_last4,
+                       created_at, updated_at";
+
+fn check_models(checks: &mut Checks, models: &[String]) {
+    checks.check(models.len() <= 200, "models", "at most 200 models");
+    for (i, model) in models.iter().enumerate() {
+        checks.text(&format!("models[{i}]"), model, 1, 200);
+    }
+}
+
+fn check_url(checks: &mut Checks, url: &str) {
+    checks.text("base_url", url, 1, 2000).check(
+        url.starts_with("https://") || url.starts_with("http://"),
+        "base_url",
+        "must be an http(s) URL such as https://api.openai.com/v1",
+    );
+}
+
+fn check_secret(checks: &mut Checks, secret: &SecretString) {
+    let len = secret.expose_secret().chars().count();
+    checks.check(
+        (4..=4096).contains(&len),
+        "secret",
+        "must be 4 to 4096 characters long",
+    );
+}
+
+fn last4(secret: &SecretString) -> String {
+    let chars: Vec<char> = secret.expose_secret().chars().collect();
+    chars[chars.len().saturating_sub(4)..].iter().collect()
+}
+
+pub async fn list(conn: &mut PgConnection) -> ApiResult<Vec<CredentialView>> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM provider_credentials ORDER BY priority, name"
+    )))
+    .fetch_all(conn)
+    .await?)
+}
+
+pub async fn get(conn: &mut PgConnection, id: Uuid) -> ApiResult<CredentialView> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM provider_credentials WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?
+    .ok_or_else(|| ApiError::not_found("provider credential"))
+}
+
+pub async fn create(
+    state: &ApiState,
+    conn: &mut PgConnection,
+    tenant: Uuid,
+    req: &NewCredential,
+) -> ApiResult<CredentialView> {
+    let mut checks = Checks::new();
+    checks.text("name", &req.name, 1, 200).check(
+        matches!(req.provider.as_str(), "openai" | "anthropic" | "gemini"),
+        "provider",
+        "must be openai, anthropic or gemini",
+    );
+    check_url(&mut checks, &req.base_url);
+    check_models(&mut checks, &req.models);
+    if let Some(secret) = &req.secret {
+        check_secret(&mut checks, secret);
+    }
+    checks.finish()?;
+    let id = Uuid::now_v7();
+    let sealed = req
+        .secret
+        .as_ref()
+        .map(|s| state.keyring.seal_str(s, id.as_bytes()))
+        .transpose()
+        .map_err(ApiError::internal)?;
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO provider_credentials (id, tenant_id, name, provider, base_url, models, priority,
+                                           enabled, secret_ciphertext, secret_key_id, secret_last4)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {COLUMNS}"
+    )))
+    .bind(id)
+    .bind(tenant)
+    .bind(&req.name)
+    .bind(&req.provider)
+    .bind(&req.base_url)
+    .bind(&req.models)
+    .bind(req.priority)
+    .bind(req.enabled)
+    .bind(sealed.as_ref().map(|s| s.ciphertext.clone()))
+    .bind(sealed.as_ref().map(|s| s.key_id.clone()))
+    .bind(req.secret.as_ref().map(last4))
+    .fetch_one(conn)
+    .await?)
+}
+
+pub async fn update(
+    state: &ApiState,
+    conn: &mut PgConnection,
+    id: Uuid,
+    req: &CredentialUpdate,
+) -> ApiResult<CredentialView> {
+    let mut checks = Checks::new();
+    if let Some(name) = &req.name {
+        checks.text("name", name, 1, 200);
+    }
+    if let Some(url) = &req.base_url {
+        check_url(&mut checks, url);
+    }
+    if let Some(models) = &req.models {
+        check_models(&mut checks, models);
+    }
+    if let Some(Some(secret)) = &req.secret {
+        check_secret(&mut checks, secret);
+    }
+    checks.finish()?;
+    let current = get(conn, id).await?;
+    let view: CredentialView = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE provider_credentials
+            SET name = coalesce($2, name), base_url = coalesce($3, base_url),
+                models = coalesce($4, models), priority = coalesce($5, priority),
+                enabled = coalesce($6, enabled), updated_at = now()
+          WHERE id = $1 RETURNING {COLUMNS}"
+    )))
+    .bind(current.id)
+    .bind(&req.name)
+    .bind(&req.base_url)
+    .bind(&req.models)
+    .bind(req.priority)
+    .bind(req.enabled)
+    .fetch_one(&mut *conn)
+    .await?;
+    let Some(secret) = &req.secret else {
+        return Ok(view);
+    };
+    let sealed = secret
+        .as_ref()
+        .map(|s| state.keyring.seal_str(s, id.as_bytes()))
+        .transpose()
+        .map_err(ApiError::internal)?;
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE provider_credentials
+            SET secret_ciphertext = $2, secret_key_id = $3, secret_last4 = $4, updated_at = now()
+          WHERE id = $1 RETURNING {COLUMNS}"
+    )))
+    .bind(id)
+    .bind(sealed.as_ref().map(|s| s.ciphertext.clone()))
+    .bind(sealed.as_ref().map(|s| s.key_id.clone()))
+    .bind(secret.as_ref().map(last4))
+    .fetch_one(conn)
+    .await?)
+}
+
+pub async fn delete(conn: &mut PgConnection, id: Uuid) -> ApiResult<CredentialView> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM provider_credentials WHERE id = $1 RETURNING {COLUMNS}"
+    )))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?
+    .ok_or_else(|| ApiError::not_found("provider credential"))
+}

@@ -1,0 +1,115 @@
+//! The signed-in user: who they are, where they are a member, and erasure (GDPR). Erasure
+//! pseudonymises the account instead of deleting it, so the ledger, the audit log and agent
+//! runs keep a consistent (now anonymous) actor and every total stays what it was.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::core::accounts::{USER_COLUMNS, UserView};
+use crate::core::audit::{self, Actor, Entry};
+use crate::core::sessions;
+use crate::error::{ApiError, ApiResult};
+use crate::state::ApiState;
+
+#[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct MembershipView {
+    pub tenant_id: Uuid,
+    pub tenant_name: String,
+    pub tenant_slug: String,
+    pub role: String,
+    pub joined_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Me {
+    pub user: UserView,
+    pub memberships: Vec<MembershipView>,
+}
+
+pub async fn user(state: &ApiState, id: Uuid) -> ApiResult<UserView> {
+    let mut tx = state.infra.app_db.begin_global().await?;
+    let user = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE id = $1 AND erased_at IS NULL"
+    )))
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| ApiError::not_found("user"))?;
+    tx.commit().await?;
+    Ok(user)
+}
+
+/// The user's memberships: a cross-tenant read by user id, so through the system role.
+pub async fn memberships(state: &ApiState, user: Uuid) -> ApiResult<Vec<MembershipView>> {
+    Ok(sqlx::query_as(
+        "SELECT m.tenant_id, t.name AS tenant_name, t.slug AS tenant_slug, m.role,
+                m.created_at AS joined_at
+           FROM memberships m JOIN tenants t ON t.id = m.tenant_id
+          WHERE m.user_id = $1 ORDER BY t.name",
+    )
+    .bind(user)
+    .fetch_all(state.infra.system_db.pool())
+    .await?)
+}
+
+pub async fn me(state: &ApiState, id: Uuid) -> ApiResult<Me> {
+    Ok(Me {
+        user: user(state, id).await?,
+        memberships: memberships(state, id).await?,
+    })
+}
+
+/// Erases the user: refused while they are a tenant's only owner; otherwise their memberships
+/// go (each in its tenant's transaction, audited there), then the account is pseudonymised and
+/// every session ended.
+pub async fn erase(state: &ApiState, actor: Actor<'_>, id: Uuid) -> ApiResult<()> {
+    let memberships = memberships(state, id).await?;
+    for m in &memberships {
+        let tenant = sb_kernel::TenantId::from_uuid(m.tenant_id);
+        let mut tx = state.infra.app_db.begin(tenant).await?;
+        if m.role == "owner" {
+            let owners: Vec<(Uuid,)> =
+                sqlx::query_as("SELECT user_id FROM memberships WHERE role = 'owner' FOR UPDATE")
+                    .fetch_all(&mut *tx)
+                    .await?;
+            if owners.len() <= 1 {
+                return Err(ApiError::conflict(
+                    "last_owner",
+                    format!(
+                        "you are the only owner of {}: make someone else owner, or delete the tenant, first",
+                        m.tenant_slug
+                    ),
+                ));
+            }
+        }
+        sqlx::query("DELETE FROM memberships WHERE user_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        audit::record(
+            &mut tx,
+            Some(m.tenant_id),
+            actor,
+            Entry::new("member.erase", "user", id),
+        )
+        .await?;
+        tx.commit().await?;
+    }
+    let mut tx = state.infra.app_db.begin_global().await?;
+    sqlx::query(
+        "UPDATE users SET email = 'erased-' || id || '@erased.invalid', display_name = '',
+                          password_hash = NULL, totp_secret_ciphertext = NULL, totp_key_id = NULL,
+                          totp_enabled_at = NULL, is_platform_admin = false,
+                          erased_at = now(), updated_at = now()
+          WHERE id = $1",
+    )
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    sessions::revoke_all(state, &mut tx, id).await?;
+    audit::record(&mut tx, None, actor, Entry::new("user.erase", "user", id)).await?;
+    tx.commit().await?;
+    Ok(())
+}

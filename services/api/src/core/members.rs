@@ -1,0 +1,169 @@
+//! Members of a tenant: invite by e-mail, change a role, remove. Admins manage admins, members
+//! and viewers; only owners grant, change or remove the owner role; a tenant always keeps at
+//! least one owner.
+
+use chrono::{DateTime, Utc};
+use sb_kernel::Role;
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::core::access::Access;
+use crate::core::validate::Checks;
+use crate::error::{ApiError, ApiResult};
+
+#[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct MemberView {
+    pub user_id: Uuid,
+    pub email: String,
+    pub display_name: String,
+    /// `owner`, `admin`, `member` or `viewer`.
+    pub role: String,
+    pub joined_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Invite {
+    pub email: String,
+    #[schema(value_type = String, example = "member")]
+    pub role: Role,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleChange {
+    #[schema(value_type = String, example = "admin")]
+    pub role: Role,
+}
+
+const SELECT: &str = "SELECT m.user_id, u.email, u.display_name, m.role, m.created_at AS joined_at
+                        FROM memberships m JOIN users u ON u.id = m.user_id";
+
+pub async fn list(conn: &mut PgConnection) -> ApiResult<Vec<MemberView>> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{SELECT} ORDER BY m.created_at, m.user_id"
+    )))
+    .fetch_all(conn)
+    .await?)
+}
+
+pub async fn get(conn: &mut PgConnection, user: Uuid) -> ApiResult<MemberView> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{SELECT} WHERE m.user_id = $1"
+    )))
+    .bind(user)
+    .fetch_optional(conn)
+    .await?
+    .ok_or_else(|| ApiError::not_found("member"))
+}
+
+fn guard_owner_power(access: &Access, role: Role) -> ApiResult<()> {
+    if role == Role::Owner && access.role != Role::Owner {
+        return Err(ApiError::forbidden(
+            "only an owner may grant, change or remove the owner role",
+        ));
+    }
+    Ok(())
+}
+
+/// What an invitation did: the member, and whether a new account was made for them (it then
+/// needs a link to choose its password).
+pub struct Invited {
+    pub member: MemberView,
+    pub new_account: bool,
+}
+
+pub async fn invite(conn: &mut PgConnection, access: &Access, req: &Invite) -> ApiResult<Invited> {
+    Checks::new().email("email", &req.email).finish()?;
+    guard_owner_power(access, req.role)?;
+    let email = req.email.trim();
+    let existing: Option<(Uuid,)> =
+        sqlx::query_as("SELECT id FROM users WHERE lower(email) = lower($1) AND erased_at IS NULL")
+            .bind(email)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let (user, new_account) = match existing {
+        Some((id,)) => (id, false),
+        None => {
+            let id = Uuid::now_v7();
+            sqlx::query("INSERT INTO users (id, email) VALUES ($1, $2)")
+                .bind(id)
+                .bind(email)
+                .execute(&mut *conn)
+                .await?;
+            (id, true)
+        }
+    };
+    let inserted = sqlx::query(
+        "INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, $3)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(access.tenant.as_uuid())
+    .bind(user)
+    .bind(req.role.as_str())
+    .execute(&mut *conn)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return Err(ApiError::conflict(
+            "already_member",
+            "this person is already a member; change their role instead",
+        ));
+    }
+    Ok(Invited {
+        member: get(conn, user).await?,
+        new_account,
+    })
+}
+
+/// Locks the owners' rows and counts them, so two concurrent demotions cannot both pass.
+async fn owners(conn: &mut PgConnection) -> ApiResult<usize> {
+    let rows: Vec<(Uuid,)> =
+        sqlx::query_as("SELECT user_id FROM memberships WHERE role = 'owner' FOR UPDATE")
+            .fetch_all(conn)
+            .await?;
+    Ok(rows.len())
+}
+
+pub async fn change_role(
+    conn: &mut PgConnection,
+    access: &Access,
+    user: Uuid,
+    role: Role,
+) -> ApiResult<MemberView> {
+    let current = get(conn, user).await?;
+    let current_role: Role = current.role.parse().map_err(ApiError::internal)?;
+    guard_owner_power(access, current_role)?;
+    guard_owner_power(access, role)?;
+    if current_role == Role::Owner && role != Role::Owner && owners(conn).await? <= 1 {
+        return Err(last_owner());
+    }
+    sqlx::query("UPDATE memberships SET role = $2 WHERE user_id = $1")
+        .bind(user)
+        .bind(role.as_str())
+        .execute(&mut *conn)
+        .await?;
+    get(conn, user).await
+}
+
+pub async fn remove(conn: &mut PgConnection, access: &Access, user: Uuid) -> ApiResult<MemberView> {
+    let current = get(conn, user).await?;
+    let current_role: Role = current.role.parse().map_err(ApiError::internal)?;
+    guard_owner_power(access, current_role)?;
+    if current_role == Role::Owner && owners(conn).await? <= 1 {
+        return Err(last_owner());
+    }
+    sqlx::query("DELETE FROM memberships WHERE user_id = $1")
+        .bind(user)
+        .execute(&mut *conn)
+        .await?;
+    Ok(current)
+}
+
+fn last_owner() -> ApiError {
+    ApiError::conflict(
+        "last_owner",
+        "a tenant keeps at least one owner: make someone else owner first, or delete the tenant",
+    )
+}

@@ -1,0 +1,215 @@
+//! Sessions: a short-lived JWT access token plus a rotating refresh token.
+//!
+//! - Refresh tokens are 256 random bits, stored as their SHA-256 in `refresh_tokens`. Each use
+//!   marks the token used and issues the next one in the same family; presenting a used (or
+//!   revoked) token again revokes the whole family, so a stolen token dies with its first reuse.
+//! - Logout puts the access token's `jti` on a Redis deny-list until the token would expire.
+//! - Revoking every session of a user (password reset, erasure) records the moment in Redis;
+//!   access tokens issued before it are refused, and the user's refresh tokens are revoked.
+
+use std::time::Duration;
+
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use redis::AsyncCommands;
+use sha2::{Digest, Sha256};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::core::tokens::{Claims, Purpose};
+use crate::error::{ApiError, ApiResult};
+use crate::state::ApiState;
+
+/// What login and refresh answer.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Session {
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    pub refresh_token: String,
+    pub user_id: Uuid,
+}
+
+fn deny_key(state: &ApiState, jti: Uuid) -> String {
+    format!("{}auth:deny:{jti}", state.prefix)
+}
+
+fn revoked_before_key(state: &ApiState, user: Uuid) -> String {
+    format!("{}auth:revoked-before:{user}", state.prefix)
+}
+
+fn hash(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+fn random_token() -> String {
+    let bytes: [u8; 32] = rand::random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Issues an access token and a refresh token in `family` (a new family for a new login).
+pub async fn issue(
+    state: &ApiState,
+    conn: &mut PgConnection,
+    user: Uuid,
+    family: Uuid,
+) -> ApiResult<Session> {
+    let (access_token, _) = state
+        .tokens
+        .issue(Purpose::Access, user, state.tokens.access_ttl, None)
+        .map_err(ApiError::internal)?;
+    let refresh_token = random_token();
+    let expires_at = Utc::now()
+        + chrono::Duration::from_std(state.config.refresh_token_ttl).map_err(ApiError::internal)?;
+    sqlx::query(
+        "INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, expires_at)
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(Uuid::now_v7())
+    .bind(user)
+    .bind(family)
+    .bind(hash(&refresh_token))
+    .bind(expires_at)
+    .execute(conn)
+    .await?;
+    Ok(Session {
+        access_token,
+        token_type: "Bearer",
+        expires_in: state.tokens.access_ttl.as_secs(),
+        refresh_token,
+        user_id: user,
+    })
+}
+
+#[derive(sqlx::FromRow)]
+struct RefreshRow {
+    id: Uuid,
+    user_id: Uuid,
+    family_id: Uuid,
+    expires_at: DateTime<Utc>,
+    used_at: Option<DateTime<Utc>>,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+pub enum Rotation {
+    Rotated(Session),
+    /// The token was unknown or expired.
+    Invalid,
+    /// The token had been used or revoked: its family is now revoked.
+    Reused,
+}
+
+/// Exchanges a refresh token for a new session. The row is locked, so two concurrent uses of
+/// one token cannot both succeed.
+pub async fn rotate(state: &ApiState, conn: &mut PgConnection, token: &str) -> ApiResult<Rotation> {
+    let row: Option<RefreshRow> = sqlx::query_as(
+        "SELECT id, user_id, family_id, expires_at, used_at, revoked_at
+           FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE",
+    )
+    .bind(hash(token))
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else {
+        return Ok(Rotation::Invalid);
+    };
+    if row.used_at.is_some() || row.revoked_at.is_some() {
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = coalesce(revoked_at, now()) WHERE family_id = $1",
+        )
+        .bind(row.family_id)
+        .execute(&mut *conn)
+        .await?;
+        tracing::warn!(user = %row.user_id, family = %row.family_id, "a refresh token was reused: its family is revoked");
+        return Ok(Rotation::Reused);
+    }
+    if row.expires_at <= Utc::now() {
+        return Ok(Rotation::Invalid);
+    }
+    let erased: Option<(Option<DateTime<Utc>>,)> =
+        sqlx::query_as("SELECT erased_at FROM users WHERE id = $1")
+            .bind(row.user_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    if !matches!(erased, Some((None,))) {
+        return Ok(Rotation::Invalid);
+    }
+    sqlx::query("UPDATE refresh_tokens SET used_at = now() WHERE id = $1")
+        .bind(row.id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(Rotation::Rotated(
+        issue(state, conn, row.user_id, row.family_id).await?,
+    ))
+}
+
+/// Revokes the family of a refresh token (logout); unknown tokens are ignored.
+pub async fn revoke_family(conn: &mut PgConnection, token: &str) -> ApiResult<()> {
+    sqlx::query(
+        "UPDATE refresh_tokens SET revoked_at = coalesce(revoked_at, now())
+          WHERE family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1)",
+    )
+    .bind(hash(token))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Puts an access token on the deny-list until it expires.
+pub async fn deny(state: &ApiState, claims: &Claims) -> ApiResult<()> {
+    let ttl = (claims.exp - Utc::now().timestamp()).max(1);
+    let mut redis = state.infra.redis();
+    let _: () = redis
+        .set_ex(
+            deny_key(state, claims.jti),
+            1,
+            u64::try_from(ttl).unwrap_or(1),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Ends every session of `user`: refresh tokens revoked (in `conn`'s transaction) and access
+/// tokens issued until now refused.
+pub async fn revoke_all(state: &ApiState, conn: &mut PgConnection, user: Uuid) -> ApiResult<()> {
+    sqlx::query(
+        "UPDATE refresh_tokens SET revoked_at = coalesce(revoked_at, now()) WHERE user_id = $1",
+    )
+    .bind(user)
+    .execute(conn)
+    .await?;
+    let ttl = state.tokens.access_ttl + Duration::from_secs(60);
+    let mut redis = state.infra.redis();
+    let _: () = redis
+        .set_ex(
+            revoked_before_key(state, user),
+            Utc::now().timestamp_millis(),
+            ttl.as_secs(),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Whether a verified access token has been revoked (logout, or all of the user's sessions).
+pub async fn is_revoked(state: &ApiState, claims: &Claims) -> ApiResult<bool> {
+    let mut redis = state.infra.redis();
+    let (denied, before): (Option<i64>, Option<i64>) = redis::pipe()
+        .get(deny_key(state, claims.jti))
+        .get(revoked_before_key(state, claims.sub))
+        .query_async(&mut redis)
+        .await?;
+    Ok(denied.is_some() || before.is_some_and(|t| issued_ms(claims) <= t))
+}
+
+/// When the token was made, to the millisecond: its `jti` is a UUIDv7.
+fn issued_ms(claims: &Claims) -> i64 {
+    claims
+        .jti
+        .get_timestamp()
+        .map(|ts| {
+            let (secs, nanos) = ts.to_unix();
+            i64::try_from(secs).unwrap_or(0) * 1000 + i64::from(nanos / 1_000_000)
+        })
+        .unwrap_or(claims.iat * 1000)
+}

@@ -1,0 +1,133 @@
+//! Tenants: creation (at signup or by a platform admin), the admin's list, suspension, and
+//! deletion by an owner. A tenant's row is visible only inside its own context, so creation
+//! happens in a transaction already bound to the new id; listing every tenant is the one
+//! cross-tenant read here, and goes through the system role.
+
+use chrono::{DateTime, Utc};
+use sb_kernel::{Role, TenantId};
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::core::validate::Checks;
+use crate::error::{ApiError, ApiResult};
+use crate::state::ApiState;
+
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTenant {
+    pub name: String,
+    /// Lowercase letters, digits and dashes; unique across the platform.
+    pub slug: String,
+    /// IANA time zone for calendar budget periods; `UTC` if absent.
+    pub time_zone: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct TenantView {
+    pub id: Uuid,
+    pub name: String,
+    pub slug: String,
+    pub time_zone: String,
+    /// `active` or `suspended`.
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, name, slug, time_zone, status, created_at";
+
+pub fn check_new(checks: &mut Checks, prefix: &str, t: &NewTenant) {
+    checks
+        .text(&format!("{prefix}name"), &t.name, 1, 200)
+        .slug(&format!("{prefix}slug"), &t.slug);
+    if let Some(zone) = &t.time_zone {
+        checks.text(&format!("{prefix}time_zone"), zone, 1, 64);
+    }
+}
+
+/// Creates the tenant `id` (in `conn`, a transaction bound to `id`) with `user` as a member.
+pub async fn create(
+    conn: &mut PgConnection,
+    id: TenantId,
+    new: &NewTenant,
+    user: Uuid,
+    role: Role,
+) -> ApiResult<TenantView> {
+    let zone = new.time_zone.as_deref().unwrap_or("UTC");
+    let known: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM pg_timezone_names WHERE name = $1")
+        .bind(zone)
+        .fetch_optional(&mut *conn)
+        .await?;
+    if known.is_none() {
+        return Err(ApiError::invalid(
+            "time_zone",
+            "must be an IANA time zone such as Europe/Paris",
+        ));
+    }
+    let view: TenantView = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO tenants (id, name, slug, time_zone) VALUES ($1, $2, $3, $4) RETURNING {COLUMNS}"
+    )))
+    .bind(id.as_uuid())
+    .bind(&new.name)
+    .bind(&new.slug)
+    .bind(zone)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|e| match e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => ApiError::conflict(
+            "slug_taken",
+            "another tenant has this slug; choose another",
+        ),
+        other => other.into(),
+    })?;
+    sqlx::query("INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, $3)")
+        .bind(id.as_uuid())
+        .bind(user)
+        .bind(role.as_str())
+        .execute(&mut *conn)
+        .await?;
+    Ok(view)
+}
+
+/// The tenant of the current context.
+pub async fn get(conn: &mut PgConnection) -> ApiResult<TenantView> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM tenants"
+    )))
+    .fetch_optional(conn)
+    .await?
+    .ok_or_else(|| ApiError::not_found("tenant"))
+}
+
+/// Every tenant, newest first, for platform admins (system role).
+pub async fn list_all(state: &ApiState, limit: i64, offset: i64) -> ApiResult<Vec<TenantView>> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM tenants ORDER BY created_at DESC, id LIMIT $1 OFFSET $2"
+    )))
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(state.infra.system_db.pool())
+    .await?)
+}
+
+/// Sets the status of the tenant of the current context.
+pub async fn set_status(conn: &mut PgConnection, status: &str) -> ApiResult<TenantView> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE tenants SET status = $1, updated_at = now() RETURNING {COLUMNS}"
+    )))
+    .bind(status)
+    .fetch_optional(conn)
+    .await?
+    .ok_or_else(|| ApiError::not_found("tenant"))
+}
+
+/// Deletes the tenant of the current context and everything it owns. The usage ledger and
+/// rollups have no foreign keys, so platform totals stay what they were.
+pub async fn delete(conn: &mut PgConnection) -> ApiResult<()> {
+    let deleted = sqlx::query("DELETE FROM tenants").execute(conn).await?;
+    if deleted.rows_affected() == 0 {
+        return Err(ApiError::not_found("tenant"));
+    }
+    Ok(())
+}

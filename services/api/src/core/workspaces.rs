@@ -1,0 +1,91 @@
+//! Workspaces: named groups inside a tenant that keys, runs and budgets can belong to.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::core::validate::Checks;
+use crate::error::{ApiError, ApiResult};
+
+#[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct WorkspaceView {
+    pub id: Uuid,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceInput {
+    pub name: String,
+}
+
+fn check(input: &WorkspaceInput) -> ApiResult<()> {
+    Checks::new().text("name", &input.name, 1, 200).finish()
+}
+
+pub async fn list(conn: &mut PgConnection) -> ApiResult<Vec<WorkspaceView>> {
+    Ok(
+        sqlx::query_as("SELECT id, name, created_at FROM workspaces ORDER BY name")
+            .fetch_all(conn)
+            .await?,
+    )
+}
+
+pub async fn get(conn: &mut PgConnection, id: Uuid) -> ApiResult<WorkspaceView> {
+    sqlx::query_as("SELECT id, name, created_at FROM workspaces WHERE id = $1")
+        .bind(id)
+        .fetch_optional(conn)
+        .await?
+        .ok_or_else(|| ApiError::not_found("workspace"))
+}
+
+pub async fn create(
+    conn: &mut PgConnection,
+    tenant: Uuid,
+    input: &WorkspaceInput,
+) -> ApiResult<WorkspaceView> {
+    check(input)?;
+    Ok(sqlx::query_as(
+        "INSERT INTO workspaces (id, tenant_id, name) VALUES ($1, $2, $3)
+         RETURNING id, name, created_at",
+    )
+    .bind(Uuid::now_v7())
+    .bind(tenant)
+    .bind(&input.name)
+    .fetch_one(conn)
+    .await?)
+}
+
+pub async fn rename(
+    conn: &mut PgConnection,
+    id: Uuid,
+    input: &WorkspaceInput,
+) -> ApiResult<WorkspaceView> {
+    check(input)?;
+    sqlx::query_as("UPDATE workspaces SET name = $2 WHERE id = $1 RETURNING id, name, created_at")
+        .bind(id)
+        .bind(&input.name)
+        .fetch_optional(conn)
+        .await?
+        .ok_or_else(|| ApiError::not_found("workspace"))
+}
+
+/// Deletes the workspace and, by cascade, the keys scoped to it; returns those keys' ids so the
+/// gateways can be told.
+pub async fn delete(conn: &mut PgConnection, id: Uuid) -> ApiResult<Vec<Uuid>> {
+    let keys: Vec<(Uuid,)> = sqlx::query_as("SELECT id FROM api_keys WHERE workspace_id = $1")
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await?;
+    let done = sqlx::query("DELETE FROM workspaces WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(ApiError::not_found("workspace"));
+    }
+    Ok(keys.into_iter().map(|(k,)| k).collect())
+}

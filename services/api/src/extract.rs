@@ -1,0 +1,333 @@
+//! The extractors every handler uses. Authentication and role checks live here and nowhere
+//! else: a handler states what it needs in its signature (`Tenant<Admin>`, `PlatformAdmin`)
+//! and never checks a role itself.
+
+use std::marker::PhantomData;
+use std::net::SocketAddr;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, RawPathParams, Request};
+use axum::http::header;
+use axum::http::request::Parts;
+use sb_db::TenantTx;
+use sb_kernel::{Role, TenantId};
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use crate::core::access::{self, Access};
+use crate::core::tokens::{Claims, Purpose, TokenError};
+use crate::core::{audit::Actor, sessions};
+use crate::error::ApiError;
+use crate::state::ApiState;
+
+/// A JSON body: 415 without a JSON content type, 413 above the body limit, 400 when it is not
+/// JSON, 422 naming the field when it does not fit the type.
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<ApiState> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &ApiState) -> Result<Self, ApiError> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|mime| {
+                let mime = mime.trim();
+                mime == "application/json" || mime.ends_with("+json")
+            });
+        if !is_json {
+            return Err(ApiError::new(
+                axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as JSON with `Content-Type: application/json`",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    e.status(),
+                    "body_too_large",
+                    format!(
+                        "the body is larger than the api accepts ({} bytes)",
+                        state.config.max_body_bytes
+                    ),
+                )
+            } else {
+                ApiError::bad_request("unreadable_body", e.body_text())
+            }
+        })?;
+        decode(&bytes).map(Json)
+    }
+}
+
+/// Parses JSON, naming the field that does not fit.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let inner = e.inner();
+        if inner.is_syntax() || inner.is_eof() {
+            ApiError::bad_request(
+                "malformed_json",
+                format!("the body is not valid JSON: {inner}"),
+            )
+        } else {
+            let path = e.path().to_string();
+            let field = if path == "." { "body".to_owned() } else { path };
+            ApiError::invalid(&field, strip_position(&inner.to_string()))
+        }
+    })
+}
+
+fn strip_position(message: &str) -> String {
+    message
+        .split(" at line ")
+        .next()
+        .unwrap_or(message)
+        .to_owned()
+}
+
+/// Who is asking and from where, for the audit log.
+#[derive(Clone, Debug, Default)]
+pub struct RequestMeta {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let header = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.chars().take(500).collect::<String>())
+        };
+        Ok(Self {
+            ip: parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip().to_string()),
+            user_agent: header("user-agent"),
+            request_id: header("x-request-id"),
+        })
+    }
+}
+
+/// A signed-in user: a valid, unrevoked access token in `Authorization: Bearer …`.
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub user: Uuid,
+    pub claims: Claims,
+    pub meta: RequestMeta,
+}
+
+impl Session {
+    pub fn actor(&self) -> Actor<'_> {
+        Actor {
+            user: Some(self.user),
+            meta: &self.meta,
+        }
+    }
+}
+
+impl FromRequestParts<ApiState> for Session {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+        if let Some(session) = parts.extensions.get::<Session>() {
+            return Ok(session.clone());
+        }
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| {
+                ApiError::unauthorized(
+                    "unauthenticated",
+                    "sign in and send the access token as `Authorization: Bearer <token>`",
+                )
+            })?;
+        let session = authenticate(state, token.trim()).await?;
+        let meta = RequestMeta::from_request_parts(parts, state)
+            .await
+            .unwrap_or_default();
+        let session = Session { meta, ..session };
+        parts.extensions.insert(session.clone());
+        Ok(session)
+    }
+}
+
+/// Verifies an access token (REST and GraphQL alike).
+pub async fn authenticate(state: &ApiState, token: &str) -> Result<Session, ApiError> {
+    let claims = state
+        .tokens
+        .verify(token, Purpose::Access)
+        .map_err(|e| match e {
+            TokenError::Expired => ApiError::unauthorized(
+                "token_expired",
+                "the access token has expired; get a new one from /api/v1/auth/refresh",
+            ),
+            TokenError::Invalid => {
+                ApiError::unauthorized("invalid_token", "the access token is not valid")
+            }
+        })?;
+    if sessions::is_revoked(state, &claims).await? {
+        return Err(ApiError::unauthorized(
+            "token_revoked",
+            "the access token has been revoked; sign in again",
+        ));
+    }
+    Ok(Session {
+        user: claims.sub,
+        claims,
+        meta: RequestMeta::default(),
+    })
+}
+
+/// The least role a route needs, as a type: `Tenant<Admin>`.
+pub trait MinRole: Send + Sync {
+    const ROLE: Role;
+}
+
+pub struct Viewer;
+pub struct Member;
+pub struct Admin;
+pub struct Owner;
+
+impl MinRole for Viewer {
+    const ROLE: Role = Role::Viewer;
+}
+impl MinRole for Member {
+    const ROLE: Role = Role::Member;
+}
+impl MinRole for Admin {
+    const ROLE: Role = Role::Admin;
+}
+impl MinRole for Owner {
+    const ROLE: Role = Role::Owner;
+}
+
+/// A member of the tenant in the path (`{tenant_id}`) with at least role `R`, and a
+/// transaction in that tenant's context for the handler to do its work and audit in. A user who
+/// is not a member gets 404, as if the tenant did not exist.
+pub struct Tenant<R: MinRole = Viewer> {
+    pub tx: TenantTx,
+    pub access: Access,
+    pub session: Session,
+    _role: PhantomData<R>,
+}
+
+impl<R: MinRole> Tenant<R> {
+    pub fn id(&self) -> TenantId {
+        self.access.tenant
+    }
+
+    pub fn actor(&self) -> Actor<'_> {
+        self.session.actor()
+    }
+}
+
+impl<R: MinRole> FromRequestParts<ApiState> for Tenant<R> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+        let session = Session::from_request_parts(parts, state).await?;
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::not_found("tenant"))?;
+        let tenant = params
+            .iter()
+            .find(|(name, _)| *name == "tenant_id")
+            .and_then(|(_, value)| Uuid::parse_str(value).ok())
+            .ok_or_else(|| ApiError::not_found("tenant"))?;
+        let write = !parts.method.is_safe();
+        let (tx, access) = access::enter(
+            state,
+            session.user,
+            TenantId::from_uuid(tenant),
+            R::ROLE,
+            write,
+        )
+        .await?;
+        Ok(Self {
+            tx,
+            access,
+            session,
+            _role: PhantomData,
+        })
+    }
+}
+
+impl<R: MinRole> Tenant<R> {
+    /// Records `entry` in this request's transaction, as its actor.
+    pub async fn audit(&mut self, entry: crate::core::audit::Entry<'_>) -> Result<(), ApiError> {
+        let tenant = Some(self.access.tenant.as_uuid());
+        let actor = self.session.actor();
+        crate::core::audit::record(&mut self.tx, tenant, actor, entry).await
+    }
+
+    pub async fn commit(self) -> Result<(), ApiError> {
+        Ok(self.tx.commit().await?)
+    }
+}
+
+/// The resource id in the path (its last parameter other than `tenant_id`); a malformed id is
+/// answered 404 like an unknown one.
+pub struct Id(pub Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for Id {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::not_found("resource"))?;
+        params
+            .iter()
+            .filter(|(name, _)| *name != "tenant_id")
+            .last()
+            .and_then(|(_, value)| Uuid::parse_str(value).ok())
+            .map(Id)
+            .ok_or_else(|| ApiError::not_found("resource"))
+    }
+}
+
+/// A platform operator (`users.is_platform_admin`).
+pub struct PlatformAdmin(pub Session);
+
+impl FromRequestParts<ApiState> for PlatformAdmin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+        let session = Session::from_request_parts(parts, state).await?;
+        access::require_platform_admin(state, session.user).await?;
+        Ok(Self(session))
+    }
+}
+
+/// Query parameters, with a 422 problem naming what is wrong when they do not parse.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Query(q.0))
+            .map_err(|e| {
+                ApiError::invalid(
+                    "query",
+                    e.body_text()
+                        .trim_start_matches("Failed to deserialize query string: ")
+                        .to_owned(),
+                )
+            })
+    }
+}

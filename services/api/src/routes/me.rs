@@ -1,0 +1,33 @@
+//! `/api/v1/me`: the signed-in user and their memberships; erasure.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::core::me::{self, Me};
+use crate::core::sessions;
+use crate::error::{ApiResult, Problem};
+use crate::extract::Session;
+use crate::state::ApiState;
+
+pub fn router() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new().routes(routes!(get_me, delete_me))
+}
+
+/// The signed-in user and the tenants they belong to, with their role in each.
+#[utoipa::path(get, path = "/api/v1/me", tag = "me", responses((status = 200, body = Me)))]
+async fn get_me(State(state): State<ApiState>, session: Session) -> ApiResult<axum::Json<Me>> {
+    Ok(axum::Json(me::me(&state, session.user).await?))
+}
+
+/// Erases the account (GDPR): memberships end, the account is pseudonymised and every session
+/// ends. Usage totals are unaffected. Refused while the user is a tenant's only owner.
+#[utoipa::path(delete, path = "/api/v1/me", tag = "me",
+    responses((status = 204, description = "The account is erased"),
+              (status = 409, description = "`last_owner`: hand the tenant over or delete it first", body = Problem)))]
+async fn delete_me(State(state): State<ApiState>, session: Session) -> ApiResult<StatusCode> {
+    me::erase(&state, session.actor(), session.user).await?;
+    sessions::deny(&state, &session.claims).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,90 @@
+//! `/api/v1/tenants/{tenant_id}/members`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::core::accounts;
+use crate::core::audit::Entry;
+use crate::core::members::{self, Invite, MemberView, RoleChange};
+use crate::core::tenants;
+use crate::error::{ApiResult, Problem};
+use crate::extract::{Admin, Id, Json, Tenant};
+use crate::state::ApiState;
+
+pub fn router() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, invite))
+        .routes(routes!(change_role, remove))
+}
+
+#[utoipa::path(get, path = "/members", tag = "members",
+    responses((status = 200, body = Vec<MemberView>)))]
+async fn list(mut t: Tenant) -> ApiResult<axum::Json<Vec<MemberView>>> {
+    Ok(axum::Json(members::list(&mut t.tx).await?))
+}
+
+/// Adds a person by e-mail. Someone without an account gets one, and an e-mail with a link to
+/// choose their password; others get a notice. Only owners may invite owners.
+#[utoipa::path(post, path = "/members", tag = "members", request_body = Invite,
+    responses((status = 201, body = MemberView),
+              (status = 409, description = "`already_member`", body = Problem)))]
+async fn invite(
+    State(state): State<ApiState>,
+    mut t: Tenant<Admin>,
+    Json(req): Json<Invite>,
+) -> ApiResult<(StatusCode, axum::Json<MemberView>)> {
+    let invited = members::invite(&mut t.tx, &t.access, &req).await?;
+    let tenant = tenants::get(&mut t.tx).await?;
+    let member = invited.member;
+    t.audit(
+        Entry::new("member.invite", "user", member.user_id)
+            .details(serde_json::json!({"role": member.role, "new_account": invited.new_account})),
+    )
+    .await?;
+    t.commit().await?;
+    let token = if invited.new_account {
+        Some(accounts::reset_token(&state, member.user_id, None)?)
+    } else {
+        None
+    };
+    state
+        .mailer
+        .send_invitation(&member.email, &tenant.name, token.as_deref());
+    Ok((StatusCode::CREATED, axum::Json(member)))
+}
+
+/// Changes a member's role. Only owners may grant or take away the owner role, and the last
+/// owner stays one.
+#[utoipa::path(patch, path = "/members/{user_id}", tag = "members", request_body = RoleChange,
+    responses((status = 200, body = MemberView),
+              (status = 409, description = "`last_owner`", body = Problem)))]
+async fn change_role(
+    mut t: Tenant<Admin>,
+    Id(user): Id,
+    Json(req): Json<RoleChange>,
+) -> ApiResult<axum::Json<MemberView>> {
+    let member = members::change_role(&mut t.tx, &t.access, user, req.role).await?;
+    t.audit(
+        Entry::new("member.role_change", "user", user)
+            .details(serde_json::json!({"role": member.role})),
+    )
+    .await?;
+    t.commit().await?;
+    Ok(axum::Json(member))
+}
+
+/// Removes a member. The last owner cannot be removed.
+#[utoipa::path(delete, path = "/members/{user_id}", tag = "members",
+    responses((status = 204, description = "Removed"),
+              (status = 409, description = "`last_owner`", body = Problem)))]
+async fn remove(mut t: Tenant<Admin>, Id(user): Id) -> ApiResult<StatusCode> {
+    let member = members::remove(&mut t.tx, &t.access, user).await?;
+    t.audit(
+        Entry::new("member.remove", "user", user).details(serde_json::json!({"role": member.role})),
+    )
+    .await?;
+    t.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,52 @@
+//! What every handler shares: the infrastructure handles and the api's own services, built once.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use sb_config::{ApiConfig, Config};
+use sb_crypto::Keyring;
+use sb_http::Infra;
+
+use crate::core::mail::{MailError, Mailer};
+use crate::core::ratelimit::Limiter;
+use crate::core::tokens::Tokens;
+
+#[derive(Clone)]
+pub struct ApiState(Arc<Inner>);
+
+pub struct Inner {
+    pub infra: Infra,
+    pub tokens: Tokens,
+    pub keyring: Keyring,
+    pub mailer: Mailer,
+    pub limiter: Limiter,
+    /// The Redis key prefix (`sb:`), for the deny-list and invalidations.
+    pub prefix: String,
+    pub config: ApiConfig,
+}
+
+impl ApiState {
+    pub fn new(infra: &Infra, config: &Config) -> Result<Self, MailError> {
+        let prefix = config.redis.key_prefix.clone();
+        Ok(Self(Arc::new(Inner {
+            infra: infra.clone(),
+            tokens: Tokens::new(&config.secrets.jwt_secret, config.api.access_token_ttl),
+            keyring: Keyring::new(
+                &config.secrets.encryption_master_key,
+                &config.secrets.previous_master_keys,
+            ),
+            mailer: Mailer::new(&config.smtp, &config.api.public_url)?,
+            limiter: Limiter::new(infra.redis(), &prefix),
+            prefix,
+            config: config.api.clone(),
+        })))
+    }
+}
+
+impl Deref for ApiState {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
