@@ -1,9 +1,250 @@
-//! GraphQL (placeholder until the schema lands).
+//! GraphQL at `/graphql`, for the dashboard and power users: the reads the dashboard needs, each
+//! resolved through the same `core` functions and the same role check (`core::access`) as REST.
+//! A user gets `NOT_FOUND` for a tenant they are not a member of, exactly as REST answers 404.
+//! Depth and complexity are limited; introspection can be switched off
+//! (`GRAPHQL_INTROSPECTION=false`). There is no bundled playground: the common ones load their
+//! JavaScript from a CDN, which this platform avoids; any GraphQL client works against `/graphql`.
 
+use async_graphql::connection::{Connection, Edge, EmptyFields};
+use async_graphql::{Context, EmptyMutation, EmptySubscription, ErrorExtensions, Object, Schema};
+use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::Router;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::routing::post;
+use chrono::{DateTime, Utc};
+use sb_db::TenantTx;
+use sb_kernel::{Role, TenantId};
+use uuid::Uuid;
 
+use crate::core::accounts::UserView;
+use crate::core::api_keys::ApiKeyView;
+use crate::core::audit::{AuditQuery, AuditRow};
+use crate::core::budgets::BudgetView;
+use crate::core::credentials::CredentialView;
+use crate::core::me::MembershipView;
+use crate::core::members::MemberView;
+use crate::core::tenants::TenantView;
+use crate::core::usage::{GroupBy, UsageQuery, UsageRow};
+use crate::core::workspaces::WorkspaceView;
+use crate::core::{
+    access, api_keys, audit, budgets, credentials, me, members, tenants, usage, workspaces,
+};
+use crate::error::ApiError;
+use crate::extract::{Session, authenticate};
 use crate::state::ApiState;
 
-pub fn router(_state: &ApiState) -> Router<ApiState> {
-    Router::new()
+pub type ApiSchema = Schema<QueryRoot, EmptyMutation, EmptySubscription>;
+
+pub fn router(state: &ApiState) -> Router<ApiState> {
+    let mut builder = Schema::build(QueryRoot, EmptyMutation, EmptySubscription)
+        .limit_depth(state.config.graphql_max_depth)
+        .limit_complexity(state.config.graphql_max_complexity)
+        .data(state.clone());
+    if !state.config.graphql_introspection {
+        builder = builder.disable_introspection();
+    }
+    let schema = builder.finish();
+    Router::new().route("/graphql", post(execute).layer(axum::Extension(schema)))
+}
+
+async fn execute(
+    State(state): State<ApiState>,
+    axum::Extension(schema): axum::Extension<ApiSchema>,
+    headers: HeaderMap,
+    request: GraphQLRequest,
+) -> Result<GraphQLResponse, ApiError> {
+    let mut request = request.into_inner();
+    let bearer = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if let Some(token) = bearer {
+        // A token that is present but not valid is refused outright, as on REST.
+        request = request.data(authenticate(&state, token.trim()).await?);
+    }
+    Ok(schema.execute(request).await.into())
+}
+
+/// An `ApiError` as a GraphQL error with `extensions.code` (`NOT_FOUND`, `FORBIDDEN`, …).
+fn gql(e: ApiError) -> async_graphql::Error {
+    let code = e.code.to_ascii_uppercase();
+    async_graphql::Error::new(e.detail).extend_with(|_, ext| {
+        ext.set("code", code.clone());
+        ext.set("status", e.status.as_u16());
+    })
+}
+
+fn session<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Session> {
+    ctx.data_opt::<Session>().ok_or_else(|| {
+        gql(ApiError::unauthorized(
+            "unauthenticated",
+            "sign in and send the access token as `Authorization: Bearer <token>`",
+        ))
+    })
+}
+
+fn state<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a ApiState> {
+    ctx.data::<ApiState>()
+}
+
+pub struct QueryRoot;
+
+#[Object]
+impl QueryRoot {
+    /// The signed-in user.
+    async fn me(&self, ctx: &Context<'_>) -> async_graphql::Result<UserView> {
+        let session = session(ctx)?;
+        me::user(state(ctx)?, session.user).await.map_err(gql)
+    }
+
+    /// The tenants the signed-in user belongs to, with their role.
+    async fn memberships(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<MembershipView>> {
+        let session = session(ctx)?;
+        me::memberships(state(ctx)?, session.user)
+            .await
+            .map_err(gql)
+    }
+
+    /// One tenant the user is a member of; `NOT_FOUND` otherwise.
+    async fn tenant(&self, ctx: &Context<'_>, id: Uuid) -> async_graphql::Result<TenantWithView> {
+        let session = session(ctx)?;
+        let node = TenantNode {
+            id: TenantId::from_uuid(id),
+            user: session.user,
+        };
+        let (mut tx, _) = node.enter(ctx, Role::Viewer).await?;
+        let view = tenants::get(&mut tx).await.map_err(gql)?;
+        tx.commit().await.map_err(|e| gql(e.into()))?;
+        Ok(node.with(view))
+    }
+}
+
+/// A tenant and what the dashboard reads of it. Each field checks the role it needs.
+pub struct TenantNode {
+    id: TenantId,
+    user: Uuid,
+}
+
+pub struct TenantWithView {
+    node: TenantNode,
+    view: TenantView,
+}
+
+impl TenantNode {
+    fn with(self, view: TenantView) -> TenantWithView {
+        TenantWithView { node: self, view }
+    }
+
+    async fn enter(
+        &self,
+        ctx: &Context<'_>,
+        needed: Role,
+    ) -> async_graphql::Result<(TenantTx, access::Access)> {
+        access::enter(state(ctx)?, self.user, self.id, needed, false)
+            .await
+            .map_err(gql)
+    }
+}
+
+/// Runs `read` in the tenant's context with at least `needed`.
+macro_rules! read {
+    ($self:ident, $ctx:ident, $needed:expr, |$tx:ident| $body:expr) => {{
+        let (mut $tx, _) = $self.node.enter($ctx, $needed).await?;
+        let value = $body.await.map_err(gql)?;
+        $tx.commit().await.map_err(|e| gql(e.into()))?;
+        Ok(value)
+    }};
+}
+
+#[Object(name = "Tenant")]
+impl TenantWithView {
+    async fn id(&self) -> Uuid {
+        self.view.id
+    }
+
+    async fn name(&self) -> &str {
+        &self.view.name
+    }
+
+    async fn slug(&self) -> &str {
+        &self.view.slug
+    }
+
+    async fn time_zone(&self) -> &str {
+        &self.view.time_zone
+    }
+
+    async fn status(&self) -> &str {
+        &self.view.status
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.view.created_at
+    }
+
+    async fn workspaces(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<WorkspaceView>> {
+        read!(self, ctx, Role::Viewer, |tx| workspaces::list(&mut tx))
+    }
+
+    async fn members(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<MemberView>> {
+        read!(self, ctx, Role::Viewer, |tx| members::list(&mut tx))
+    }
+
+    async fn api_keys(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ApiKeyView>> {
+        read!(self, ctx, Role::Viewer, |tx| api_keys::list(&mut tx))
+    }
+
+    async fn provider_credentials(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<CredentialView>> {
+        read!(self, ctx, Role::Viewer, |tx| credentials::list(&mut tx))
+    }
+
+    /// Budgets with the current period's spend.
+    async fn budgets(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<BudgetView>> {
+        read!(self, ctx, Role::Viewer, |tx| budgets::list(&mut tx))
+    }
+
+    /// Usage totals over a range (30 days to now by default), grouped as asked.
+    async fn usage(
+        &self,
+        ctx: &Context<'_>,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+        group_by: Option<GroupBy>,
+    ) -> async_graphql::Result<Vec<UsageRow>> {
+        let q = UsageQuery { from, to, group_by };
+        let report: async_graphql::Result<usage::UsageReport> =
+            read!(self, ctx, Role::Member, |tx| usage::aggregate(&mut tx, &q));
+        Ok(report?.rows)
+    }
+
+    /// The audit log, newest first, as a cursor connection.
+    #[graphql(complexity = "first.unwrap_or(50).max(0) as usize * child_complexity + 1")]
+    async fn audit_log(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        action: Option<String>,
+    ) -> async_graphql::Result<Connection<String, AuditRow, EmptyFields, EmptyFields>> {
+        let q = AuditQuery {
+            action,
+            cursor: after,
+            limit: Some(i64::from(first.unwrap_or(50))),
+            ..AuditQuery::default()
+        };
+        let page: async_graphql::Result<audit::AuditPage> =
+            read!(self, ctx, Role::Admin, |tx| audit::list(&mut tx, &q));
+        let page = page?;
+        let mut connection = Connection::new(q.cursor.is_some(), page.next_cursor.is_some());
+        connection.edges.extend(
+            page.items
+                .into_iter()
+                .map(|row| Edge::new(row.id.to_string(), row)),
+        );
+        Ok(connection)
+    }
 }

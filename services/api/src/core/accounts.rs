@@ -45,7 +45,7 @@ pub struct SignupResponse {
     pub tenant: Option<TenantView>,
 }
 
-#[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow, async_graphql::SimpleObject)]
 pub struct UserView {
     pub id: Uuid,
     pub email: String,

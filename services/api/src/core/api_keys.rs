@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::core::validate::Checks;
 use crate::error::{ApiError, ApiResult};
 
-#[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow, async_graphql::SimpleObject)]
 pub struct ApiKeyView {
     pub id: Uuid,
     pub name: String,

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::core::validate::Checks;
 use crate::error::{ApiError, ApiResult};
 
-#[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow, async_graphql::SimpleObject)]
 pub struct BudgetView {
     pub id: Uuid,
     /// `tenant`, `workspace`, `api_key` or `agent_run`.

@@ -14,7 +14,7 @@ use crate::core::validate::Checks;
 use crate::error::{ApiError, ApiResult};
 use crate::state::ApiState;
 
-#[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow, async_graphql::SimpleObject)]
 pub struct CredentialView {
     pub id: Uuid,
     pub name: String,

@@ -13,7 +13,7 @@ use crate::core::sessions;
 use crate::error::{ApiError, ApiResult};
 use crate::state::ApiState;
 
-#[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow, async_graphql::SimpleObject)]
 pub struct MembershipView {
     pub tenant_id: Uuid,
     pub tenant_name: String,

@@ -13,7 +13,7 @@ use crate::core::access::Access;
 use crate::core::validate::Checks;
 use crate::error::{ApiError, ApiResult};
 
-#[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow, async_graphql::SimpleObject)]
 pub struct MemberView {
     pub user_id: Uuid,
     pub email: String,

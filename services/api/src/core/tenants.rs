@@ -24,7 +24,7 @@ pub struct NewTenant {
     pub time_zone: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow, async_graphql::SimpleObject)]
 pub struct TenantView {
     pub id: Uuid,
     pub name: String,

@@ -8,7 +8,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ApiResult};
 
-#[derive(Clone, Copy, Debug, Default, Deserialize, ToSchema, PartialEq, Eq)]
+#[derive(
+    Clone, Copy, Debug, Default, Deserialize, ToSchema, PartialEq, Eq, async_graphql::Enum,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum GroupBy {
     #[default]

@@ -4,4 +4,5 @@
 
 mod auth;
 mod jwt;
+mod resources;
 mod support;
