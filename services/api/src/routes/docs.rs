@@ -12,6 +12,8 @@ use crate::error::{FieldError, Problem};
 
 /// Operations anyone may call; everything else needs a bearer token.
 const PUBLIC: &[&str] = &[
+    "/openapi.json",
+    "/docs",
     "/api/v1/auth/signup",
     "/api/v1/auth/login",
     "/api/v1/auth/refresh",
@@ -55,6 +57,8 @@ pub fn complete(api: OpenApi) -> Value {
     }
     schemas["Problem"] = schema_of::<Problem>();
     schemas["FieldError"] = schema_of::<FieldError>();
+    // Referenced from query parameters, which do not register their schemas.
+    schemas["GroupBy"] = schema_of::<crate::core::usage::GroupBy>();
     doc["components"]["securitySchemes"] = json!({
         "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
     });
@@ -86,6 +90,11 @@ fn problem(description: &str) -> Value {
 }
 
 fn complete_operation(path: &str, method: &str, op: &mut Value) {
+    // Handlers are named for what they do within their module (`list`, `create`); the tag
+    // makes the operation id unique (`budgets_list`).
+    if let (Some(tag), Some(id)) = (op["tags"][0].as_str(), op["operationId"].as_str()) {
+        op["operationId"] = json!(format!("{}_{id}", tag.replace('-', "_")));
+    }
     let public = PUBLIC.contains(&path);
     if !public {
         op["security"] = json!([{"bearer": []}]);
@@ -109,6 +118,20 @@ fn complete_operation(path: &str, method: &str, op: &mut Value) {
     }
     let has_body = op.get("requestBody").is_some();
     let responses = &mut op["responses"];
+    // A response the handler described by its body only gets its status's reason phrase.
+    if let Some(all) = responses.as_object_mut() {
+        for (status, response) in all.iter_mut() {
+            if response.get("description").is_none_or(|d| d == "") {
+                let reason = status
+                    .parse::<u16>()
+                    .ok()
+                    .and_then(|s| axum::http::StatusCode::from_u16(s).ok())
+                    .and_then(|s| s.canonical_reason())
+                    .unwrap_or("Response");
+                response["description"] = json!(reason);
+            }
+        }
+    }
     let mut add = |status: &str, description: &str| {
         if responses.get(status).is_none() {
             responses[status] = problem(description);
@@ -156,7 +179,8 @@ fn complete_operation(path: &str, method: &str, op: &mut Value) {
     );
 }
 
-/// The shared health and metrics routes, documented here since they are not utoipa handlers.
+/// The routes that are not utoipa handlers, documented here: the shared health and metrics
+/// routes, this document and its page, and GraphQL.
 fn add_health(doc: &mut Value) {
     let text = |description: &str, content: &str| json!({"description": description, "content": {content: {"schema": {"type": "string"}}}});
     let object = |description: &str| json!({"description": description, "content": {"application/json": {"schema": {"type": "object"}}}});
@@ -178,4 +202,25 @@ fn add_health(doc: &mut Value) {
         "Prometheus metrics",
         json!({"200": text("metrics in the Prometheus text format", "text/plain")}),
     );
+    paths["/openapi.json"] = op(
+        "This document",
+        json!({"200": object("the OpenAPI 3.1 document")}),
+    );
+    paths["/docs"] = op(
+        "Interactive documentation of this document (Swagger UI, served locally)",
+        json!({"200": text("an HTML page", "text/html")}),
+    );
+    paths["/graphql"] = json!({"post": {
+        "tags": ["graphql"],
+        "summary": "GraphQL: the dashboard's reads (me, tenants and their workspaces, members, keys, credentials, budgets, usage, audit log)",
+        "security": [{"bearer": []}],
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["query"],
+            "properties": {"query": {"type": "string"}, "variables": {"type": "object"}, "operationName": {"type": "string"}}
+        }}}},
+        "responses": {
+            "200": object("a GraphQL response: `data`, and `errors` whose `extensions.code` is NOT_FOUND, FORBIDDEN, UNAUTHENTICATED, …"),
+            "401": problem("the bearer token is present but not valid"),
+        }
+    }});
 }

@@ -3,6 +3,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod auth;
+mod input;
+mod isolation;
 mod jwt;
+mod openapi;
 mod resources;
 mod support;
