@@ -13,7 +13,8 @@ pub const PASSWORD: &str = "correct horse battery staple";
 
 pub struct Api {
     pub db: TestDb,
-    pub redis: TestRedis,
+    /// Kept for its clean-up of the test's Redis keys when dropped.
+    _redis: TestRedis,
     pub smtp: SmtpSink,
     pub config: Config,
     pub app: RunningApp,
@@ -24,7 +25,6 @@ pub struct Api {
 #[derive(Clone, Debug)]
 pub struct User {
     pub id: Uuid,
-    pub email: String,
     pub token: String,
     pub refresh: String,
 }
@@ -74,7 +74,7 @@ impl Api {
         );
         Self {
             db,
-            redis,
+            _redis: redis,
             smtp,
             config,
             app,
@@ -169,7 +169,6 @@ impl Api {
         let s = self.login(email, PASSWORD).await.expect(200);
         User {
             id: Uuid::parse_str(s["user_id"].as_str().unwrap()).unwrap(),
-            email: email.to_owned(),
             token: s["access_token"].as_str().unwrap().to_owned(),
             refresh: s["refresh_token"].as_str().unwrap().to_owned(),
         }
