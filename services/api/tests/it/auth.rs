@@ -385,3 +385,38 @@ async fn verification_mail_can_be_resent_three_times_in_five_minutes() {
         (409, "already_verified")
     );
 }
+
+#[tokio::test]
+async fn without_redis_login_limits_fall_back_to_memory() {
+    // Redis unreachable (nothing listens on port 1): the limiter keeps counting in memory.
+    let api = Api::with(|c| {
+        c.redis.url = secrecy::SecretString::from("redis://127.0.0.1:1".to_owned());
+    })
+    .await;
+    let created = api
+        .public(
+            "/api/v1/auth/signup",
+            json!({"email": "solo@example.com", "password": PASSWORD}),
+        )
+        .await
+        .expect(201);
+    assert!(created["tenant"].is_null());
+    for _ in 0..10 {
+        let a = api.login("solo@example.com", "wrong password!").await;
+        assert_eq!(a.status.as_u16(), 401);
+    }
+    let limited = api.login("solo@example.com", PASSWORD).await;
+    assert_eq!(limited.status.as_u16(), 429, "{}", limited.body);
+    // Authenticated calls need Redis for the revocation check: they fail closed, with 503.
+    api.public(
+        "/api/v1/auth/signup",
+        json!({"email": "two@example.com", "password": PASSWORD}),
+    )
+    .await
+    .expect(201);
+    let session = api.login("two@example.com", PASSWORD).await.expect(200);
+    let me = api
+        .get("/api/v1/me", session["access_token"].as_str().unwrap())
+        .await;
+    assert_eq!((me.status.as_u16(), me.code()), (503, "unavailable"));
+}

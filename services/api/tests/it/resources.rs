@@ -206,6 +206,14 @@ async fn api_keys_show_their_secret_once_and_revocation_reaches_the_gateways() {
     );
     let listed = api.get(&base, &owner.token).await.expect(200);
     assert_eq!(listed[0]["name"], "ci");
+    let one = api
+        .get(&format!("{base}/{key_id}"), &owner.token)
+        .await
+        .expect(200);
+    assert_eq!(
+        (one["rpm_limit"].as_i64(), one["allowed_models"].clone()),
+        (Some(60), json!(["gpt-4o-mini"]))
+    );
     assert!(!listed.to_string().contains(secret));
     let bad = api
         .post(
@@ -317,6 +325,11 @@ async fn provider_credentials_never_show_their_secret() {
     assert_eq!(fields, ["provider", "base_url"]);
     let listed = api.get(&base, &owner.token).await.expect(200);
     assert_eq!(listed.as_array().unwrap().len(), 1);
+    let one = api
+        .get(&format!("{base}/{cid}"), &owner.token)
+        .await
+        .expect(200);
+    assert_eq!(one["priority"], 5);
     api.delete(&format!("{base}/{cid}"), &owner.token)
         .await
         .expect(204);

@@ -1,5 +1,6 @@
-//! `switchboard keys rotate` while a gateway serves: no request fails, every credential ends
-//! under the new key, and a gateway that knows only the new key still opens them all.
+//! `switchboard keys rotate` while a gateway serves: no request fails, every credential (and
+//! TOTP secret) ends under the new key, and a gateway that knows only the new key still opens
+//! them all.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -66,6 +67,18 @@ async fn rotating_the_master_key_under_load_fails_no_request_and_moves_every_cre
     .await
     .unwrap();
     tx.commit().await.unwrap();
+    // A user's TOTP secret, sealed by the same master key.
+    let user = Uuid::now_v7();
+    let totp = old.seal(b"totp-secret-bytes!!!", user.as_bytes()).unwrap();
+    sqlx::query(
+        "INSERT INTO users (id, email, totp_secret_ciphertext, totp_key_id) VALUES ($1, 'totp@example.com', $2, $3)",
+    )
+    .bind(user)
+    .bind(&totp.ciphertext)
+    .bind(&totp.key_id)
+    .execute(&mut db.owner().await)
+    .await
+    .unwrap();
 
     // The rotation phase: the gateway opens both keys.
     let mut config = test_config(&db, &redis);
@@ -139,7 +152,7 @@ async fn rotating_the_master_key_under_load_fails_no_request_and_moves_every_cre
     let report = text(&out.stdout);
     assert!(out.status.success(), "{report}\n{}", text(&out.stderr));
     assert!(
-        report.contains(&format!("Re-encrypted {ENTRIES} credential(s).")),
+        report.contains(&format!("Re-encrypted {} secret(s).", ENTRIES + 1)),
         "{report}"
     );
     assert!(
@@ -177,9 +190,21 @@ async fn rotating_the_master_key_under_load_fails_no_request_and_moves_every_cre
                 .starts_with(b"sk-upstream-")
         );
     }
+    let (ciphertext, key_id): (Vec<u8>, String) =
+        sqlx::query_as("SELECT totp_secret_ciphertext, totp_key_id FROM users WHERE id = $1")
+            .bind(user)
+            .fetch_one(&mut owner)
+            .await
+            .unwrap();
+    assert_eq!(
+        new_only
+            .open(&key_id, &ciphertext, user.as_bytes())
+            .unwrap(),
+        b"totp-secret-bytes!!!"
+    );
     // A second run has nothing to do.
     let out = run(&mut rotate).await;
-    assert!(text(&out.stdout).contains("Re-encrypted 0 credential(s)."));
+    assert!(text(&out.stdout).contains("Re-encrypted 0 secret(s)."));
 }
 
 #[tokio::test]
