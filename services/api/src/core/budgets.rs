@@ -55,7 +55,9 @@ pub struct BudgetUpdate {
     pub action: Option<String>,
 }
 
-/// Budgets with their period and spend, computed in SQL in the tenant's time zone.
+/// Budgets with their period and spend, computed in SQL in the tenant's time zone. The spend is
+/// the ledger's rollup for the budget's scope and current period (`total` budgets read the
+/// whole-life rollup, whose period starts 1970-01-01).
 const SELECT: &str = "
 SELECT b.id, b.scope, b.scope_id, b.period, b.limit_micros, b.thresholds, b.action,
        b.created_at, b.updated_at,
@@ -64,10 +66,12 @@ SELECT b.id, b.scope, b.scope_id, b.period, b.limit_micros, b.thresholds, b.acti
          WHEN 'daily' THEN (s.period_start + 1)::timestamp AT TIME ZONE t.time_zone
          WHEN 'monthly' THEN (s.period_start + interval '1 month') AT TIME ZONE t.time_zone
        END AS period_end,
-       coalesce((SELECT sum(r.spent_micros) FROM spend_rollups r
-                  WHERE r.scope = b.scope AND r.scope_id = coalesce(b.scope_id, b.tenant_id)
-                    AND r.granularity = CASE b.period WHEN 'daily' THEN 'day' ELSE 'month' END
-                    AND (b.period = 'total' OR r.period_start = s.period_start)), 0)::bigint
+       coalesce((SELECT r.spent_micros FROM spend_rollups r
+                  WHERE r.tenant_id = b.tenant_id AND r.scope = b.scope
+                    AND r.scope_id = coalesce(b.scope_id, b.tenant_id)
+                    AND r.granularity = CASE b.period WHEN 'daily' THEN 'day'
+                                                      WHEN 'monthly' THEN 'month' ELSE 'total' END
+                    AND r.period_start = s.period_start), 0)::bigint
          AS spent_micros
   FROM budgets b
   JOIN tenants t ON t.id = b.tenant_id

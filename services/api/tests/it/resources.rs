@@ -359,7 +359,8 @@ async fn budgets_carry_their_spend_and_period_end() {
     sqlx::query(
         "INSERT INTO spend_rollups (tenant_id, scope, scope_id, granularity, period_start, spent_micros, request_count)
          VALUES ($1, 'tenant', $1, 'day', (now() AT TIME ZONE 'UTC')::date, 1234, 3),
-                ($1, 'tenant', $1, 'month', date_trunc('month', now() AT TIME ZONE 'UTC')::date, 9999, 9)",
+                ($1, 'tenant', $1, 'month', date_trunc('month', now() AT TIME ZONE 'UTC')::date, 5555, 5),
+                ($1, 'tenant', $1, 'total', DATE '1970-01-01', 9999, 9)",
     )
     .bind(t)
     .execute(&mut owner_db)
@@ -385,6 +386,15 @@ async fn budgets_carry_their_spend_and_period_end() {
         ),
         (Some(9999), true)
     );
+    let monthly = api
+        .post(
+            &base,
+            &owner.token,
+            json!({"scope": "tenant", "period": "monthly", "limit_micros": 1}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(monthly["spent_micros"], 5555);
 
     let dup = api
         .post(
@@ -428,7 +438,7 @@ async fn budgets_carry_their_spend_and_period_end() {
             .as_array()
             .unwrap()
             .len(),
-        1
+        2
     );
 }
 
