@@ -7,7 +7,6 @@
 
 use async_graphql::connection::{Connection, Edge, EmptyFields};
 use async_graphql::{Context, EmptyMutation, EmptySubscription, ErrorExtensions, Object, Schema};
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::Router;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -31,7 +30,7 @@ use crate::core::{
     access, api_keys, audit, budgets, credentials, me, members, tenants, usage, workspaces,
 };
 use crate::error::ApiError;
-use crate::extract::{Session, authenticate};
+use crate::extract::{Json, Session, authenticate};
 use crate::state::ApiState;
 
 pub type ApiSchema = Schema<QueryRoot, EmptyMutation, EmptySubscription>;
@@ -48,13 +47,14 @@ pub fn router(state: &ApiState) -> Router<ApiState> {
     Router::new().route("/graphql", post(execute).layer(axum::Extension(schema)))
 }
 
+/// A GraphQL request is JSON (`{"query", "variables", "operationName"}`) read by the same
+/// extractor as every REST body: the same content type check, body limit and errors.
 async fn execute(
     State(state): State<ApiState>,
     axum::Extension(schema): axum::Extension<ApiSchema>,
     headers: HeaderMap,
-    request: GraphQLRequest,
-) -> Result<GraphQLResponse, ApiError> {
-    let mut request = request.into_inner();
+    Json(mut request): Json<async_graphql::Request>,
+) -> Result<axum::Json<async_graphql::Response>, ApiError> {
     let bearer = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -63,7 +63,7 @@ async fn execute(
         // A token that is present but not valid is refused outright, as on REST.
         request = request.data(authenticate(&state, token.trim()).await?);
     }
-    Ok(schema.execute(request).await.into())
+    Ok(axum::Json(schema.execute(request).await))
 }
 
 /// An `ApiError` as a GraphQL error with `extensions.code` (`NOT_FOUND`, `FORBIDDEN`, …).

@@ -1,6 +1,10 @@
 //! HTTP hardening on every api route: security headers, CORS from `CORS_ORIGINS`, a body limit
 //! and a request timeout, and problem+json for unknown routes and methods.
 //!
+//! The body is read whole (up to the limit, within the timeout) before routing, so a slow or
+//! endless upload never holds a database connection: handlers open their tenant transaction
+//! in an extractor that runs before the body extractor.
+//!
 //! No route authenticates by cookie (the dashboard sends a bearer token), so there is nothing
 //! for a cross-site request to ride on and no CSRF token is needed; CORS never allows
 //! credentials.
@@ -8,8 +12,12 @@
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -58,6 +66,7 @@ pub fn harden(
             )
         })
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(middleware::from_fn_with_state(max_body_bytes, read_body))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             timeout,
@@ -99,4 +108,23 @@ fn cors(origins: &[String]) -> CorsLayer {
         ])
         .expose_headers([HeaderName::from_static("x-request-id"), header::RETRY_AFTER])
         .max_age(Duration::from_secs(600))
+}
+
+/// Reads the whole body before the handler runs: 413 past `limit`.
+async fn read_body(State(limit): State<usize>, req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => {
+            next.run(Request::from_parts(parts, Body::from(collected.to_bytes())))
+                .await
+        }
+        Err(e) if e.is::<LengthLimitError>() => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the body is larger than the api accepts ({limit} bytes)"),
+        )
+        .into_response(),
+        Err(e) => ApiError::bad_request("unreadable_body", format!("could not read the body: {e}"))
+            .into_response(),
+    }
 }

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use redis::AsyncCommands;
 use sb_auth::password;
 use sb_kernel::{Role, TenantId};
 use serde::{Deserialize, Serialize};
@@ -25,6 +24,7 @@ use crate::state::ApiState;
 
 const VERIFY_TTL: Duration = Duration::from_secs(24 * 3600);
 const RESET_TTL: Duration = Duration::from_secs(3600);
+const INVITATION_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 const TOTP_ISSUER: &str = "Switchboard";
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -332,7 +332,7 @@ pub async fn refresh(state: &ApiState, token: &str) -> ApiResult<Session> {
     }
 }
 
-pub async fn verify_email(state: &ApiState, token: &str) -> ApiResult<()> {
+pub async fn verify_email(state: &ApiState, actor: Actor<'_>, token: &str) -> ApiResult<()> {
     let claims = verify_link(state, token, Purpose::EmailVerify)?;
     let mut tx = state.infra.app_db.begin_global().await?;
     let email: Option<(String,)> =
@@ -350,6 +350,16 @@ pub async fn verify_email(state: &ApiState, token: &str) -> ApiResult<()> {
         .bind(claims.sub)
         .execute(&mut *tx)
         .await?;
+    audit::record(
+        &mut tx,
+        None,
+        Actor {
+            user: Some(claims.sub),
+            ..actor
+        },
+        Entry::new("user.email_verify", "user", claims.sub),
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }
@@ -402,14 +412,29 @@ pub async fn forgot_password(state: &ApiState, email: &str) -> ApiResult<()> {
     Ok(())
 }
 
-/// A one-use link to set the password (also how invited users choose their first one).
+/// A one-use link to set the password.
 pub fn reset_token(state: &ApiState, user: Uuid, hash: Option<&str>) -> ApiResult<String> {
+    link_token(state, user, hash, RESET_TTL)
+}
+
+/// The link an invited person without an account follows to choose their first password: a
+/// reset link that lives longer, since invitations wait in inboxes.
+pub fn invitation_token(state: &ApiState, user: Uuid) -> ApiResult<String> {
+    link_token(state, user, None, INVITATION_TTL)
+}
+
+fn link_token(
+    state: &ApiState,
+    user: Uuid,
+    hash: Option<&str>,
+    ttl: Duration,
+) -> ApiResult<String> {
     state
         .tokens
         .issue(
             Purpose::PasswordReset,
             user,
-            RESET_TTL,
+            ttl,
             Some(fingerprint(hash.unwrap_or(""))),
         )
         .map(|(token, _)| token)
@@ -521,14 +546,22 @@ async fn check_code(state: &ApiState, user: Uuid, totp: &Totp, code: &str) -> Ap
         )
     };
     let step = totp.check_current(code.trim()).ok_or_else(invalid)?;
-    // Remember the newest step used; only a later one is accepted next.
+    // Keep the newest step used, atomically: of two requests racing with one code, one wins.
+    const CLAIM: &str = r"
+        if (tonumber(redis.call('GET', KEYS[1])) or -1) < tonumber(ARGV[1]) then
+            redis.call('SET', KEYS[1], ARGV[1], 'EX', 600)
+            return 1
+        end
+        return 0";
     let key = format!("{}auth:totp-step:{user}", state.prefix);
-    let mut redis = state.infra.redis();
-    let previous: Option<u64> = redis.get(&key).await?;
-    if previous.is_some_and(|p| step <= p) {
+    let claimed: i64 = redis::Script::new(CLAIM)
+        .key(key)
+        .arg(step)
+        .invoke_async(&mut state.infra.redis())
+        .await?;
+    if claimed == 0 {
         return Err(invalid());
     }
-    let _: () = redis.set_ex(&key, step, 600).await?;
     Ok(())
 }
 

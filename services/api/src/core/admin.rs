@@ -145,3 +145,24 @@ pub fn stream(name: &str) -> ApiResult<&'static str> {
 pub fn selection(id: Option<String>) -> Selection {
     id.map_or(Selection::All, Selection::One)
 }
+
+/// Records a dead-letter operation: a platform action, so a row without a tenant.
+pub async fn audit_dlq(
+    state: &ApiState,
+    actor: Actor<'_>,
+    action: &str,
+    stream: &str,
+    id: Option<String>,
+    count: usize,
+) -> ApiResult<()> {
+    let mut tx = state.infra.app_db.begin_global().await?;
+    audit::record(
+        &mut tx,
+        None,
+        actor,
+        Entry::new(action, "dlq", stream).details(serde_json::json!({"id": id, "count": count})),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}

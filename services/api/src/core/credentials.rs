@@ -24,7 +24,7 @@ pub struct CredentialView {
     pub models: Vec<String>,
     pub priority: i32,
     pub enabled: bool,
-    /// The last four characters of the secret, if there is one.
+    /// The last four characters of the secret (for secrets of 16 characters or more).
     pub secret_last4: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -92,15 +92,17 @@ fn check_url(checks: &mut Checks, url: &str) {
 fn check_secret(checks: &mut Checks, secret: &SecretString) {
     let len = secret.expose_secret().chars().count();
     checks.check(
-        (4..=4096).contains(&len),
+        (8..=4096).contains(&len),
         "secret",
-        "must be 4 to 4096 characters long",
+        "must be 8 to 4096 characters long",
     );
 }
 
-fn last4(secret: &SecretString) -> String {
+/// The last four characters, shown so people can tell secrets apart; none for a secret shorter
+/// than 16, where four characters would give away too much of it.
+fn last4(secret: &SecretString) -> Option<String> {
     let chars: Vec<char> = secret.expose_secret().chars().collect();
-    chars[chars.len().saturating_sub(4)..].iter().collect()
+    (chars.len() >= 16).then(|| chars[chars.len() - 4..].iter().collect())
 }
 
 pub async fn list(conn: &mut PgConnection) -> ApiResult<Vec<CredentialView>> {
@@ -161,7 +163,7 @@ pub async fn create(
     .bind(req.enabled)
     .bind(sealed.as_ref().map(|s| s.ciphertext.clone()))
     .bind(sealed.as_ref().map(|s| s.key_id.clone()))
-    .bind(req.secret.as_ref().map(last4))
+    .bind(req.secret.as_ref().and_then(last4))
     .fetch_one(conn)
     .await?)
 }
@@ -218,7 +220,7 @@ pub async fn update(
     .bind(id)
     .bind(sealed.as_ref().map(|s| s.ciphertext.clone()))
     .bind(sealed.as_ref().map(|s| s.key_id.clone()))
-    .bind(secret.as_ref().map(last4))
+    .bind(secret.as_ref().and_then(last4))
     .fetch_one(conn)
     .await?)
 }

@@ -78,7 +78,7 @@ impl Mailer {
     pub fn send_invitation(&self, to: &str, tenant: &str, token: Option<&str>) {
         let how = match token {
             Some(token) => format!(
-                "Choose your password by opening:\n{}\n",
+                "Choose your password by opening:\n{}\n\nThe link works for 7 days.\n",
                 self.link("reset-password", token)
             ),
             None => format!("Sign in at {}\n", self.public_url),

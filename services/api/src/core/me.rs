@@ -66,6 +66,19 @@ pub async fn me(state: &ApiState, id: Uuid) -> ApiResult<Me> {
 /// every session ended.
 pub async fn erase(state: &ApiState, actor: Actor<'_>, id: Uuid) -> ApiResult<()> {
     let memberships = memberships(state, id).await?;
+    // Every refusal first, so that nothing is removed from one tenant before another refuses
+    // (each removal below checks again, under lock).
+    for m in memberships.iter().filter(|m| m.role == "owner") {
+        let owners: (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM memberships WHERE tenant_id = $1 AND role = 'owner'",
+        )
+        .bind(m.tenant_id)
+        .fetch_one(state.infra.system_db.pool())
+        .await?;
+        if owners.0 <= 1 {
+            return Err(only_owner(&m.tenant_slug));
+        }
+    }
     for m in &memberships {
         let tenant = sb_kernel::TenantId::from_uuid(m.tenant_id);
         let mut tx = state.infra.app_db.begin(tenant).await?;
@@ -75,13 +88,7 @@ pub async fn erase(state: &ApiState, actor: Actor<'_>, id: Uuid) -> ApiResult<()
                     .fetch_all(&mut *tx)
                     .await?;
             if owners.len() <= 1 {
-                return Err(ApiError::conflict(
-                    "last_owner",
-                    format!(
-                        "you are the only owner of {}: make someone else owner, or delete the tenant, first",
-                        m.tenant_slug
-                    ),
-                ));
+                return Err(only_owner(&m.tenant_slug));
             }
         }
         sqlx::query("DELETE FROM memberships WHERE user_id = $1")
@@ -112,4 +119,13 @@ pub async fn erase(state: &ApiState, actor: Actor<'_>, id: Uuid) -> ApiResult<()
     audit::record(&mut tx, None, actor, Entry::new("user.erase", "user", id)).await?;
     tx.commit().await?;
     Ok(())
+}
+
+fn only_owner(tenant: &str) -> ApiError {
+    ApiError::conflict(
+        "last_owner",
+        format!(
+            "you are the only owner of {tenant}: make someone else owner, or delete the tenant, first"
+        ),
+    )
 }

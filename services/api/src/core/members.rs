@@ -59,6 +59,17 @@ pub async fn get(conn: &mut PgConnection, user: Uuid) -> ApiResult<MemberView> {
     .ok_or_else(|| ApiError::not_found("member"))
 }
 
+/// The member, its row locked until the transaction ends: a role is changed on what was read.
+async fn get_for_update(conn: &mut PgConnection, user: Uuid) -> ApiResult<MemberView> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{SELECT} WHERE m.user_id = $1 FOR UPDATE OF m"
+    )))
+    .bind(user)
+    .fetch_optional(conn)
+    .await?
+    .ok_or_else(|| ApiError::not_found("member"))
+}
+
 fn guard_owner_power(access: &Access, role: Role) -> ApiResult<()> {
     if role == Role::Owner && access.role != Role::Owner {
         return Err(ApiError::forbidden(
@@ -132,7 +143,7 @@ pub async fn change_role(
     user: Uuid,
     role: Role,
 ) -> ApiResult<MemberView> {
-    let current = get(conn, user).await?;
+    let current = get_for_update(conn, user).await?;
     let current_role: Role = current.role.parse().map_err(ApiError::internal)?;
     guard_owner_power(access, current_role)?;
     guard_owner_power(access, role)?;
@@ -148,7 +159,7 @@ pub async fn change_role(
 }
 
 pub async fn remove(conn: &mut PgConnection, access: &Access, user: Uuid) -> ApiResult<MemberView> {
-    let current = get(conn, user).await?;
+    let current = get_for_update(conn, user).await?;
     let current_role: Role = current.role.parse().map_err(ApiError::internal)?;
     guard_owner_power(access, current_role)?;
     if current_role == Role::Owner && owners(conn).await? <= 1 {

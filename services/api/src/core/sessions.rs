@@ -144,13 +144,15 @@ pub async fn rotate(state: &ApiState, conn: &mut PgConnection, token: &str) -> A
     ))
 }
 
-/// Revokes the family of a refresh token (logout); unknown tokens are ignored.
-pub async fn revoke_family(conn: &mut PgConnection, token: &str) -> ApiResult<()> {
+/// Revokes the family of a refresh token of `user` (logout); other tokens are ignored.
+pub async fn revoke_family(conn: &mut PgConnection, user: Uuid, token: &str) -> ApiResult<()> {
     sqlx::query(
         "UPDATE refresh_tokens SET revoked_at = coalesce(revoked_at, now())
-          WHERE family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1)",
+          WHERE user_id = $2
+            AND family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1)",
     )
     .bind(hash(token))
+    .bind(user)
     .execute(conn)
     .await?;
     Ok(())

@@ -73,19 +73,34 @@ pub async fn rename(
         .ok_or_else(|| ApiError::not_found("workspace"))
 }
 
-/// Deletes the workspace and, by cascade, the keys scoped to it; returns those keys' ids so the
-/// gateways can be told.
+/// Deletes the workspace, the keys scoped to it and the budgets of both; returns the keys' ids
+/// so the gateways can be told.
 pub async fn delete(conn: &mut PgConnection, id: Uuid) -> ApiResult<Vec<Uuid>> {
-    let keys: Vec<(Uuid,)> = sqlx::query_as("SELECT id FROM api_keys WHERE workspace_id = $1")
-        .bind(id)
-        .fetch_all(&mut *conn)
-        .await?;
-    let done = sqlx::query("DELETE FROM workspaces WHERE id = $1")
+    // Lock the workspace first: a key created in it meanwhile waits, then fails its foreign key.
+    let found: Option<(Uuid,)> =
+        sqlx::query_as("SELECT id FROM workspaces WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    if found.is_none() {
+        return Err(ApiError::not_found("workspace"));
+    }
+    let keys: Vec<Uuid> =
+        sqlx::query_scalar("DELETE FROM api_keys WHERE workspace_id = $1 RETURNING id")
+            .bind(id)
+            .fetch_all(&mut *conn)
+            .await?;
+    sqlx::query(
+        "DELETE FROM budgets WHERE (scope = 'workspace' AND scope_id = $1)
+                                OR (scope = 'api_key' AND scope_id = ANY($2))",
+    )
+    .bind(id)
+    .bind(&keys)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("DELETE FROM workspaces WHERE id = $1")
         .bind(id)
         .execute(conn)
         .await?;
-    if done.rows_affected() == 0 {
-        return Err(ApiError::not_found("workspace"));
-    }
-    Ok(keys.into_iter().map(|(k,)| k).collect())
+    Ok(keys)
 }

@@ -58,7 +58,7 @@ async fn create_tenant(
 ) -> ApiResult<(StatusCode, axum::Json<TenantView>)> {
     let (tenant, invited) = admin::create_tenant(&state, session.actor(), req).await?;
     if let Some((user, email)) = invited {
-        let token = accounts::reset_token(&state, user, None)?;
+        let token = accounts::invitation_token(&state, user)?;
         state
             .mailer
             .send_invitation(&email, &tenant.name, Some(&token));
@@ -141,16 +141,25 @@ pub struct DlqOutcome {
     responses((status = 200, body = DlqOutcome)))]
 async fn dlq_replay(
     State(state): State<ApiState>,
-    _: PlatformAdmin,
+    PlatformAdmin(session): PlatformAdmin,
     Json(req): Json<DlqAction>,
 ) -> ApiResult<axum::Json<DlqOutcome>> {
     let stream = admin::stream(&req.stream)?;
     let done = state
         .infra
         .bus
-        .dlq_replay(stream, &admin::selection(req.id))
+        .dlq_replay(stream, &admin::selection(req.id.clone()))
         .await
         .map_err(dlq_error)?;
+    admin::audit_dlq(
+        &state,
+        session.actor(),
+        "dlq.replay",
+        stream,
+        req.id,
+        done.len(),
+    )
+    .await?;
     Ok(axum::Json(DlqOutcome { count: done.len() }))
 }
 
@@ -159,16 +168,17 @@ async fn dlq_replay(
     responses((status = 200, body = DlqOutcome)))]
 async fn dlq_purge(
     State(state): State<ApiState>,
-    _: PlatformAdmin,
+    PlatformAdmin(session): PlatformAdmin,
     Json(req): Json<DlqAction>,
 ) -> ApiResult<axum::Json<DlqOutcome>> {
     let stream = admin::stream(&req.stream)?;
     let count = state
         .infra
         .bus
-        .dlq_purge(stream, &admin::selection(req.id))
+        .dlq_purge(stream, &admin::selection(req.id.clone()))
         .await
         .map_err(dlq_error)?;
+    admin::audit_dlq(&state, session.actor(), "dlq.purge", stream, req.id, count).await?;
     Ok(axum::Json(DlqOutcome { count }))
 }
 

@@ -95,10 +95,19 @@ async fn logout(
     };
     if let Some(refresh_token) = req.refresh_token {
         let mut tx = state.infra.app_db.begin_global().await?;
-        sessions::revoke_family(&mut tx, &refresh_token).await?;
+        sessions::revoke_family(&mut tx, session.user, &refresh_token).await?;
         tx.commit().await?;
     }
     sessions::deny(&state, &session.claims).await?;
+    let mut tx = state.infra.app_db.begin_global().await?;
+    crate::core::audit::record(
+        &mut tx,
+        None,
+        session.actor(),
+        crate::core::audit::Entry::new("auth.logout", "user", session.user),
+    )
+    .await?;
+    tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -163,9 +172,10 @@ async fn password_reset(
               (status = 400, description = "`invalid_link` or `link_expired`", body = Problem)))]
 async fn email_verify(
     State(state): State<ApiState>,
+    meta: RequestMeta,
     Json(req): Json<TokenRequest>,
 ) -> ApiResult<StatusCode> {
-    accounts::verify_email(&state, &req.token).await?;
+    accounts::verify_email(&state, anonymous(&meta), &req.token).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

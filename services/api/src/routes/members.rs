@@ -45,7 +45,7 @@ async fn invite(
     .await?;
     t.commit().await?;
     let token = if invited.new_account {
-        Some(accounts::reset_token(&state, member.user_id, None)?)
+        Some(accounts::invitation_token(&state, member.user_id)?)
     } else {
         None
     };

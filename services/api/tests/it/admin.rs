@@ -182,6 +182,11 @@ async fn platform_admins_list_replay_and_purge_dead_letters() {
         .await
         .expect(200);
     assert_eq!(purged["count"], 1);
+    assert_eq!(
+        api.count("SELECT count(*) FROM audit_log WHERE tenant_id IS NULL AND action IN ('dlq.replay', 'dlq.purge') AND target_id = 'usage'")
+            .await,
+        2
+    );
     let empty = api
         .get("/api/v1/admin/dlq?stream=usage", &operator.token)
         .await

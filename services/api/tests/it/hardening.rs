@@ -67,3 +67,52 @@ async fn cors_admits_the_configured_origins_only() {
             .contains_key("access-control-allow-origin")
     );
 }
+
+#[tokio::test]
+async fn graphql_bodies_are_json_and_limited_like_rest() {
+    let api = Api::with(|c| c.api.max_body_bytes = 4096).await;
+    let (owner, _) = api.owner("o@example.com", "acme").await;
+    let huge =
+        serde_json::json!({"query": format!("{{ me {{ email }} }} #{}", "x".repeat(10_000))});
+    let res = api.post("/graphql", &owner.token, huge).await;
+    assert_eq!((res.status.as_u16(), res.code()), (413, "body_too_large"));
+    let multipart = api
+        .http
+        .post(api.url("/graphql"))
+        .bearer_auth(&owner.token)
+        .header("content-type", "multipart/form-data; boundary=x")
+        .body("--x--")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(multipart.status().as_u16(), 415);
+}
+
+/// A client that sends headers and then trickles (or never finishes) its body must not hold a
+/// database connection: with a pool of two, five stalled uploads leave the api answering.
+#[tokio::test]
+async fn stalled_uploads_hold_no_database_connection() {
+    use tokio::io::AsyncWriteExt;
+    let api = Api::with(|c| {
+        c.database.max_connections = 2;
+        c.database.acquire_timeout = std::time::Duration::from_secs(2);
+    })
+    .await;
+    let (owner, t) = api.owner("o@example.com", "acme").await;
+    let mut stalled = Vec::new();
+    for _ in 0..5 {
+        let mut tcp = tokio::net::TcpStream::connect(api.app.addr).await.unwrap();
+        let head = format!(
+            "POST /api/v1/tenants/{t}/workspaces HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"name\":",
+            owner.token
+        );
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        stalled.push(tcp);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // With the connections held, this would wait out the pool's 2 s and answer 503.
+    api.get(&format!("/api/v1/tenants/{t}/workspaces"), &owner.token)
+        .await
+        .expect(200);
+    drop(stalled);
+}

@@ -38,12 +38,32 @@ async fn workspaces_are_created_renamed_listed_and_deleted() {
     api.get(&format!("{base}/{}", id(&w)), &owner.token)
         .await
         .expect(200);
+    // Deleting it takes its keys and the budgets of both with it.
+    let key = api
+        .post(
+            &format!("/api/v1/tenants/{t}/api-keys"),
+            &owner.token,
+            json!({"name": "in-ws", "workspace_id": id(&w)}),
+        )
+        .await
+        .expect(201);
+    for (scope, scope_id) in [("workspace", id(&w)), ("api_key", id(&key["key"]))] {
+        api.post(
+            &format!("/api/v1/tenants/{t}/budgets"),
+            &owner.token,
+            json!({"scope": scope, "scope_id": scope_id, "period": "daily", "limit_micros": 1}),
+        )
+        .await
+        .expect(201);
+    }
     api.delete(&format!("{base}/{}", id(&w)), &owner.token)
         .await
         .expect(204);
     api.get(&format!("{base}/{}", id(&w)), &owner.token)
         .await
         .expect(404);
+    assert_eq!(api.count("SELECT count(*) FROM api_keys").await, 0);
+    assert_eq!(api.count("SELECT count(*) FROM budgets").await, 0);
     let malformed = api.get(&format!("{base}/not-a-uuid"), &owner.token).await;
     assert_eq!(malformed.status.as_u16(), 404);
     assert_eq!(
@@ -51,6 +71,10 @@ async fn workspaces_are_created_renamed_listed_and_deleted() {
             .await,
         3
     );
+    let deleted = api
+        .count("SELECT count(*) FROM audit_log WHERE action = 'workspace.delete' AND jsonb_array_length(details->'deleted_api_keys') = 1")
+        .await;
+    assert_eq!(deleted, 1);
 }
 
 #[tokio::test]
@@ -308,6 +332,29 @@ async fn provider_credentials_never_show_their_secret() {
         .await
         .expect(200);
     assert!(cleared["secret_last4"].is_null());
+    let short = api
+        .post(
+            &base,
+            &owner.token,
+            json!({"name": "short", "provider": "openai", "base_url": "http://127.0.0.1:9/v1", "secret": "sk-abc123"}),
+        )
+        .await
+        .expect(201);
+    assert!(
+        short["secret_last4"].is_null(),
+        "four of nine characters would say too much"
+    );
+    let tiny = api
+        .post(
+            &base,
+            &owner.token,
+            json!({"name": "tiny", "provider": "openai", "base_url": "http://127.0.0.1:9/v1", "secret": "abc"}),
+        )
+        .await;
+    assert_eq!(tiny.status.as_u16(), 422);
+    api.delete(&format!("{base}/{}", id(&short)), &owner.token)
+        .await
+        .expect(204);
     let bad = api
         .post(
             &base,
@@ -614,11 +661,30 @@ async fn erasing_a_user_pseudonymises_them_and_keeps_totals() {
     let member = api.member(t, Role::Member, "leaving@example.com").await;
     record_usage(&api, t, "gpt-4o", "2026-11-01T10:00:00Z", 700).await;
 
-    // The only owner cannot leave like this.
+    // The only owner cannot leave like this, and nothing is removed anywhere meanwhile (a
+    // membership elsewhere stays).
+    // (A tenant whose name sorts first, so an erasure that went tenant by tenant would have
+    // removed this membership before refusing.)
+    let (_, elsewhere) = api.owner("x@example.com", "aardvark").await;
+    let mut db = api.db.owner().await;
+    sqlx::query("INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, 'viewer')")
+        .bind(elsewhere)
+        .bind(owner.id)
+        .execute(&mut db)
+        .await
+        .unwrap();
     let refused = api.delete("/api/v1/me", &owner.token).await;
     assert_eq!(
         (refused.status.as_u16(), refused.code()),
         (409, "last_owner")
+    );
+    assert_eq!(
+        api.count(&format!(
+            "SELECT count(*) FROM memberships WHERE user_id = '{}'",
+            owner.id
+        ))
+        .await,
+        2
     );
 
     api.delete("/api/v1/me", &member.token).await.expect(204);
@@ -662,7 +728,11 @@ async fn erasing_a_user_pseudonymises_them_and_keeps_totals() {
     api.delete(&format!("/api/v1/tenants/{t}"), &owner.token)
         .await
         .expect(204);
-    assert_eq!(api.count("SELECT count(*) FROM tenants").await, 0);
+    assert_eq!(
+        api.count(&format!("SELECT count(*) FROM tenants WHERE id = '{t}'"))
+            .await,
+        0
+    );
     assert_eq!(
         api.count("SELECT sum(cost_micros)::bigint FROM usage_ledger")
             .await,

@@ -5,8 +5,9 @@
 //! The procedure (docs/runbooks/key-rotation.md): set the new key as `ENCRYPTION_MASTER_KEY`
 //! and the old one in `ENCRYPTION_PREVIOUS_KEYS` everywhere (gateways then open both), run this,
 //! and once it reports no ciphertext left under the old key, drop it from
-//! `ENCRYPTION_PREVIOUS_KEYS`. Each credential is re-sealed in its own short update, guarded by
-//! the key id it was read with, so a credential the api changes meanwhile is never overwritten.
+//! `ENCRYPTION_PREVIOUS_KEYS`. Each secret is re-sealed in its own short update, guarded by the
+//! key id and ciphertext it was read with, so a secret the api changes meanwhile (even by an
+//! instance still sealing under the old key) is never overwritten.
 
 use sb_config::Config;
 use sb_crypto::Keyring;
@@ -155,12 +156,13 @@ async fn rotate_table(
             let sealed = keyring.seal(&plaintext, row.id.as_bytes())?;
             let updated = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "UPDATE {table} SET {ct} = $2, {key} = $3, updated_at = now()
-                  WHERE id = $1 AND {key} = $4"
+                  WHERE id = $1 AND {key} = $4 AND {ct} = $5"
             )))
             .bind(row.id)
             .bind(&sealed.ciphertext)
             .bind(&sealed.key_id)
             .bind(&row.secret_key_id)
+            .bind(&row.secret_ciphertext)
             .execute(db.pool())
             .await?;
             rotation.rotated += usize::try_from(updated.rows_affected()).unwrap_or(0);
