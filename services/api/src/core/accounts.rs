@@ -107,6 +107,14 @@ pub struct TotpCode {
     pub code: String,
 }
 
+/// The account's current password, asked again before changes a stolen access token must not
+/// be able to make alone (enrolling a second factor, erasing the account).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmPassword {
+    pub password: String,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TotpEnrollment {
     /// The shared secret, base32, for manual entry.
@@ -643,4 +651,30 @@ pub async fn totp_verify(
     .await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// Checks the signed-in user's password again, under the login rate limit of their address.
+pub async fn confirm_password(state: &ApiState, user: Uuid, password: String) -> ApiResult<()> {
+    let mut tx = state.infra.app_db.begin_global().await?;
+    let row: Option<(String, Option<String>)> = sqlx::query_as(
+        "SELECT lower(email), password_hash FROM users WHERE id = $1 AND erased_at IS NULL",
+    )
+    .bind(user)
+    .fetch_optional(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let (email, hash) = row.ok_or_else(|| ApiError::not_found("user"))?;
+    state
+        .limiter
+        .check(Limit::Login, &email)
+        .await
+        .map_err(ApiError::too_many)?;
+    if verify_password(password, hash).await? {
+        Ok(())
+    } else {
+        Err(ApiError::unauthorized(
+            "invalid_credentials",
+            "the password is wrong",
+        ))
+    }
 }

@@ -6,8 +6,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::core::accounts::{
-    self, EmailRequest, LoginRequest, LogoutRequest, RefreshRequest, ResetRequest, SignupRequest,
-    SignupResponse, TokenRequest, TotpCode, TotpEnrollment,
+    self, ConfirmPassword, EmailRequest, LoginRequest, LogoutRequest, RefreshRequest, ResetRequest,
+    SignupRequest, SignupResponse, TokenRequest, TotpCode, TotpEnrollment,
 };
 use crate::core::audit::Actor;
 use crate::core::sessions;
@@ -111,15 +111,18 @@ async fn logout(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Starts two-factor enrolment: returns a new TOTP secret. It takes effect once a code from it
+/// Starts two-factor enrolment (the password is asked again): returns a new TOTP secret. It takes effect once a code from it
 /// is confirmed at `/totp/verify`.
-#[utoipa::path(post, path = "/totp/enroll", tag = "auth",
+#[utoipa::path(post, path = "/totp/enroll", tag = "auth", request_body = ConfirmPassword,
     responses((status = 200, body = TotpEnrollment),
+              (status = 401, description = "`invalid_credentials`: the password is wrong", body = Problem),
               (status = 409, description = "Two-factor authentication is already on", body = Problem)))]
 async fn totp_enroll(
     State(state): State<ApiState>,
     session: Session,
+    Json(req): Json<ConfirmPassword>,
 ) -> ApiResult<axum::Json<TotpEnrollment>> {
+    accounts::confirm_password(&state, session.user, req.password).await?;
     Ok(axum::Json(
         accounts::totp_enroll(&state, session.actor(), session.user).await?,
     ))

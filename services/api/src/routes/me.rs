@@ -5,10 +5,11 @@ use axum::http::StatusCode;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::core::accounts::{self, ConfirmPassword};
 use crate::core::me::{self, Me};
 use crate::core::sessions;
 use crate::error::{ApiResult, Problem};
-use crate::extract::Session;
+use crate::extract::{Json, Session};
 use crate::state::ApiState;
 
 pub fn router() -> OpenApiRouter<ApiState> {
@@ -21,12 +22,18 @@ async fn get_me(State(state): State<ApiState>, session: Session) -> ApiResult<ax
     Ok(axum::Json(me::me(&state, session.user).await?))
 }
 
-/// Erases the account (GDPR): memberships end, the account is pseudonymised and every session
+/// Erases the account (GDPR; the password is asked again): memberships end, the account is pseudonymised and every session
 /// ends. Usage totals are unaffected. Refused while the user is a tenant's only owner.
-#[utoipa::path(delete, path = "/api/v1/me", tag = "me",
+#[utoipa::path(delete, path = "/api/v1/me", tag = "me", request_body = ConfirmPassword,
     responses((status = 204, description = "The account is erased"),
+              (status = 401, description = "`invalid_credentials`: the password is wrong", body = Problem),
               (status = 409, description = "`last_owner`: hand the tenant over or delete it first", body = Problem)))]
-async fn delete_me(State(state): State<ApiState>, session: Session) -> ApiResult<StatusCode> {
+async fn delete_me(
+    State(state): State<ApiState>,
+    session: Session,
+    Json(req): Json<ConfirmPassword>,
+) -> ApiResult<StatusCode> {
+    accounts::confirm_password(&state, session.user, req.password).await?;
     me::erase(&state, session.actor(), session.user).await?;
     sessions::deny(&state, &session.claims).await?;
     Ok(StatusCode::NO_CONTENT)

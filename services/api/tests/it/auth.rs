@@ -161,8 +161,24 @@ async fn login_attempts_are_limited_across_instances() {
 async fn totp_enrolment_then_login_needs_a_fresh_code() {
     let api = Api::new().await;
     let (user, _) = api.owner("alan@example.com", "bletchley").await;
+    // A stolen access token alone cannot enrol a second factor.
+    let no_password = api
+        .post(
+            "/api/v1/auth/totp/enroll",
+            &user.token,
+            json!({"password": "guess"}),
+        )
+        .await;
+    assert_eq!(
+        (no_password.status.as_u16(), no_password.code()),
+        (401, "invalid_credentials")
+    );
     let enrolled = api
-        .post("/api/v1/auth/totp/enroll", &user.token, json!({}))
+        .post(
+            "/api/v1/auth/totp/enroll",
+            &user.token,
+            json!({"password": PASSWORD}),
+        )
         .await
         .expect(200);
     let secret = enrolled["secret"].as_str().unwrap();
@@ -200,7 +216,11 @@ async fn totp_enrolment_then_login_needs_a_fresh_code() {
     .expect(204);
     // Enrolling again is refused; the secret stays.
     let again = api
-        .post("/api/v1/auth/totp/enroll", &user.token, json!({}))
+        .post(
+            "/api/v1/auth/totp/enroll",
+            &user.token,
+            json!({"password": PASSWORD}),
+        )
         .await;
     assert_eq!(
         (again.status.as_u16(), again.code()),
@@ -241,9 +261,13 @@ async fn totp_enrolment_then_login_needs_a_fresh_code() {
 async fn a_second_factor_is_limited_to_five_tries() {
     let api = Api::new().await;
     let (user, _) = api.owner("mary@example.com", "mary").await;
-    api.post("/api/v1/auth/totp/enroll", &user.token, json!({}))
-        .await
-        .expect(200);
+    api.post(
+        "/api/v1/auth/totp/enroll",
+        &user.token,
+        json!({"password": PASSWORD}),
+    )
+    .await
+    .expect(200);
     for _ in 0..5 {
         let a = api
             .post(

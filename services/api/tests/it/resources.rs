@@ -673,7 +673,14 @@ async fn erasing_a_user_pseudonymises_them_and_keeps_totals() {
         .execute(&mut db)
         .await
         .unwrap();
-    let refused = api.delete("/api/v1/me", &owner.token).await;
+    let refused = api
+        .call(
+            reqwest::Method::DELETE,
+            "/api/v1/me",
+            Some(&owner.token),
+            Some(json!({"password": crate::support::PASSWORD})),
+        )
+        .await;
     assert_eq!(
         (refused.status.as_u16(), refused.code()),
         (409, "last_owner")
@@ -687,7 +694,27 @@ async fn erasing_a_user_pseudonymises_them_and_keeps_totals() {
         2
     );
 
-    api.delete("/api/v1/me", &member.token).await.expect(204);
+    // Erasure asks for the password again.
+    let without = api
+        .call(
+            reqwest::Method::DELETE,
+            "/api/v1/me",
+            Some(&member.token),
+            Some(json!({"password": "guess"})),
+        )
+        .await;
+    assert_eq!(
+        (without.status.as_u16(), without.code()),
+        (401, "invalid_credentials")
+    );
+    api.call(
+        reqwest::Method::DELETE,
+        "/api/v1/me",
+        Some(&member.token),
+        Some(json!({"password": crate::support::PASSWORD})),
+    )
+    .await
+    .expect(204);
     assert_eq!(
         api.get("/api/v1/me", &member.token).await.status.as_u16(),
         401
