@@ -21,6 +21,10 @@ use sb_kernel::{ApiKeyId, Micros, TenantId, WorkspaceId};
 use sb_ledger::UsageHandler;
 use sb_testkit::{TestDb, TestRedis};
 
+/// The allocator the `switchboard` binary runs the ledger with, so the benchmark measures that.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const TENANTS: usize = 100;
 
 fn arg(name: &str, default: usize) -> usize {

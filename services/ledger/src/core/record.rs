@@ -100,12 +100,13 @@ struct Rollup {
     revision: i64,
 }
 
-/// A row of the recording statement: an inserted event (`is_event`; `id` is its event id) or
-/// a changed rollup (`id` is its tenant).
+/// A row of the recording statement: the inserted events (`is_event`, their ids in `events`)
+/// or a changed rollup (`id` is its tenant).
 #[derive(sqlx::FromRow)]
 struct ChangeRow {
     is_event: bool,
-    id: Uuid,
+    id: Option<Uuid>,
+    events: Option<Vec<Uuid>>,
     scope: Option<String>,
     scope_id: Option<Uuid>,
     granularity: Option<String>,
@@ -118,6 +119,70 @@ struct Inserted {
     inserted: Vec<Uuid>,
     changed: Vec<Rollup>,
 }
+
+/// The rows the batch added, when every one of them was new (the fast path inserted them all).
+const INSERTED_ALL: &str = "SELECT event_id, tenant_id, workspace_id, api_key_id, run_id, cost_micros, occurred_at FROM ledger_staging";
+
+/// The rows the batch added when some were recorded before.
+const INSERTED_NEW: &str = "INSERT INTO usage_ledger (event_id, tenant_id, workspace_id, api_key_id, run_id, provider, model,
+                                       input_tokens, cached_input_tokens, output_tokens, cost_micros, status, latency_ms, occurred_at)
+             SELECT * FROM ledger_staging
+             ON CONFLICT DO NOTHING
+             RETURNING event_id, tenant_id, workspace_id, api_key_id, run_id, cost_micros, occurred_at";
+
+/// Adds the inserted rows (`ins`) to the rollups; returns the changed rollups and, in one row,
+/// the inserted event ids.
+const ROLLUPS: &str = "
+         -- Events of the same tenant, workspace, key, run and UTC quarter hour add up first. Every
+         -- time zone's offset is a whole number of quarter hours, so a quarter hour lies within
+         -- one local day everywhere: the zone is then looked up per group, not per event.
+         quarters AS (
+             SELECT tenant_id, workspace_id, api_key_id, run_id,
+                    to_timestamp(floor(extract(epoch FROM occurred_at) / 900) * 900) AS quarter,
+                    sum(cost_micros) AS spent, count(*) AS n
+               FROM ins GROUP BY 1, 2, 3, 4, 5
+         ),
+         dated AS MATERIALIZED (
+             SELECT q.tenant_id, q.workspace_id, q.api_key_id, q.run_id, q.spent, q.n,
+                    (q.quarter AT TIME ZONE t.time_zone)::date AS local_day
+               FROM quarters q JOIN tenants t ON t.id = q.tenant_id
+         ),
+         summed AS (
+             SELECT tenant_id, workspace_id, api_key_id, run_id, local_day, sum(spent) AS spent, sum(n) AS n
+               FROM dated GROUP BY 1, 2, 3, 4, 5
+         ),
+         spread AS (
+             SELECT d.tenant_id, s.scope, s.scope_id, g.granularity,
+                    CASE g.granularity WHEN 'day' THEN d.local_day
+                                       WHEN 'month' THEN date_trunc('month', d.local_day)::date
+                                       ELSE DATE '1970-01-01' END AS period_start,
+                    d.spent, d.n
+               FROM summed d
+              CROSS JOIN LATERAL (VALUES ('tenant', d.tenant_id), ('workspace', d.workspace_id),
+                                         ('api_key', d.api_key_id), ('agent_run', d.run_id)) AS s(scope, scope_id)
+              CROSS JOIN (VALUES ('day'), ('month'), ('total')) AS g(granularity)
+              WHERE s.scope_id IS NOT NULL
+         ),
+         up AS (
+             INSERT INTO spend_rollups AS r (tenant_id, scope, scope_id, granularity, period_start, spent_micros, request_count)
+             SELECT tenant_id, scope, scope_id, granularity, period_start, sum(spent)::bigint, sum(n)::bigint
+               FROM spread GROUP BY 1, 2, 3, 4, 5
+              -- A fixed order of row locks: concurrent ledger instances cannot deadlock.
+              ORDER BY 1, 2, 3, 4, 5
+             ON CONFLICT (tenant_id, scope, scope_id, granularity, period_start) DO UPDATE
+                SET spent_micros = r.spent_micros + EXCLUDED.spent_micros,
+                    request_count = r.request_count + EXCLUDED.request_count,
+                    updated_at = now(),
+                    revision = nextval('spend_rollups_revision_seq')
+             RETURNING tenant_id, scope, scope_id, granularity, period_start, spent_micros, revision
+         )
+         -- The inserted event ids travel as one array in one row: thousands of one-column rows
+         -- would cost both sides more than the ids themselves.
+         SELECT false AS is_event, up.tenant_id AS id, up.scope, up.scope_id, up.granularity, up.period_start,
+                up.spent_micros AS spent, up.revision, NULL::uuid[] AS events
+           FROM up
+         UNION ALL
+         SELECT true, NULL, NULL, NULL, NULL, NULL, NULL, NULL, coalesce(array_agg(ins.event_id), '{}') FROM ins";
 
 /// The batch's rows go to `ledger_staging` by binary COPY; one statement then inserts them into
 /// the ledger and adds them to the rollups. The rollups add up exactly the rows that this
@@ -149,57 +214,37 @@ async fn insert_rows(
     copy.send(copy_rows(valid)?).await?;
     copy.finish().await?;
 
-    let rows: Vec<ChangeRow> = sqlx::query_as(
-        "WITH ins AS (
-             INSERT INTO usage_ledger (event_id, tenant_id, workspace_id, api_key_id, run_id, provider, model,
-                                       input_tokens, cached_input_tokens, output_tokens, cost_micros, status, latency_ms, occurred_at)
-             SELECT * FROM ledger_staging
-             ON CONFLICT DO NOTHING
-             RETURNING event_id, tenant_id, workspace_id, api_key_id, run_id, cost_micros, occurred_at
-         ),
-         -- Each event's local day, computed once per event (a time zone is looked up by name).
-         dated AS MATERIALIZED (
-             SELECT ins.tenant_id, ins.workspace_id, ins.api_key_id, ins.run_id, ins.cost_micros,
-                    (ins.occurred_at AT TIME ZONE t.time_zone)::date AS local_day
-               FROM ins JOIN tenants t ON t.id = ins.tenant_id
-         ),
-         -- Events of the same tenant, workspace, key, run and day add up first: a batch then
-         -- spreads over far fewer rows below.
-         summed AS (
-             SELECT tenant_id, workspace_id, api_key_id, run_id, local_day, sum(cost_micros) AS spent, count(*) AS n
-               FROM dated GROUP BY 1, 2, 3, 4, 5
-         ),
-         spread AS (
-             SELECT d.tenant_id, s.scope, s.scope_id, g.granularity,
-                    CASE g.granularity WHEN 'day' THEN d.local_day
-                                       WHEN 'month' THEN date_trunc('month', d.local_day)::date
-                                       ELSE DATE '1970-01-01' END AS period_start,
-                    d.spent, d.n
-               FROM summed d
-              CROSS JOIN LATERAL (VALUES ('tenant', d.tenant_id), ('workspace', d.workspace_id),
-                                         ('api_key', d.api_key_id), ('agent_run', d.run_id)) AS s(scope, scope_id)
-              CROSS JOIN (VALUES ('day'), ('month'), ('total')) AS g(granularity)
-              WHERE s.scope_id IS NOT NULL
-         ),
-         up AS (
-             INSERT INTO spend_rollups AS r (tenant_id, scope, scope_id, granularity, period_start, spent_micros, request_count)
-             SELECT tenant_id, scope, scope_id, granularity, period_start, sum(spent)::bigint, sum(n)::bigint
-               FROM spread GROUP BY 1, 2, 3, 4, 5
-              -- A fixed order of row locks: concurrent ledger instances cannot deadlock.
-              ORDER BY 1, 2, 3, 4, 5
-             ON CONFLICT (tenant_id, scope, scope_id, granularity, period_start) DO UPDATE
-                SET spent_micros = r.spent_micros + EXCLUDED.spent_micros,
-                    request_count = r.request_count + EXCLUDED.request_count,
-                    updated_at = now(),
-                    revision = nextval('spend_rollups_revision_seq')
-             RETURNING tenant_id, scope, scope_id, granularity, period_start, spent_micros, revision
-         )
-         SELECT false AS is_event, up.tenant_id AS id, up.scope, up.scope_id, up.granularity, up.period_start,
-                up.spent_micros AS spent, up.revision
-           FROM up
-         UNION ALL
-         SELECT true, ins.event_id, NULL, NULL, NULL, NULL, NULL, NULL FROM ins",
+    // The common case, a batch never seen before, takes a plain INSERT: no speculative
+    // insertion, no RETURNING. A redelivered event makes it fail on the primary key; the batch
+    // then goes through ON CONFLICT DO NOTHING instead, which skips what is already recorded.
+    sqlx::raw_sql("SAVEPOINT ledger_fast_path")
+        .execute(&mut **tx)
+        .await?;
+    let fast = sqlx::raw_sql(
+        "INSERT INTO usage_ledger (event_id, tenant_id, workspace_id, api_key_id, run_id, provider, model,
+                                   input_tokens, cached_input_tokens, output_tokens, cost_micros, status, latency_ms, occurred_at)
+         SELECT * FROM ledger_staging",
     )
+    .execute(&mut **tx)
+    .await;
+    let inserted_rows = match fast {
+        Ok(_) => {
+            sqlx::raw_sql("RELEASE SAVEPOINT ledger_fast_path")
+                .execute(&mut **tx)
+                .await?;
+            INSERTED_ALL
+        }
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            sqlx::raw_sql("ROLLBACK TO SAVEPOINT ledger_fast_path")
+                .execute(&mut **tx)
+                .await?;
+            INSERTED_NEW
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let rows: Vec<ChangeRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "WITH ins AS ({inserted_rows}),{ROLLUPS}"
+    )))
     .fetch_all(&mut **tx)
     .await?;
     let mut inserted = Inserted {
@@ -209,8 +254,10 @@ async fn insert_rows(
     for row in rows {
         match row {
             ChangeRow {
-                is_event: true, id, ..
-            } => inserted.inserted.push(id),
+                is_event: true,
+                events: Some(events),
+                ..
+            } => inserted.inserted = events,
             ChangeRow {
                 scope: Some(scope),
                 scope_id: Some(scope_id),
@@ -218,7 +265,7 @@ async fn insert_rows(
                 period_start: Some(period_start),
                 spent: Some(spent),
                 revision: Some(revision),
-                id,
+                id: Some(id),
                 ..
             } => {
                 inserted.changed.push(Rollup {

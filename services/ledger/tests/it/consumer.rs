@@ -25,7 +25,8 @@ async fn a_poison_event_in_the_middle_of_a_batch_goes_to_the_dlq_and_the_rest_ar
     bus.publish_event(t.id, &usage(&t, 75)).await.unwrap();
     // Not JSON for a usage event: the payload has the wrong shape.
     let mut wrong = Envelope::new(t.id, &usage(&t, 1)).unwrap();
-    wrong.payload = serde_json::json!({ "tokens": "many" });
+    wrong.payload =
+        serde_json::value::to_raw_value(&serde_json::json!({ "tokens": "many" })).unwrap();
     bus.publish("usage", &wrong).await.unwrap();
     bus.publish_event(ghost.id, &usage(&ghost, 20))
         .await

@@ -84,7 +84,7 @@ impl OutboxRelay {
                 tenant_id: TenantId::from_uuid(row.tenant_id),
                 occurred_at: row.created_at,
                 traceparent: row.traceparent.clone(),
-                payload: row.payload.clone(),
+                payload: serde_json::value::to_raw_value(&row.payload)?,
             };
             let xadd = pipe
                 .cmd("XADD")

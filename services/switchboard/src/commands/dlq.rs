@@ -82,7 +82,9 @@ fn print_letter(letter: &DeadLetter) {
             );
             println!(
                 "payload      {}",
-                serde_json::to_string_pretty(&envelope.payload).unwrap_or_default()
+                serde_json::from_str::<serde_json::Value>(envelope.payload.get())
+                    .and_then(|v| serde_json::to_string_pretty(&v))
+                    .unwrap_or_else(|_| envelope.payload.get().to_owned())
             );
         }
         None => {
