@@ -183,16 +183,43 @@ impl TenantWithView {
         self.view.created_at
     }
 
-    async fn workspaces(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<WorkspaceView>> {
-        read!(self, ctx, Role::Viewer, |tx| workspaces::list(&mut tx))
+    /// Workspaces by name, as a cursor connection.
+    #[graphql(complexity = "page_cost(first, child_complexity)")]
+    async fn workspaces(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Page<WorkspaceView>> {
+        let all: async_graphql::Result<Vec<WorkspaceView>> =
+            read!(self, ctx, Role::Viewer, |tx| workspaces::list(&mut tx));
+        paginate(all?, first, after, |w| w.id)
     }
 
-    async fn members(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<MemberView>> {
-        read!(self, ctx, Role::Viewer, |tx| members::list(&mut tx))
+    /// Members in the order they joined, as a cursor connection.
+    #[graphql(complexity = "page_cost(first, child_complexity)")]
+    async fn members(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Page<MemberView>> {
+        let all: async_graphql::Result<Vec<MemberView>> =
+            read!(self, ctx, Role::Viewer, |tx| members::list(&mut tx));
+        paginate(all?, first, after, |m| m.user_id)
     }
 
-    async fn api_keys(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ApiKeyView>> {
-        read!(self, ctx, Role::Viewer, |tx| api_keys::list(&mut tx))
+    /// Gateway keys, newest first, as a cursor connection.
+    #[graphql(complexity = "page_cost(first, child_complexity)")]
+    async fn api_keys(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Page<ApiKeyView>> {
+        let all: async_graphql::Result<Vec<ApiKeyView>> =
+            read!(self, ctx, Role::Viewer, |tx| api_keys::list(&mut tx));
+        paginate(all?, first, after, |k| k.id)
     }
 
     async fn provider_credentials(
@@ -222,7 +249,7 @@ impl TenantWithView {
     }
 
     /// The audit log, newest first, as a cursor connection.
-    #[graphql(complexity = "first.unwrap_or(50).max(0) as usize * child_complexity + 1")]
+    #[graphql(complexity = "page_cost(first, child_complexity)")]
     async fn audit_log(
         &self,
         ctx: &Context<'_>,
@@ -247,4 +274,60 @@ impl TenantWithView {
         );
         Ok(connection)
     }
+}
+
+type Page<T> = Connection<String, T, EmptyFields, EmptyFields>;
+
+/// Default and largest page of a connection.
+const PAGE: i32 = 50;
+const MAX_PAGE: i32 = 200;
+
+/// A page costs its size times what each item asks for, so a query's complexity limit bounds
+/// the rows it can pull.
+fn page_cost(first: Option<i32>, child_complexity: usize) -> usize {
+    usize::try_from(first.unwrap_or(PAGE).clamp(0, MAX_PAGE)).unwrap_or(0) * child_complexity + 1
+}
+
+/// A page of `items` (in their order) after the item whose id is `after`. The cursor is that
+/// id, so it stays valid while items are added or removed.
+fn paginate<T: async_graphql::OutputType>(
+    items: Vec<T>,
+    first: Option<i32>,
+    after: Option<String>,
+    id: impl Fn(&T) -> Uuid,
+) -> async_graphql::Result<Page<T>> {
+    let first = first.unwrap_or(PAGE);
+    if !(0..=MAX_PAGE).contains(&first) {
+        return Err(gql(ApiError::invalid("first", "must be from 0 to 200")));
+    }
+    let start = match after.as_deref() {
+        None => 0,
+        Some(cursor) => {
+            let cursor = Uuid::parse_str(cursor)
+                .map_err(|_| gql(ApiError::invalid("after", "not a cursor this api gave")))?;
+            items
+                .iter()
+                .position(|item| id(item) == cursor)
+                .map(|i| i + 1)
+                .ok_or_else(|| {
+                    gql(ApiError::invalid(
+                        "after",
+                        "no such item: it may have been removed",
+                    ))
+                })?
+        }
+    };
+    let total = items.len();
+    let end = start
+        .saturating_add(usize::try_from(first).unwrap_or(0))
+        .min(total);
+    let mut page = Connection::new(start > 0, end < total);
+    page.edges.extend(
+        items
+            .into_iter()
+            .skip(start)
+            .take(end - start)
+            .map(|item| Edge::new(id(&item).to_string(), item)),
+    );
+    Ok(page)
 }

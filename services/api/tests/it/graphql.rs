@@ -36,8 +36,9 @@ async fn the_dashboard_reads_a_tenant_through_graphql() {
     .expect(201);
     let query = format!(
         r#"{{ me {{ email }} memberships {{ role tenantSlug }}
-             tenant(id: "{t}") {{ slug workspaces {{ name }} members {{ email role }}
-               apiKeys {{ name prefix }} providerCredentials {{ name }}
+             tenant(id: "{t}") {{ slug workspaces {{ edges {{ node {{ name }} }} }}
+               members {{ edges {{ node {{ email role }} }} }}
+               apiKeys {{ edges {{ node {{ name prefix }} }} }} providerCredentials {{ name }}
                budgets {{ period limitMicros spentMicros periodEnd }}
                usage(groupBy: MODEL) {{ key requests }}
                auditLog(first: 2) {{ edges {{ cursor node {{ action }} }} pageInfo {{ hasNextPage endCursor }} }} }} }}"#
@@ -47,9 +48,9 @@ async fn the_dashboard_reads_a_tenant_through_graphql() {
     let tenant = &res["data"]["tenant"];
     assert_eq!(res["data"]["me"]["email"], "o@example.com");
     assert_eq!(res["data"]["memberships"][0]["tenantSlug"], "acme");
-    assert_eq!(tenant["workspaces"].as_array().unwrap().len(), 3);
-    assert_eq!(tenant["members"][0]["role"], "owner");
-    assert_eq!(tenant["apiKeys"][0]["name"], "k");
+    assert_eq!(tenant["workspaces"]["edges"].as_array().unwrap().len(), 3);
+    assert_eq!(tenant["members"]["edges"][0]["node"]["role"], "owner");
+    assert_eq!(tenant["apiKeys"]["edges"][0]["node"]["name"], "k");
     assert_eq!(tenant["budgets"][0]["spentMicros"], 0);
     assert_eq!(tenant["auditLog"]["edges"].as_array().unwrap().len(), 2);
     assert_eq!(tenant["auditLog"]["pageInfo"]["hasNextPage"], true);
@@ -69,6 +70,33 @@ async fn the_dashboard_reads_a_tenant_through_graphql() {
     assert_eq!(
         next["data"]["tenant"]["auditLog"]["pageInfo"]["hasNextPage"],
         false
+    );
+
+    // Lists page by cursor too.
+    let first = graphql(
+        &api,
+        &owner.token,
+        &format!(r#"{{ tenant(id: "{t}") {{ workspaces(first: 2) {{ edges {{ node {{ name }} }} pageInfo {{ hasNextPage endCursor }} }} }} }}"#),
+    )
+    .await;
+    let ws = &first["data"]["tenant"]["workspaces"];
+    assert_eq!(ws["edges"].as_array().unwrap().len(), 2, "{first}");
+    assert_eq!(ws["pageInfo"]["hasNextPage"], true);
+    let after = ws["pageInfo"]["endCursor"].as_str().unwrap();
+    let second = graphql(
+        &api,
+        &owner.token,
+        &format!(r#"{{ tenant(id: "{t}") {{ workspaces(first: 2, after: "{after}") {{ edges {{ node {{ name }} }} pageInfo {{ hasNextPage hasPreviousPage }} }} }} }}"#),
+    )
+    .await;
+    let ws = &second["data"]["tenant"]["workspaces"];
+    assert_eq!(ws["edges"][0]["node"]["name"], "w2", "{second}");
+    assert_eq!(
+        (
+            ws["pageInfo"]["hasNextPage"].as_bool(),
+            ws["pageInfo"]["hasPreviousPage"].as_bool()
+        ),
+        (Some(false), Some(true))
     );
 
     // The same roles as REST: a viewer may not read usage or the audit log.

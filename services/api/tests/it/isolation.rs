@@ -222,7 +222,9 @@ async fn no_role_of_tenant_a_reaches_tenant_b_on_any_route() {
     let own = graphql(
         &api,
         &users[0].1.token,
-        &format!("{{ tenant(id: \"{a}\") {{ slug workspaces {{ name }} }} }}"),
+        &format!(
+            "{{ tenant(id: \"{a}\") {{ slug workspaces {{ edges {{ node {{ name }} }} }} }} }}"
+        ),
     )
     .await;
     assert_eq!(own["data"]["tenant"]["slug"], "tenant-a", "{own}");

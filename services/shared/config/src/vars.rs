@@ -80,7 +80,7 @@ pub const VARIABLES: &[Variable] = &[
     var("REFRESH_TOKEN_DAYS", Some("30"), "lifetime of a refresh token (each use rotates it)"),
     var("GRAPHQL_INTROSPECTION", Some("true"), "whether /graphql answers introspection queries (switch off in production if you wish)"),
     var("GRAPHQL_MAX_DEPTH", Some("10"), "deepest GraphQL query accepted"),
-    var("GRAPHQL_MAX_COMPLEXITY", Some("500"), "most complex GraphQL query accepted (each field counts 1; the audit log counts its page size times its fields)"),
+    var("GRAPHQL_MAX_COMPLEXITY", Some("2000"), "most complex GraphQL query accepted (each field counts 1; a list counts its page size times the fields asked of each item)"),
     var("GATEWAY_MAX_BODY_BYTES", Some("10485760"), "largest request body the gateway accepts (413 above it)"),
     var("GATEWAY_KEY_CACHE_SECONDS", Some("30"), "how long an API key and its tenant's provider entries stay cached in a gateway (revocation still applies within a second)"),
     var("GATEWAY_UPSTREAM_TIMEOUT_SECONDS", Some("120"), "how long the gateway waits for an upstream's answer (or first streamed byte) before a 504"),
