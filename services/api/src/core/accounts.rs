@@ -175,10 +175,7 @@ pub async fn signup(
     let email = req.email.trim().to_owned();
     let hash = hash_password(req.password).await?;
     let user = Uuid::now_v7();
-    let actor = Actor {
-        user: Some(user),
-        ..actor
-    };
+    let actor = actor.as_user(user);
     // With a tenant, everything happens in the new tenant's transaction (the users table has
     // no tenant policy), so the account and its tenant exist together or not at all.
     let (view, tenant) = match req.tenant {
@@ -311,10 +308,7 @@ pub async fn login(state: &ApiState, actor: Actor<'_>, req: LoginRequest) -> Api
     audit::record(
         &mut tx,
         None,
-        Actor {
-            user: Some(row.id),
-            ..actor
-        },
+        actor.as_user(row.id),
         Entry::new("auth.login", "user", row.id),
     )
     .await?;
@@ -361,10 +355,7 @@ pub async fn verify_email(state: &ApiState, actor: Actor<'_>, token: &str) -> Ap
     audit::record(
         &mut tx,
         None,
-        Actor {
-            user: Some(claims.sub),
-            ..actor
-        },
+        actor.as_user(claims.sub),
         Entry::new("user.email_verify", "user", claims.sub),
     )
     .await?;
@@ -483,10 +474,7 @@ pub async fn reset_password(
     audit::record(
         &mut tx,
         None,
-        Actor {
-            user: Some(claims.sub),
-            ..actor
-        },
+        actor.as_user(claims.sub),
         Entry::new("user.password_reset", "user", claims.sub),
     )
     .await?;

@@ -17,6 +17,16 @@ pub struct Actor<'a> {
     pub meta: &'a RequestMeta,
 }
 
+impl<'a> Actor<'a> {
+    /// The same request, acting as `user` (an account action whose user was only just known).
+    pub fn as_user(self, user: Uuid) -> Self {
+        Self {
+            user: Some(user),
+            ..self
+        }
+    }
+}
+
 /// What was done to what.
 pub struct Entry<'a> {
     pub action: &'a str,

@@ -61,25 +61,18 @@ pub struct BudgetUpdate {
 const SELECT: &str = "
 SELECT b.id, b.scope, b.scope_id, b.period, b.limit_micros, b.thresholds, b.action,
        b.created_at, b.updated_at,
-       CASE WHEN b.period = 'total' THEN NULL ELSE s.period_start END AS period_start,
-       CASE b.period
-         WHEN 'daily' THEN (s.period_start + 1)::timestamp AT TIME ZONE t.time_zone
-         WHEN 'monthly' THEN (s.period_start + interval '1 month') AT TIME ZONE t.time_zone
-       END AS period_end,
+       CASE WHEN b.period = 'total' THEN NULL ELSE p.period_start END AS period_start,
+       p.period_end,
        coalesce((SELECT r.spent_micros FROM spend_rollups r
                   WHERE r.tenant_id = b.tenant_id AND r.scope = b.scope
                     AND r.scope_id = coalesce(b.scope_id, b.tenant_id)
                     AND r.granularity = CASE b.period WHEN 'daily' THEN 'day'
                                                       WHEN 'monthly' THEN 'month' ELSE 'total' END
-                    AND r.period_start = s.period_start), 0)::bigint
+                    AND r.period_start = p.period_start), 0)::bigint
          AS spent_micros
   FROM budgets b
   JOIN tenants t ON t.id = b.tenant_id
- CROSS JOIN LATERAL (
-       SELECT CASE b.period
-                WHEN 'daily' THEN (now() AT TIME ZONE t.time_zone)::date
-                WHEN 'monthly' THEN date_trunc('month', now() AT TIME ZONE t.time_zone)::date
-                ELSE DATE '1970-01-01' END AS period_start) s";
+ CROSS JOIN LATERAL budget_period(b.period, t.time_zone) p";
 
 pub async fn list(conn: &mut PgConnection) -> ApiResult<Vec<BudgetView>> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(

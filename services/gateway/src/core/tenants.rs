@@ -172,17 +172,7 @@ impl TenantCache {
                     p.period_start, p.period_end
                FROM budgets b
                JOIN tenants t ON t.id = b.tenant_id
-              CROSS JOIN LATERAL (
-                    SELECT CASE b.period
-                             WHEN 'daily' THEN (now() AT TIME ZONE t.time_zone)::date
-                             WHEN 'monthly' THEN date_trunc('month', now() AT TIME ZONE t.time_zone)::date
-                             ELSE DATE '1970-01-01' END AS period_start) s
-              CROSS JOIN LATERAL (
-                    SELECT s.period_start,
-                           CASE b.period
-                             WHEN 'daily' THEN (s.period_start + 1)::timestamp AT TIME ZONE t.time_zone
-                             WHEN 'monthly' THEN (s.period_start + interval '1 month') AT TIME ZONE t.time_zone
-                           END AS period_end) p",
+              CROSS JOIN LATERAL budget_period(b.period, t.time_zone) p",
         )
         .fetch_all(&mut *tx)
         .await?;
