@@ -1,7 +1,9 @@
 //! Rate limits for the account endpoints: a sliding window per kind and subject, kept in Redis
 //! (`{prefix}ratelimit:{kind}:{id}`) so that every api instance shares it and it survives a
 //! restart. If Redis is unreachable the limiter falls back to a window in this process, and
-//! says so loudly (log and `/health/detailed` through the `auth_rate_limit_fallback` gauge).
+//! says so loudly: an error in the log on every fallen-back check, and the
+//! `auth_rate_limit_fallback` gauge (1) in `/metrics`. (`/health/detailed` already answers 503
+//! while Redis is down.)
 
 use std::collections::HashMap;
 use std::sync::Mutex;
