@@ -275,6 +275,18 @@ impl<R: MinRole> Tenant<R> {
     pub async fn commit(self) -> Result<(), ApiError> {
         Ok(self.tx.commit().await?)
     }
+
+    /// Commits, then tells the gateways that this tenant's entries or budgets changed.
+    pub async fn commit_and_invalidate(self, state: &ApiState) -> Result<(), ApiError> {
+        let tenant = self.access.tenant.as_uuid();
+        self.tx.commit().await?;
+        crate::core::invalidate(
+            state,
+            sb_contracts::invalidation::Invalidation::Tenant(tenant),
+        )
+        .await;
+        Ok(())
+    }
 }
 
 /// The resource id in the path (its last parameter other than `tenant_id`); a malformed id is

@@ -2,13 +2,11 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use sb_contracts::invalidation::Invalidation;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::core::audit::Entry;
 use crate::core::budgets::{self, BudgetUpdate, BudgetView, NewBudget};
-use crate::core::invalidate;
 use crate::error::{ApiResult, Problem};
 use crate::extract::{Admin, Id, Json, Tenant};
 use crate::state::ApiState;
@@ -37,9 +35,7 @@ async fn create(
     let view = budgets::create(&mut t.tx, t.access.tenant.as_uuid(), &req).await?;
     t.audit(Entry::new("budget.create", "budget", view.id).details(&view))
         .await?;
-    let tenant = t.id().as_uuid();
-    t.commit().await?;
-    invalidate(&state, Invalidation::Tenant(tenant)).await;
+    t.commit_and_invalidate(&state).await?;
     Ok((StatusCode::CREATED, axum::Json(view)))
 }
 
@@ -61,9 +57,7 @@ async fn update(
     let view = budgets::update(&mut t.tx, id, &req).await?;
     t.audit(Entry::new("budget.update", "budget", id).details(&view))
         .await?;
-    let tenant = t.id().as_uuid();
-    t.commit().await?;
-    invalidate(&state, Invalidation::Tenant(tenant)).await;
+    t.commit_and_invalidate(&state).await?;
     Ok(axum::Json(view))
 }
 
@@ -77,8 +71,6 @@ async fn delete(
     let view = budgets::delete(&mut t.tx, id).await?;
     t.audit(Entry::new("budget.delete", "budget", id).details(&view))
         .await?;
-    let tenant = t.id().as_uuid();
-    t.commit().await?;
-    invalidate(&state, Invalidation::Tenant(tenant)).await;
+    t.commit_and_invalidate(&state).await?;
     Ok(StatusCode::NO_CONTENT)
 }

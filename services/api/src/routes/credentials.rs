@@ -2,13 +2,11 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use sb_contracts::invalidation::Invalidation;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::core::audit::Entry;
 use crate::core::credentials::{self, CredentialUpdate, CredentialView, NewCredential};
-use crate::core::invalidate;
 use crate::error::ApiResult;
 use crate::extract::{Admin, Id, Json, Tenant};
 use crate::state::ApiState;
@@ -39,9 +37,7 @@ async fn create(
         Entry::new("provider_credential.create", "provider_credential", view.id).details(&view),
     )
     .await?;
-    let tenant = t.id().as_uuid();
-    t.commit().await?;
-    invalidate(&state, Invalidation::Tenant(tenant)).await;
+    t.commit_and_invalidate(&state).await?;
     Ok((StatusCode::CREATED, axum::Json(view)))
 }
 
@@ -66,9 +62,7 @@ async fn update(
             .details(serde_json::json!({"entry": &view, "secret_changed": req.secret.is_some()})),
     )
     .await?;
-    let tenant = t.id().as_uuid();
-    t.commit().await?;
-    invalidate(&state, Invalidation::Tenant(tenant)).await;
+    t.commit_and_invalidate(&state).await?;
     Ok(axum::Json(view))
 }
 
@@ -82,8 +76,6 @@ async fn delete(
     let view = credentials::delete(&mut t.tx, id).await?;
     t.audit(Entry::new("provider_credential.delete", "provider_credential", id).details(&view))
         .await?;
-    let tenant = t.id().as_uuid();
-    t.commit().await?;
-    invalidate(&state, Invalidation::Tenant(tenant)).await;
+    t.commit_and_invalidate(&state).await?;
     Ok(StatusCode::NO_CONTENT)
 }
