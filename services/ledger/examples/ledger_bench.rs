@@ -34,6 +34,13 @@ fn arg(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// The ledger service's default for `name`, so the benchmark runs the ledger as deployed.
+fn service_default(name: &str) -> usize {
+    sb_config::vars::default_of(name)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+}
+
 async fn tenants(db: &TestDb) -> Vec<(TenantId, WorkspaceId)> {
     let app = db.app_pool().await;
     let mut all = Vec::new();
@@ -160,7 +167,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 #[tokio::main]
 async fn main() {
     let events = arg("BENCH_EVENTS", 200_000);
-    let batch = arg("BENCH_BATCH", 5000);
+    let batch = arg("BENCH_BATCH", service_default("LEDGER_BATCH_SIZE"));
     let rate = arg("BENCH_RATE", 5000);
     let seconds = arg("BENCH_LAG_SECONDS", 20);
     let db = TestDb::new().await;
@@ -178,7 +185,7 @@ async fn main() {
     let mut options = ConsumerOptions::new("usage", "ledger");
     options.batch_size = batch;
     options.block = Duration::from_millis(100);
-    let consumers = arg("BENCH_CONSUMERS", 2);
+    let consumers = arg("BENCH_CONSUMERS", service_default("LEDGER_CONSUMERS"));
     let mut group: Vec<Consumer> = (0..consumers)
         .map(|i| {
             let mut options = options.clone();

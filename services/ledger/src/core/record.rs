@@ -1,6 +1,6 @@
 //! Recording a batch of usage events: one transaction that loads the batch into a temporary
-//! table (binary COPY), inserts the ledger rows from it (idempotent by event id), adds them to
-//! the spend rollups (per tenant, workspace, key and run; per day, month and whole life, days
+//! table (binary COPY), inserts the ledger rows from it (idempotent by event id), adds the
+//! inserted ones, summed per quarter hour here, to the spend rollups (per tenant, workspace, key and run; per day, month and whole life, days
 //! and months in the tenant's time zone), and writes the threshold alerts they cause to the
 //! outbox, each at most once per budget, threshold and period.
 
@@ -90,6 +90,7 @@ pub async fn record_batch(db: &SystemPool, batch: &[UsageRecord]) -> Result<Reco
 }
 
 /// A rollup row after this batch.
+#[derive(sqlx::FromRow)]
 struct Rollup {
     tenant_id: Uuid,
     scope: String,
@@ -100,47 +101,17 @@ struct Rollup {
     revision: i64,
 }
 
-/// A row of the recording statement: the inserted events (`is_event`, their ids in `events`)
-/// or a changed rollup (`id` is its tenant).
-#[derive(sqlx::FromRow)]
-struct ChangeRow {
-    is_event: bool,
-    id: Option<Uuid>,
-    events: Option<Vec<Uuid>>,
-    scope: Option<String>,
-    scope_id: Option<Uuid>,
-    granularity: Option<String>,
-    period_start: Option<NaiveDate>,
-    spent: Option<i64>,
-    revision: Option<i64>,
-}
-
 struct Inserted {
     inserted: Vec<Uuid>,
     changed: Vec<Rollup>,
 }
 
-/// The rows the batch added, when every one of them was new (the fast path inserted them all).
-const INSERTED_ALL: &str = "SELECT event_id, tenant_id, workspace_id, api_key_id, run_id, cost_micros, occurred_at FROM ledger_staging";
-
-/// The rows the batch added when some were recorded before.
-const INSERTED_NEW: &str = "INSERT INTO usage_ledger (event_id, tenant_id, workspace_id, api_key_id, run_id, provider, model,
-                                       input_tokens, cached_input_tokens, output_tokens, cost_micros, status, latency_ms, occurred_at)
-             SELECT * FROM ledger_staging
-             ON CONFLICT DO NOTHING
-             RETURNING event_id, tenant_id, workspace_id, api_key_id, run_id, cost_micros, occurred_at";
-
-/// Adds the inserted rows (`ins`) to the rollups; returns the changed rollups and, in one row,
-/// the inserted event ids.
+/// Adds the inserted events, summed per UTC quarter hour (`$1`…`$7`, see [`Quarters`]), to
+/// the rollups; returns the changed rollups.
 const ROLLUPS: &str = "
-         -- Events of the same tenant, workspace, key, run and UTC quarter hour add up first. Every
-         -- time zone's offset is a whole number of quarter hours, so a quarter hour lies within
-         -- one local day everywhere: the zone is then looked up per group, not per event.
-         quarters AS (
-             SELECT tenant_id, workspace_id, api_key_id, run_id,
-                    to_timestamp(floor(extract(epoch FROM occurred_at) / 900) * 900) AS quarter,
-                    sum(cost_micros) AS spent, count(*) AS n
-               FROM ins GROUP BY 1, 2, 3, 4, 5
+         WITH quarters AS (
+             SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::timestamptz[], $6::int8[], $7::int8[])
+                 AS q(tenant_id, workspace_id, api_key_id, run_id, quarter, spent, n)
          ),
          dated AS MATERIALIZED (
              SELECT q.tenant_id, q.workspace_id, q.api_key_id, q.run_id, q.spent, q.n,
@@ -162,31 +133,21 @@ const ROLLUPS: &str = "
                                          ('api_key', d.api_key_id), ('agent_run', d.run_id)) AS s(scope, scope_id)
               CROSS JOIN (VALUES ('day'), ('month'), ('total')) AS g(granularity)
               WHERE s.scope_id IS NOT NULL
-         ),
-         up AS (
-             INSERT INTO spend_rollups AS r (tenant_id, scope, scope_id, granularity, period_start, spent_micros, request_count)
-             SELECT tenant_id, scope, scope_id, granularity, period_start, sum(spent)::bigint, sum(n)::bigint
-               FROM spread GROUP BY 1, 2, 3, 4, 5
-              -- A fixed order of row locks: concurrent ledger instances cannot deadlock.
-              ORDER BY 1, 2, 3, 4, 5
-             ON CONFLICT (tenant_id, scope, scope_id, granularity, period_start) DO UPDATE
-                SET spent_micros = r.spent_micros + EXCLUDED.spent_micros,
-                    request_count = r.request_count + EXCLUDED.request_count,
-                    updated_at = now(),
-                    revision = nextval('spend_rollups_revision_seq')
-             RETURNING tenant_id, scope, scope_id, granularity, period_start, spent_micros, revision
          )
-         -- The inserted event ids travel as one array in one row: thousands of one-column rows
-         -- would cost both sides more than the ids themselves.
-         SELECT false AS is_event, up.tenant_id AS id, up.scope, up.scope_id, up.granularity, up.period_start,
-                up.spent_micros AS spent, up.revision, NULL::uuid[] AS events
-           FROM up
-         UNION ALL
-         SELECT true, NULL, NULL, NULL, NULL, NULL, NULL, NULL, coalesce(array_agg(ins.event_id), '{}') FROM ins";
+         INSERT INTO spend_rollups AS r (tenant_id, scope, scope_id, granularity, period_start, spent_micros, request_count)
+         SELECT tenant_id, scope, scope_id, granularity, period_start, sum(spent)::bigint, sum(n)::bigint
+           FROM spread GROUP BY 1, 2, 3, 4, 5
+          -- A fixed order of row locks: concurrent ledger instances cannot deadlock.
+          ORDER BY 1, 2, 3, 4, 5
+         ON CONFLICT (tenant_id, scope, scope_id, granularity, period_start) DO UPDATE
+            SET spent_micros = r.spent_micros + EXCLUDED.spent_micros,
+                request_count = r.request_count + EXCLUDED.request_count,
+                updated_at = now(),
+                revision = nextval('spend_rollups_revision_seq')
+         RETURNING tenant_id, scope, scope_id, granularity, period_start, spent_micros AS spent, revision";
 
-/// The batch's rows go to `ledger_staging` by binary COPY; one statement then inserts them into
-/// the ledger and adds them to the rollups. The rollups add up exactly the rows that this
-/// statement inserted, so a redelivered batch changes neither.
+/// The batch's rows go to `ledger_staging` by binary COPY, then into the ledger; the rollups
+/// then add up exactly the rows inserted, so a redelivered batch changes neither.
 async fn insert_rows(
     tx: &mut Transaction<'static, Postgres>,
     valid: &[&UsageRecord],
@@ -227,61 +188,113 @@ async fn insert_rows(
     )
     .execute(&mut **tx)
     .await;
-    let inserted_rows = match fast {
+    let inserted: Vec<&UsageRecord> = match fast {
         Ok(_) => {
             sqlx::raw_sql("RELEASE SAVEPOINT ledger_fast_path")
                 .execute(&mut **tx)
                 .await?;
-            INSERTED_ALL
+            valid.to_vec()
         }
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
             sqlx::raw_sql("ROLLBACK TO SAVEPOINT ledger_fast_path")
                 .execute(&mut **tx)
                 .await?;
-            INSERTED_NEW
+            let rows: Vec<(Uuid, DateTime<Utc>)> = sqlx::query_as(
+                "INSERT INTO usage_ledger (event_id, tenant_id, workspace_id, api_key_id, run_id, provider, model,
+                                           input_tokens, cached_input_tokens, output_tokens, cost_micros, status, latency_ms, occurred_at)
+                 SELECT * FROM ledger_staging
+                 ON CONFLICT DO NOTHING
+                 RETURNING event_id, occurred_at",
+            )
+            .fetch_all(&mut **tx)
+            .await?;
+            // A row of the ledger is one event: an event sent twice in the batch counts once.
+            // (Postgres keeps microseconds: the batch's times are compared at that precision.)
+            let mut new: HashSet<(Uuid, i64)> = rows
+                .into_iter()
+                .map(|(id, at)| (id, at.timestamp_micros()))
+                .collect();
+            valid
+                .iter()
+                .copied()
+                .filter(|r| new.remove(&(r.event_id, r.occurred_at.timestamp_micros())))
+                .collect()
         }
         Err(e) => return Err(e.into()),
     };
-    let rows: Vec<ChangeRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "WITH ins AS ({inserted_rows}),{ROLLUPS}"
-    )))
-    .fetch_all(&mut **tx)
-    .await?;
-    let mut inserted = Inserted {
-        inserted: Vec::new(),
-        changed: Vec::new(),
+    let quarters = Quarters::of(&inserted)?;
+    let changed: Vec<Rollup> = if quarters.tenant.is_empty() {
+        Vec::new()
+    } else {
+        sqlx::query_as(ROLLUPS)
+            .bind(&quarters.tenant)
+            .bind(&quarters.workspace)
+            .bind(&quarters.api_key)
+            .bind(&quarters.run)
+            .bind(&quarters.quarter)
+            .bind(&quarters.spent)
+            .bind(&quarters.count)
+            .fetch_all(&mut **tx)
+            .await?
     };
-    for row in rows {
-        match row {
-            ChangeRow {
-                is_event: true,
-                events: Some(events),
-                ..
-            } => inserted.inserted = events,
-            ChangeRow {
-                scope: Some(scope),
-                scope_id: Some(scope_id),
-                granularity: Some(granularity),
-                period_start: Some(period_start),
-                spent: Some(spent),
-                revision: Some(revision),
-                id: Some(id),
-                ..
-            } => {
-                inserted.changed.push(Rollup {
-                    tenant_id: id,
-                    scope,
-                    scope_id,
-                    granularity,
-                    period_start,
-                    spent,
-                    revision,
-                });
-            }
-            _ => {}
+    Ok(Inserted {
+        inserted: inserted.iter().map(|r| r.event_id).collect(),
+        changed,
+    })
+}
+
+/// Inserted events summed per tenant, workspace, key, run and UTC quarter hour, as columns for
+/// [`ROLLUPS`]. Every time zone's offset is a whole number of quarter hours, so a quarter hour
+/// lies within one local day everywhere: Postgres then applies each tenant's zone to these few
+/// sums instead of to every event.
+#[derive(Default)]
+struct Quarters {
+    tenant: Vec<Uuid>,
+    workspace: Vec<Option<Uuid>>,
+    api_key: Vec<Option<Uuid>>,
+    run: Vec<Option<Uuid>>,
+    quarter: Vec<DateTime<Utc>>,
+    spent: Vec<i64>,
+    count: Vec<i64>,
+}
+
+type QuarterKey = (Uuid, Option<Uuid>, Option<Uuid>, Option<Uuid>, i64);
+
+impl Quarters {
+    const SECONDS: i64 = 15 * 60;
+
+    fn of(records: &[&UsageRecord]) -> Result<Self, RecordError> {
+        let mut sums: HashMap<QuarterKey, (i64, i64)> = HashMap::new();
+        for r in records {
+            let u = &r.usage;
+            let key = (
+                r.tenant_id.as_uuid(),
+                u.workspace_id.map(|w| w.as_uuid()),
+                u.api_key_id.map(|k| k.as_uuid()),
+                u.run_id.map(|x| x.as_uuid()),
+                r.occurred_at.timestamp().div_euclid(Self::SECONDS),
+            );
+            let (spent, count) = sums.entry(key).or_default();
+            *spent = spent
+                .checked_add(u.cost_micros.0)
+                .ok_or(RecordError::TooLarge)?;
+            *count += 1;
         }
+        let mut out = Self::default();
+        for ((tenant, workspace, api_key, run, quarter), (spent, count)) in sums {
+            out.tenant.push(tenant);
+            out.workspace.push(workspace);
+            out.api_key.push(api_key);
+            out.run.push(run);
+            out.quarter.push(
+                DateTime::from_timestamp(quarter * Self::SECONDS, 0)
+                    .ok_or(RecordError::TooLarge)?,
+            );
+            out.spent.push(spent);
+            out.count.push(count);
+        }
+        Ok(out)
     }
-    Ok(inserted)
 }
 
 /// The batch in PostgreSQL's binary COPY format, in the columns of `ledger_staging`.

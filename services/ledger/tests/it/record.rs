@@ -40,6 +40,29 @@ async fn a_redelivered_batch_changes_nothing() {
 }
 
 #[tokio::test]
+async fn an_event_twice_in_one_batch_is_recorded_and_counted_once() {
+    let db = TestDb::new().await;
+    let system = system(&db).await;
+    let t = tenant(&db, "UTC").await;
+    let now = Utc::now();
+    let event = record(&t, 100, now);
+    let batch = vec![event.clone(), record(&t, 20, now), event];
+
+    let recorded = record_batch(&system, &batch).await.unwrap();
+    assert_eq!(recorded.inserted.len(), 2);
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM usage_ledger")
+        .fetch_one(&mut db.owner().await)
+        .await
+        .unwrap();
+    assert_eq!(rows, 2);
+    let day = now.date_naive().to_string();
+    assert_eq!(
+        rollup(&db, "tenant", t.id.as_uuid(), "day", &day).await,
+        Some((120, 2))
+    );
+}
+
+#[tokio::test]
 async fn every_scope_and_granularity_is_rolled_up() {
     let db = TestDb::new().await;
     let system = system(&db).await;

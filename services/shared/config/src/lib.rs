@@ -249,7 +249,7 @@ pub struct LedgerConfig {
 impl LedgerConfig {
     pub fn from_source(src: &Source) -> Result<Self, ConfigError> {
         Ok(Self {
-            batch_size: src.number("LEDGER_BATCH_SIZE", 1..=10_000)?,
+            batch_size: src.number("LEDGER_BATCH_SIZE", 1..=100_000)?,
             consumers: src.number("LEDGER_CONSUMERS", 1..=64)?,
             retention_months: src.number("LEDGER_RETENTION_MONTHS", 1..=1200)?,
             reconcile_interval: Duration::from_secs(
