@@ -7,6 +7,10 @@
 --       estimated tokens, reservation id, lease expiry (ms), key ttl (ms), budget count,
 --       then for each budget: period (YYYY-MM-DD), limit, estimated cost, blocks (1/0).
 --
+-- A budget's holds hash has `total`, one field per call in flight (reservation id → estimated
+-- cost) and one per second in which settled costs stop being held (`s:<second>` → their sum,
+-- written by settle.lua). Its leases zset gives each of those fields (but `total`) its expiry.
+--
 -- Returns one of:
 --   {'ok', rpm_remaining, tpm_remaining}
 --   {'rate', 'requests'|'tokens', retry_after_ms}
@@ -19,17 +23,18 @@ local reservation, lease, ttl, n = ARGV[7], ARGV[8], tonumber(ARGV[9]), tonumber
 -- Sliding window estimate: the previous window's count, weighted by how much of it still
 -- overlaps the last `window` ms, plus the current window's count.
 local weight = (window - elapsed) / window
+local rates = redis.call('MGET', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
 local function used(cur, prev)
-    return (tonumber(redis.call('GET', cur)) or 0) + (tonumber(redis.call('GET', prev)) or 0) * weight
+    return (tonumber(rates[cur]) or 0) + (tonumber(rates[prev]) or 0) * weight
 end
 local rpm_remaining, tpm_remaining = -1, -1
 if rpm_limit > 0 then
-    local u = used(KEYS[1], KEYS[2])
+    local u = used(1, 2)
     if u + 1 > rpm_limit then return {'rate', 'requests', window - elapsed} end
     rpm_remaining = math.floor(rpm_limit - u - 1)
 end
 if tpm_limit > 0 then
-    local u = used(KEYS[3], KEYS[4])
+    local u = used(3, 4)
     if u + tokens > tpm_limit and u > 0 then return {'rate', 'tokens', window - elapsed} end
     tpm_remaining = math.max(0, math.floor(tpm_limit - u - tokens))
 end
@@ -46,17 +51,17 @@ for i = 1, n do
         -- An older period in the mirror means nothing is spent in this one yet.
         local spent = 0
         if stored[1] == period then spent = tonumber(stored[2]) or 0 end
-        -- Expired leases (crashed requests, settled calls the ledger has counted) free their hold.
-        -- At most 100 per call, so a burst's worth of expired holds never stalls Redis at once;
-        -- the rest go with the next calls (they only make the budget look fuller meanwhile).
+        -- Expired leases (crashed calls, settled seconds the ledger has counted) free their
+        -- hold. At most 100 per call, so expired holds never stall Redis at once; the rest go
+        -- with the next calls (they only make the budget look fuller meanwhile).
         local expired = redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0, 100)
-        for _, id in ipairs(expired) do
-            local amount = tonumber(redis.call('HGET', holds, id))
-            if amount then
-                redis.call('HINCRBY', holds, 'total', -amount)
-                redis.call('HDEL', holds, id)
-            end
-            redis.call('ZREM', leases, id)
+        if #expired > 0 then
+            local amounts = redis.call('HMGET', holds, unpack(expired))
+            local freed = 0
+            for j = 1, #expired do freed = freed + (tonumber(amounts[j]) or 0) end
+            redis.call('HINCRBY', holds, 'total', -freed)
+            redis.call('HDEL', holds, unpack(expired))
+            redis.call('ZREM', leases, unpack(expired))
         end
         local held = tonumber(redis.call('HGET', holds, 'total')) or 0
         if blocks == '1' and spent + held + cost > limit then
@@ -70,12 +75,12 @@ if #missing > 0 then
 end
 
 -- Admitted: count the request and its tokens, and hold the estimated cost on every budget.
-if rpm_limit > 0 then
-    redis.call('INCR', KEYS[1])
+-- A counter's expiry is set when the counter is created; a budget's keys live `ttl` past their
+-- last reservation.
+if rpm_limit > 0 and redis.call('INCR', KEYS[1]) == 1 then
     redis.call('PEXPIRE', KEYS[1], 2 * window)
 end
-if tpm_limit > 0 then
-    redis.call('INCRBY', KEYS[3], tokens)
+if tpm_limit > 0 and redis.call('INCRBY', KEYS[3], tokens) == tokens then
     redis.call('PEXPIRE', KEYS[3], 2 * window)
 end
 for i = 1, n do

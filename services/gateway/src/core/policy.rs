@@ -2,9 +2,10 @@
 //! (`policy.lua`), settled after the call (`settle.lua`).
 //!
 //! Keys: `{prefix}ratelimit:key:{key_id}:{rpm|tpm}:{window}` for the sliding windows, and beside
-//! each budget's mirror `{prefix}budget:{id}:holds` (reservation → micro-dollars, plus `total`)
-//! and `{prefix}budget:{id}:leases` (reservation → expiry). A mirror that is missing is rebuilt
-//! from the rollups before deciding.
+//! each budget's mirror `{prefix}budget:{id}:holds` (reservation → micro-dollars for calls in
+//! flight, `s:<second>` → settled costs held until that second, and `total`) and
+//! `{prefix}budget:{id}:leases` (each of those fields → expiry). A mirror that is missing is
+//! rebuilt from the rollups before deciding.
 //!
 //! When Redis is unreachable, rate limits fall back to a per-process limiter (logged loudly and
 //! shown by `gateway_policy_fallback`), and budgets fail closed unless the tenant opted out.
@@ -200,7 +201,6 @@ impl Policy {
             cost.0.to_string(),
             (tokens as i64 - reservation.estimated_tokens as i64).to_string(),
             hold_until.to_string(),
-            (millis(self.reservation_ttl.max(self.settled_hold)) + WINDOW_MS).to_string(),
             u8::from(reservation.tpm_limited).to_string(),
         ];
         Some((keys, args))
@@ -222,7 +222,9 @@ impl Policy {
                 .key(holds_key(&self.prefix, budget.id))
                 .key(leases_key(&self.prefix, budget.id));
         }
-        let ttl = millis(self.reservation_ttl) + WINDOW_MS;
+        // A budget's holds outlive both its reservations and its settled holds (settle.lua
+        // does not extend them).
+        let ttl = millis(self.reservation_ttl.max(self.settled_hold)) + WINDOW_MS;
         invocation
             .arg(now)
             .arg(WINDOW_MS)

@@ -2,6 +2,7 @@
 //! Redis lost them) and rate limits, with the OpenAI error shapes and headers.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -237,12 +238,89 @@ async fn reservations_are_released_when_calls_settle() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert_eq!(held, Some(charged));
-    let ids: HashSet<String> = redis::cmd("HKEYS")
+    // No reservation is left in flight: what is held is the total and the seconds in which
+    // settled costs stop being held.
+    let fields: HashSet<String> = redis::cmd("HKEYS")
         .arg(&key)
         .query_async(&mut redis)
         .await
         .unwrap();
-    assert_eq!(ids.len(), 4, "three reservations and the total: {ids:?}");
+    assert!(fields.contains("total"), "{fields:?}");
+    assert!(
+        fields.iter().all(|f| f == "total" || f.starts_with("s:")),
+        "settled calls hold per second, not per reservation: {fields:?}"
+    );
+    let leases = sb_contracts::budget::leases_key(&stack.config.redis.key_prefix, budget);
+    let leased: Vec<String> = redis::cmd("ZRANGE")
+        .arg(&leases)
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(
+        leased.iter().collect::<HashSet<_>>(),
+        fields
+            .iter()
+            .filter(|f| *f != "total")
+            .collect::<HashSet<_>>(),
+        "every held second has its lease"
+    );
+}
+
+/// What a budget holds now (`total` of its holds hash).
+async fn held(redis: &mut redis::aio::ConnectionManager, key: &str) -> Option<i64> {
+    redis::cmd("HGET")
+        .arg(key)
+        .arg("total")
+        .query_async(redis)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn settled_holds_end_when_their_second_has_passed() {
+    let stack = Stack::with(|config| config.gateway.settled_hold = Duration::from_secs(1)).await;
+    let budget = stack
+        .add_budget("api_key", Some(stack.key_id), "total", 1_000_000)
+        .await;
+    let mut redis = stack.redis.connection().await;
+    let key = sb_contracts::budget::holds_key(&stack.config.redis.key_prefix, budget);
+    for _ in 0..2 {
+        assert_eq!(
+            stack.chat(&small_call()).send().await.unwrap().status(),
+            StatusCode::OK
+        );
+    }
+    let first = stack.wait_for_usage(2).await;
+    let first_cost: i64 = first.iter().map(|e| e.cost_micros.0).sum();
+    assert!(first_cost > 0);
+    // Held (real costs) until their second has passed (at most 2 s from now) ...
+    let mut seen = None;
+    for _ in 0..50 {
+        seen = held(&mut redis, &key).await;
+        if seen == Some(first_cost) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(seen, Some(first_cost));
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    // ... then the next decision frees them: only the new call's own cost remains held.
+    assert_eq!(
+        stack.chat(&small_call()).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    let all = stack.wait_for_usage(3).await;
+    let last_cost = all.iter().map(|e| e.cost_micros.0).sum::<i64>() - first_cost;
+    for _ in 0..50 {
+        seen = held(&mut redis, &key).await;
+        if seen == Some(last_cost) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(seen, Some(last_cost), "the expired seconds were freed");
 }
 
 #[tokio::test]

@@ -23,12 +23,13 @@ pub fn mirror_key(prefix: &str, budget_id: Uuid) -> String {
     format!("{prefix}budget:{budget_id}")
 }
 
-/// The gateways' holds on a budget (hash: reservation id → micro-dollars, and `total`).
+/// The gateways' holds on a budget (hash: reservation id → micro-dollars for a call in flight,
+/// `s:<second>` → settled costs held until that second, and `total`).
 pub fn holds_key(prefix: &str, budget_id: Uuid) -> String {
     format!("{prefix}budget:{budget_id}:holds")
 }
 
-/// The leases of those holds (sorted set: reservation id → expiry in ms).
+/// The leases of those holds (sorted set: field of the holds hash → expiry in ms).
 pub fn leases_key(prefix: &str, budget_id: Uuid) -> String {
     format!("{prefix}budget:{budget_id}:leases")
 }
