@@ -43,6 +43,9 @@ impl Gateway {
             .read_timeout(gw.upstream_timeout)
             .pool_max_idle_per_host(256)
             .tcp_nodelay(true)
+            // An upstream's redirect is its error to report, not a hop to follow with the
+            // tenant's key.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(std::io::Error::other)?;
         Ok(Arc::new(Self {

@@ -238,7 +238,8 @@ impl Policy {
             .arg(ask.budgets.len());
         for (budget, cost) in &ask.budgets {
             invocation
-                .arg(budget.period_start.format("%Y-%m-%d").to_string())
+                // YYYY-MM-DD
+                .arg(budget.period_start.to_string())
                 .arg(budget.limit_micros)
                 .arg(cost.0)
                 .arg(u8::from(budget.blocks));

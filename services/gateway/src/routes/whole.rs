@@ -4,7 +4,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::Json;
+use axum::http::HeaderValue;
+use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
@@ -60,7 +61,11 @@ pub async fn answer(
                 routed.hops,
                 Outcome::Ok,
             );
-            let mut response = Json(completion.body).into_response();
+            let mut response = (
+                [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+                completion.body,
+            )
+                .into_response();
             rate_limit_headers(response.headers_mut(), &limits);
             Ok(response)
         }

@@ -17,15 +17,15 @@ async fn a_completion_comes_back_in_the_openai_format() {
     let app = mock().await;
     let up = upstream(ProviderKind::Anthropic, &app, "");
     let done = up.chat(&http(), &request()).await.unwrap();
-    assert_eq!(done.body["object"], "chat.completion");
-    assert_eq!(done.body["model"], "mock-claude-sonnet");
-    assert!(done.body["id"].as_str().unwrap().starts_with("msg_"));
-    assert_eq!(done.body["choices"][0]["message"]["role"], "assistant");
-    assert_eq!(done.body["choices"][0]["message"]["content"], SENTENCE);
-    assert_eq!(done.body["choices"][0]["finish_reason"], "stop");
+    assert_eq!(done.json()["object"], "chat.completion");
+    assert_eq!(done.json()["model"], "mock-claude-sonnet");
+    assert!(done.json()["id"].as_str().unwrap().starts_with("msg_"));
+    assert_eq!(done.json()["choices"][0]["message"]["role"], "assistant");
+    assert_eq!(done.json()["choices"][0]["message"]["content"], SENTENCE);
+    assert_eq!(done.json()["choices"][0]["finish_reason"], "stop");
     // The system prompt counts: 2 + 3 words in.
     assert_eq!(done.usage, usage(5, 21));
-    assert_eq!(done.body["usage"]["total_tokens"], 26);
+    assert_eq!(done.json()["usage"]["total_tokens"], 26);
 }
 
 #[tokio::test]
@@ -38,10 +38,10 @@ async fn max_tokens_is_passed_and_length_maps() {
         .await
         .unwrap();
     assert_eq!(
-        done.body["choices"][0]["message"]["content"],
+        done.json()["choices"][0]["message"]["content"],
         "Hello! This is mock-llm, an"
     );
-    assert_eq!(done.body["choices"][0]["finish_reason"], "length");
+    assert_eq!(done.json()["choices"][0]["finish_reason"], "length");
     assert_eq!(done.usage, usage(5, 5));
 }
 
@@ -54,7 +54,7 @@ async fn a_stream_translates_to_chunks_and_usage() {
     assert_eq!(got.error, None);
     assert_eq!(
         got.content(),
-        non_stream.body["choices"][0]["message"]["content"]
+        non_stream.json()["choices"][0]["message"]["content"]
             .as_str()
             .unwrap()
     );
@@ -77,8 +77,8 @@ async fn a_tool_call_round_trip() {
     body["tools"] = json!([{ "type": "function", "function": { "name": "lookup",
         "parameters": { "type": "object", "properties": { "query": { "type": "string" } } } } }]);
     let done = up.chat(&http(), &body).await.unwrap();
-    assert_eq!(done.body["choices"][0]["finish_reason"], "tool_calls");
-    let message = done.body["choices"][0]["message"].clone();
+    assert_eq!(done.json()["choices"][0]["finish_reason"], "tool_calls");
+    let message = done.json()["choices"][0]["message"].clone();
     assert_eq!(message["content"], Value::Null);
     let call = &message["tool_calls"][0];
     assert_eq!(call["type"], "function");
@@ -111,8 +111,8 @@ async fn a_tool_call_round_trip() {
         json!({ "role": "tool", "tool_call_id": call["id"], "content": "three results found" }),
     ]);
     let done = up.chat(&http(), &body).await.unwrap();
-    assert_eq!(done.body["choices"][0]["finish_reason"], "stop");
-    assert_eq!(done.body["choices"][0]["message"]["content"], SENTENCE);
+    assert_eq!(done.json()["choices"][0]["finish_reason"], "stop");
+    assert_eq!(done.json()["choices"][0]["message"]["content"], SENTENCE);
     assert_eq!(done.usage, usage(8, 21));
 }
 

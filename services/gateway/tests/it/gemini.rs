@@ -17,12 +17,12 @@ async fn a_completion_comes_back_in_the_openai_format() {
     let app = mock().await;
     let up = upstream(ProviderKind::Gemini, &app, "");
     let done = up.chat(&http(), &request()).await.unwrap();
-    assert_eq!(done.body["object"], "chat.completion");
-    assert_eq!(done.body["model"], "mock-gemini-flash");
-    assert_eq!(done.body["choices"][0]["message"]["content"], SENTENCE);
-    assert_eq!(done.body["choices"][0]["finish_reason"], "stop");
+    assert_eq!(done.json()["object"], "chat.completion");
+    assert_eq!(done.json()["model"], "mock-gemini-flash");
+    assert_eq!(done.json()["choices"][0]["message"]["content"], SENTENCE);
+    assert_eq!(done.json()["choices"][0]["finish_reason"], "stop");
     assert_eq!(done.usage, usage(5, 21));
-    assert_eq!(done.body["usage"]["total_tokens"], 26);
+    assert_eq!(done.json()["usage"]["total_tokens"], 26);
 }
 
 #[tokio::test]
@@ -33,18 +33,17 @@ async fn max_tokens_and_json_output_translate() {
     body["max_completion_tokens"] = json!(4);
     let done = up.chat(&http(), &body).await.unwrap();
     assert_eq!(
-        done.body["choices"][0]["message"]["content"],
+        done.json()["choices"][0]["message"]["content"],
         "Hello! This is mock-llm,"
     );
-    assert_eq!(done.body["choices"][0]["finish_reason"], "length");
+    assert_eq!(done.json()["choices"][0]["finish_reason"], "length");
     assert_eq!(done.usage, usage(5, 4));
 
     let mut body = request();
     body["response_format"] = json!({ "type": "json_object" });
     let done = up.chat(&http(), &body).await.unwrap();
-    let content = done.body["choices"][0]["message"]["content"]
-        .as_str()
-        .unwrap();
+    let answer = done.json();
+    let content = answer["choices"][0]["message"]["content"].as_str().unwrap();
     let parsed: Value = serde_json::from_str(content).unwrap();
     assert_eq!(parsed["message"], SENTENCE);
 }
@@ -58,7 +57,7 @@ async fn a_stream_translates_to_chunks_and_usage() {
     assert_eq!(got.error, None);
     assert_eq!(
         got.content(),
-        non_stream.body["choices"][0]["message"]["content"]
+        non_stream.json()["choices"][0]["message"]["content"]
             .as_str()
             .unwrap()
     );
@@ -80,8 +79,8 @@ async fn a_tool_call_round_trip() {
         "parameters": { "type": "object", "properties": { "query": { "type": "string" } } } } }]);
     let done = up.chat(&http(), &body).await.unwrap();
     // Gemini says STOP; a function call makes it tool_calls.
-    assert_eq!(done.body["choices"][0]["finish_reason"], "tool_calls");
-    let message = done.body["choices"][0]["message"].clone();
+    assert_eq!(done.json()["choices"][0]["finish_reason"], "tool_calls");
+    let message = done.json()["choices"][0]["message"].clone();
     let call = &message["tool_calls"][0];
     assert_eq!(call["function"]["name"], "lookup");
     let arguments: Value =
@@ -103,8 +102,8 @@ async fn a_tool_call_round_trip() {
         json!({ "role": "tool", "tool_call_id": call["id"], "content": "three results found" }),
     ]);
     let done = up.chat(&http(), &body).await.unwrap();
-    assert_eq!(done.body["choices"][0]["finish_reason"], "stop");
-    assert_eq!(done.body["choices"][0]["message"]["content"], SENTENCE);
+    assert_eq!(done.json()["choices"][0]["finish_reason"], "stop");
+    assert_eq!(done.json()["choices"][0]["message"]["content"], SENTENCE);
     // The mock counts text parts only: the function response is not one.
     assert_eq!(done.usage, usage(5, 21));
 }

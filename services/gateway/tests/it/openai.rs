@@ -27,9 +27,9 @@ async fn a_completion_passes_through_with_its_usage() {
     )
     .await
     .unwrap();
-    assert_eq!(done.body["object"], "chat.completion");
-    assert_eq!(done.body["choices"][0]["message"]["content"], SENTENCE);
-    assert_eq!(done.body["choices"][0]["finish_reason"], "stop");
+    assert_eq!(done.json()["object"], "chat.completion");
+    assert_eq!(done.json()["choices"][0]["message"]["content"], SENTENCE);
+    assert_eq!(done.json()["choices"][0]["finish_reason"], "stop");
     // "be brief" + "say something nice": 5 words in, the sentence's 21 out.
     assert_eq!(done.usage, usage(5, 21));
 }
@@ -62,8 +62,8 @@ async fn a_tool_call_round_trip() {
     let mut body = request();
     body["tools"] = tools();
     let done = up.chat(&http(), &body).await.unwrap();
-    let message = &done.body["choices"][0]["message"];
-    assert_eq!(done.body["choices"][0]["finish_reason"], "tool_calls");
+    let message = &done.json()["choices"][0]["message"];
+    assert_eq!(done.json()["choices"][0]["finish_reason"], "tool_calls");
     let call = &message["tool_calls"][0];
     assert_eq!(call["function"]["name"], "lookup");
     assert_eq!(call["function"]["arguments"], r#"{"query": "mock"}"#);
@@ -75,7 +75,7 @@ async fn a_tool_call_round_trip() {
         json!({ "role": "tool", "tool_call_id": call["id"], "content": "three results found" }),
     ]);
     let done = up.chat(&http(), &body).await.unwrap();
-    assert_eq!(done.body["choices"][0]["message"]["content"], SENTENCE);
+    assert_eq!(done.json()["choices"][0]["message"]["content"], SENTENCE);
     assert_eq!(done.usage, usage(8, 21));
 
     // Streamed, the call arrives in pieces with its index.
@@ -131,7 +131,7 @@ async fn embeddings_count_input_tokens() {
     let up = upstream(ProviderKind::OpenAi, &app, "/v1");
     let body = json!({ "model": "mock-embedding", "input": ["one two", "three"] });
     let done = up.embeddings(&http(), &body).await.unwrap();
-    assert_eq!(done.body["data"].as_array().unwrap().len(), 2);
+    assert_eq!(done.json()["data"].as_array().unwrap().len(), 2);
     assert_eq!(
         done.usage,
         Usage {

@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 
 use serde_json::{Map, Value, json};
 
-use super::http::{error_object_message, join, secret_header, send, send_json};
+use super::http::{error_object_message, post_to, secret_header, send, send_json};
 use super::shape::{
     self, Answer, ToolChoice, arguments_object, count, data_url, function_tools, is_system,
     merge_turns, messages, role, stop_sequences, system_text, tool_call, unix_now,
@@ -47,9 +47,8 @@ fn post(
     http: &reqwest::Client,
     upstream: &Upstream,
 ) -> Result<reqwest::RequestBuilder, UpstreamError> {
-    let mut request = http
-        .post(join(&upstream.base_url, "v1/messages"))
-        .header("anthropic-version", API_VERSION);
+    let mut request =
+        post_to(http, &upstream.base_url, "v1/messages").header("anthropic-version", API_VERSION);
     if let Some(key) = &upstream.api_key {
         request = request.header("x-api-key", secret_header(key)?);
     }
@@ -228,7 +227,7 @@ fn completion(answer: Value) -> Result<Completion, UpstreamError> {
     let finish = finish_reason(answer.get("stop_reason").and_then(Value::as_str));
     let message = shape::assistant_message(text, calls);
     let body = answer_of(&answer).completion(message, finish, usage);
-    Ok(Completion { body, usage })
+    Ok(Completion::of(&body, usage))
 }
 
 /// The id and model of an Anthropic message.
@@ -466,7 +465,7 @@ mod tests {
                 output_tokens: 7
             }
         );
-        let body = done.body;
+        let body = done.json();
         assert_eq!(body["object"], "chat.completion");
         assert_eq!(body["id"], "msg_1");
         assert_eq!(body["choices"][0]["finish_reason"], "tool_calls");

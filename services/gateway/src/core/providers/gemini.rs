@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 
 use serde_json::{Map, Value, json};
 
-use super::http::{join, secret_header, send, send_json, stream_error};
+use super::http::{post_to, secret_header, send, send_json, stream_error};
 use super::shape::{
     self, Answer, ToolChoice, arguments_object, count, data_url, function_tools, is_system,
     merge_turns, messages, new_id, role, stop_sequences, system_text, tool_call, unix_now,
@@ -55,7 +55,7 @@ fn post(
     } else {
         format!("v1beta/models/{model}:{method}")
     };
-    let mut request = http.post(join(&upstream.base_url, &resource));
+    let mut request = post_to(http, &upstream.base_url, &resource);
     if let Some(key) = &upstream.api_key {
         request = request.header("x-goog-api-key", secret_header(key)?);
     }
@@ -251,7 +251,7 @@ fn completion(answer: Value, model: &str) -> Result<Completion, UpstreamError> {
     let usage = usage_of(answer.get("usageMetadata"));
     let message = shape::assistant_message(text, calls);
     let body = answer_of(&answer, model).completion(message, finish, usage);
-    Ok(Completion { body, usage })
+    Ok(Completion::of(&body, usage))
 }
 
 /// The id and model of a response (Gemini may send neither; then ours).
@@ -489,7 +489,7 @@ mod tests {
                 output_tokens: 10
             }
         );
-        let body = &done.body;
+        let body = &done.json();
         assert_eq!(body["id"], "r1");
         assert_eq!(body["model"], "gemini-2.5-flash");
         assert_eq!(body["choices"][0]["message"]["content"], "Here");
@@ -504,7 +504,7 @@ mod tests {
             "g",
         );
         assert_eq!(
-            blocked.unwrap().body["choices"][0]["finish_reason"],
+            blocked.unwrap().json()["choices"][0]["finish_reason"],
             "content_filter"
         );
         assert!(completion(json!({ "what": 1 }), "g").is_err());

@@ -1,6 +1,10 @@
 //! What every adapter does over HTTP the same way: build URLs, attach the key, send, and turn
 //! failures (statuses, timeouts, broken connections, unreadable bodies) into [`UpstreamError`].
 
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
+
+use bytes::Bytes;
 use reqwest::header::HeaderValue;
 use reqwest::{RequestBuilder, Response};
 use secrecy::{ExposeSecret, SecretString};
@@ -34,6 +38,30 @@ pub(super) fn join(base: &str, path: &str) -> String {
     url
 }
 
+/// A POST to `path` under `base` (see [`join`]). Parsed URLs are kept (a few per provider
+/// entry and model): parsing one, with its host's IDNA mapping, took more of a call's time
+/// than the whole policy decision.
+pub(super) fn post_to(http: &reqwest::Client, base: &str, path: &str) -> RequestBuilder {
+    static PARSED: LazyLock<Mutex<HashMap<String, reqwest::Url>>> = LazyLock::new(Mutex::default);
+    const MOST: usize = 4096;
+    let joined = join(base, path);
+    let mut parsed = PARSED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(url) = parsed.get(&joined) {
+        return http.post(url.clone());
+    }
+    match reqwest::Url::parse(&joined) {
+        Ok(url) => {
+            if parsed.len() >= MOST {
+                parsed.clear();
+            }
+            parsed.insert(joined, url.clone());
+            http.post(url)
+        }
+        // reqwest reports it when the request is sent.
+        Err(_) => http.post(joined),
+    }
+}
+
 /// A header value holding a key, marked sensitive so it is never logged.
 pub(super) fn secret_header(key: &SecretString) -> Result<HeaderValue, UpstreamError> {
     let mut value = HeaderValue::from_str(key.expose_secret()).map_err(|_| {
@@ -62,18 +90,30 @@ pub(super) async fn send(
     })
 }
 
+/// Sends `request` and reads a whole answer, unparsed.
+pub(super) async fn send_bytes(
+    request: RequestBuilder,
+    key: Option<&SecretString>,
+) -> Result<Bytes, UpstreamError> {
+    send(request, key)
+        .await?
+        .bytes()
+        .await
+        .map_err(from_reqwest)
+}
+
 /// Sends `request` and reads a whole JSON answer.
 pub(super) async fn send_json(
     request: RequestBuilder,
     key: Option<&SecretString>,
 ) -> Result<Value, UpstreamError> {
-    let bytes = send(request, key)
-        .await?
-        .bytes()
-        .await
-        .map_err(from_reqwest)?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| UpstreamError::Protocol(format!("the body is not JSON: {e}")))
+    let bytes = send_bytes(request, key).await?;
+    serde_json::from_slice(&bytes).map_err(not_json)
+}
+
+/// An answer that does not parse.
+pub(super) fn not_json(error: serde_json::Error) -> UpstreamError {
+    UpstreamError::Protocol(format!("the body is not JSON: {error}"))
 }
 
 /// The error reqwest gave, as ours. The URL is left out of the text: it is ours to log.

@@ -18,6 +18,8 @@ mod sse;
 use std::fmt;
 use std::pin::Pin;
 
+use bytes::Bytes;
+
 use futures_util::Stream;
 use secrecy::SecretString;
 use serde_json::Value;
@@ -119,9 +121,26 @@ impl fmt::Display for UpstreamError {
 /// A whole (non-streamed) answer, already in the OpenAI format.
 #[derive(Debug, Clone)]
 pub struct Completion {
-    /// A `chat.completion` (or embeddings `list`) object, as OpenAI would send it.
-    pub body: Value,
+    /// A `chat.completion` (or embeddings `list`) object, as OpenAI would send it, as JSON
+    /// text: an OpenAI-format upstream's own bytes, passed through unparsed.
+    pub body: Bytes,
     pub usage: Usage,
+}
+
+impl Completion {
+    /// A translated answer.
+    fn of(body: &Value, usage: Usage) -> Self {
+        Self {
+            // Serialising a Value cannot fail.
+            body: serde_json::to_vec(body).unwrap_or_default().into(),
+            usage,
+        }
+    }
+
+    /// The body, parsed.
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
 }
 
 /// What a streamed answer yields, in order.

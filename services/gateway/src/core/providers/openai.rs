@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
 
-use super::http::{join, secret_header, send, send_json, stream_error};
+use super::http::{not_json, post_to, secret_header, send, send_bytes, stream_error};
 use super::shape::count;
 use super::sse::{self, Flow, SseEvent, Translate};
 use super::{ChunkStream, Completion, StreamEvent, Upstream, UpstreamError, Usage};
@@ -18,12 +18,14 @@ pub async fn chat(
     upstream: &Upstream,
     body: &Value,
 ) -> Result<Completion, UpstreamError> {
-    let body = send_json(
+    let body = send_bytes(
         post(http, upstream, "chat/completions")?.json(body),
         key(upstream),
     )
     .await?;
-    let usage = usage(&body).unwrap_or_default();
+    let usage = usage_in(&body)?
+        .and_then(|u| usage_of(&u))
+        .unwrap_or_default();
     Ok(Completion { body, usage })
 }
 
@@ -47,13 +49,13 @@ pub async fn embeddings(
     upstream: &Upstream,
     body: &Value,
 ) -> Result<Completion, UpstreamError> {
-    let body = send_json(
+    let body = send_bytes(
         post(http, upstream, "embeddings")?.json(body),
         key(upstream),
     )
     .await?;
     let usage = Usage {
-        input_tokens: count(&body, "/usage/prompt_tokens"),
+        input_tokens: usage_in(&body)?.map_or(0, |u| count(&u, "/prompt_tokens")),
         ..Usage::default()
     };
     Ok(Completion { body, usage })
@@ -69,7 +71,7 @@ fn post(
     upstream: &Upstream,
     path: &str,
 ) -> Result<reqwest::RequestBuilder, UpstreamError> {
-    let request = http.post(join(&upstream.base_url, path));
+    let request = post_to(http, &upstream.base_url, path);
     let Some(key) = &upstream.api_key else {
         return Ok(request);
     };
@@ -90,9 +92,20 @@ fn is_azure(base_url: &str) -> bool {
     base_url.contains(".openai.azure.com")
 }
 
-/// OpenAI usage: `prompt_tokens` (cached ones included), `completion_tokens`.
-fn usage(body: &Value) -> Option<Usage> {
-    body.get("usage").and_then(usage_of)
+/// The `usage` object of a whole answer, which passes through as bytes: only `usage` is
+/// parsed into a value, the rest is checked to be JSON and skipped.
+fn usage_in(body: &[u8]) -> Result<Option<Value>, UpstreamError> {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        usage: Option<Value>,
+    }
+    match serde_json::from_slice::<Answer>(body) {
+        Ok(answer) => Ok(answer.usage),
+        // Not an object (no usage to read), or not JSON at all.
+        Err(_) => serde_json::from_slice::<serde::de::IgnoredAny>(body)
+            .map(|_| None)
+            .map_err(not_json),
+    }
 }
 
 /// A `usage` object's counts (none when it is null).
