@@ -59,7 +59,8 @@ for i = 1, n do
             local amounts = redis.call('HMGET', holds, unpack(expired))
             local freed = 0
             for j = 1, #expired do freed = freed + (tonumber(amounts[j]) or 0) end
-            redis.call('HINCRBY', holds, 'total', -freed)
+            -- (Only a hash that exists is written: one created here would have no expiry.)
+            if freed ~= 0 then redis.call('HINCRBY', holds, 'total', -freed) end
             redis.call('HDEL', holds, unpack(expired))
             redis.call('ZREM', leases, unpack(expired))
         end

@@ -222,9 +222,9 @@ impl Policy {
                 .key(holds_key(&self.prefix, budget.id))
                 .key(leases_key(&self.prefix, budget.id));
         }
-        // A budget's holds outlive both its reservations and its settled holds (settle.lua
-        // does not extend them).
-        let ttl = millis(self.reservation_ttl.max(self.settled_hold)) + WINDOW_MS;
+        // A budget's holds outlive this reservation and the hold of its real cost when it is
+        // settled within the reservation's lease (settle.lua does not extend them).
+        let ttl = millis(self.reservation_ttl + self.settled_hold) + WINDOW_MS;
         invocation
             .arg(now)
             .arg(WINDOW_MS)

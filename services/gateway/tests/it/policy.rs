@@ -268,6 +268,40 @@ async fn reservations_are_released_when_calls_settle() {
     );
 }
 
+#[tokio::test]
+async fn a_budgets_keys_still_expire_after_its_only_call_is_settled() {
+    let stack = Stack::new().await;
+    let budget = stack
+        .add_budget("api_key", Some(stack.key_id), "total", 1_000_000)
+        .await;
+    assert_eq!(
+        stack.chat(&small_call()).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    let cost = stack.wait_for_usage(1).await[0].cost_micros.0;
+    let prefix = &stack.config.redis.key_prefix;
+    let holds = sb_contracts::budget::holds_key(prefix, budget);
+    let leases = sb_contracts::budget::leases_key(prefix, budget);
+    let mut redis = stack.redis.connection().await;
+    for _ in 0..50 {
+        if held(&mut redis, &holds).await == Some(cost) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(held(&mut redis, &holds).await, Some(cost), "settled");
+    // Settling removed the reservation, the leases' only member, and added the second it is
+    // held until: the key must not have been re-created without an expiry.
+    for key in [&holds, &leases] {
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(key)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        assert!(ttl > 0, "{key} has no expiry ({ttl})");
+    }
+}
+
 /// What a budget holds now (`total` of its holds hash).
 async fn held(redis: &mut redis::aio::ConnectionManager, key: &str) -> Option<i64> {
     redis::cmd("HGET")

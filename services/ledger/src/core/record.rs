@@ -42,7 +42,7 @@ pub struct Recorded {
 pub enum RecordError {
     #[error("Postgres: {0}")]
     Postgres(#[from] sqlx::Error),
-    #[error("a token count does not fit in Postgres' bigint")]
+    #[error("a token count, or a batch's sum of costs, does not fit in Postgres' bigint")]
     TooLarge,
 }
 

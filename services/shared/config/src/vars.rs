@@ -67,7 +67,7 @@ pub const VARIABLES: &[Variable] = &[
     var("WORKSPACE_RETENTION_DAYS", Some("7"), "age after which agent workspaces are deleted"),
     var("ALLOWED_BASH_COMMANDS", Some("ls,cat,head,tail,wc,grep,echo"), "commands an agent's shell tool may run, comma-separated"),
     // Ledger.
-    var("LEDGER_BATCH_SIZE", Some("10000"), "most usage events the ledger records per transaction (a batch's rollup updates cost the same whatever its size)"),
+    var("LEDGER_BATCH_SIZE", Some("10000"), "most usage events the ledger records per transaction (a batch's rollup updates grow with its tenants, workspaces and keys, not its events)"),
     var("LEDGER_CONSUMERS", Some("3"), "concurrent consumers of sb:usage in one ledger process (Redis and Postgres work overlap)"),
     var("LEDGER_RETENTION_MONTHS", Some("24"), "months of usage_ledger kept; older monthly partitions are dropped whole"),
     var("LEDGER_RECONCILE_SECONDS", Some("30"), "how often Redis budget counters are compared with Postgres and repaired"),

@@ -40,26 +40,29 @@ pub(super) fn join(base: &str, path: &str) -> String {
 
 /// A POST to `path` under `base` (see [`join`]). Parsed URLs are kept (a few per provider
 /// entry and model): parsing one, with its host's IDNA mapping, took more of a call's time
-/// than the whole policy decision.
+/// than the whole policy decision. A path carries the client's model name for some
+/// providers, so only short URLs are kept, and at most [`MOST_URLS`] of them.
 pub(super) fn post_to(http: &reqwest::Client, base: &str, path: &str) -> RequestBuilder {
+    const MOST_URLS: usize = 4096;
+    const LONGEST_KEPT: usize = 512;
     static PARSED: LazyLock<Mutex<HashMap<String, reqwest::Url>>> = LazyLock::new(Mutex::default);
-    const MOST: usize = 4096;
+    let parsed = || PARSED.lock().unwrap_or_else(|e| e.into_inner());
     let joined = join(base, path);
-    let mut parsed = PARSED.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(url) = parsed.get(&joined) {
+    if let Some(url) = parsed().get(&joined) {
         return http.post(url.clone());
     }
-    match reqwest::Url::parse(&joined) {
-        Ok(url) => {
-            if parsed.len() >= MOST {
-                parsed.clear();
-            }
-            parsed.insert(joined, url.clone());
-            http.post(url)
-        }
+    let Ok(url) = reqwest::Url::parse(&joined) else {
         // reqwest reports it when the request is sent.
-        Err(_) => http.post(joined),
+        return http.post(joined);
+    };
+    if joined.len() <= LONGEST_KEPT {
+        let mut kept = parsed();
+        if kept.len() >= MOST_URLS {
+            kept.clear();
+        }
+        kept.insert(joined, url.clone());
     }
+    http.post(url)
 }
 
 /// A header value holding a key, marked sensitive so it is never logged.

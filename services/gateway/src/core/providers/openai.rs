@@ -101,10 +101,13 @@ fn usage_in(body: &[u8]) -> Result<Option<Value>, UpstreamError> {
     }
     match serde_json::from_slice::<Answer>(body) {
         Ok(answer) => Ok(answer.usage),
-        // Not an object (no usage to read), or not JSON at all.
-        Err(_) => serde_json::from_slice::<serde::de::IgnoredAny>(body)
-            .map(|_| None)
-            .map_err(not_json),
+        // Not JSON at all, or JSON whose usage cannot be read (not an object; a malformed
+        // `usage`): then it is charged as an answer without usage, and said.
+        Err(error) => {
+            serde_json::from_slice::<serde::de::IgnoredAny>(body).map_err(not_json)?;
+            tracing::warn!(%error, "an upstream answer's usage could not be read; it is charged without usage");
+            Ok(None)
+        }
     }
 }
 
