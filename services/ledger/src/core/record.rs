@@ -1,8 +1,9 @@
 //! Recording a batch of usage events: one transaction that loads the batch into a temporary
 //! table (binary COPY), inserts the ledger rows from it (idempotent by event id), adds the
-//! inserted ones, summed per quarter hour here, to the spend rollups (per tenant, workspace, key and run; per day, month and whole life, days
-//! and months in the tenant's time zone), and writes the threshold alerts they cause to the
-//! outbox, each at most once per budget, threshold and period.
+//! inserted ones, summed per quarter hour here, to the spend rollups (per tenant, workspace,
+//! key and run; per day, month and whole life, days and months in the tenant's time zone),
+//! and writes the threshold alerts they cause to the outbox, each at most once per budget,
+//! threshold and period.
 
 use std::collections::{HashMap, HashSet};
 
