@@ -491,6 +491,12 @@ async fn budgets_carry_their_spend_and_period_end() {
 
 async fn record_usage(api: &Api, tenant: Uuid, model: &str, at: &str, cost: i64) {
     let mut owner = api.db.owner().await;
+    // The migration made partitions from the month it ran in; the ledger makes the others.
+    sqlx::query("SELECT usage_ledger_ensure_partition($1::timestamptz::date)")
+        .bind(at)
+        .execute(&mut owner)
+        .await
+        .unwrap();
     sqlx::query(
         "INSERT INTO usage_ledger (event_id, tenant_id, provider, model, input_tokens, output_tokens,
                                    cost_micros, status, occurred_at)
