@@ -147,6 +147,11 @@ const ROLLUPS: &str = "
                 revision = nextval('spend_rollups_revision_seq')
          RETURNING tenant_id, scope, scope_id, granularity, period_start, spent_micros AS spent, revision";
 
+/// The staged batch into the ledger.
+const INSERT_STAGED: &str = "INSERT INTO usage_ledger (event_id, tenant_id, workspace_id, api_key_id, run_id, provider, model,
+                           input_tokens, cached_input_tokens, output_tokens, cost_micros, status, latency_ms, occurred_at)
+     SELECT * FROM ledger_staging";
+
 /// The batch's rows go to `ledger_staging` by binary COPY, then into the ledger; the rollups
 /// then add up exactly the rows inserted, so a redelivered batch changes neither.
 async fn insert_rows(
@@ -182,13 +187,7 @@ async fn insert_rows(
     sqlx::raw_sql("SAVEPOINT ledger_fast_path")
         .execute(&mut **tx)
         .await?;
-    let fast = sqlx::raw_sql(
-        "INSERT INTO usage_ledger (event_id, tenant_id, workspace_id, api_key_id, run_id, provider, model,
-                                   input_tokens, cached_input_tokens, output_tokens, cost_micros, status, latency_ms, occurred_at)
-         SELECT * FROM ledger_staging",
-    )
-    .execute(&mut **tx)
-    .await;
+    let fast = sqlx::raw_sql(INSERT_STAGED).execute(&mut **tx).await;
     let inserted: Vec<&UsageRecord> = match fast {
         Ok(_) => {
             sqlx::raw_sql("RELEASE SAVEPOINT ledger_fast_path")
@@ -200,13 +199,9 @@ async fn insert_rows(
             sqlx::raw_sql("ROLLBACK TO SAVEPOINT ledger_fast_path")
                 .execute(&mut **tx)
                 .await?;
-            let rows: Vec<(Uuid, DateTime<Utc>)> = sqlx::query_as(
-                "INSERT INTO usage_ledger (event_id, tenant_id, workspace_id, api_key_id, run_id, provider, model,
-                                           input_tokens, cached_input_tokens, output_tokens, cost_micros, status, latency_ms, occurred_at)
-                 SELECT * FROM ledger_staging
-                 ON CONFLICT DO NOTHING
-                 RETURNING event_id, occurred_at",
-            )
+            let rows: Vec<(Uuid, DateTime<Utc>)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "{INSERT_STAGED} ON CONFLICT DO NOTHING RETURNING event_id, occurred_at"
+            )))
             .fetch_all(&mut **tx)
             .await?;
             // A row of the ledger is one event: an event sent twice in the batch counts once.
