@@ -233,7 +233,9 @@ fn record_refusal(
     event.status = "refused".into();
     let tenant = TenantId::from_uuid(key.tenant_id);
     let gw = gw.clone();
-    tokio::spawn(async move { gw.usage.record(tenant, &event, None).await });
+    tokio::spawn(async move {
+        gw.usage.record(tenant, &event, None).await;
+    });
 }
 
 fn base_event(

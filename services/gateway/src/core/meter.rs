@@ -61,13 +61,10 @@ pub fn finish(
         metrics::counter!("ai_provider_requests_total",
             "provider" => provider, "model" => call.model.clone(), "status" => outcome.as_str())
         .increment(1);
-        let settle = gw.policy.settle_command(&call.reservation, cost, tokens);
-        let settled = gw
-            .usage
-            .record(TenantId::from_uuid(call.key.tenant_id), &event, settle)
-            .await;
-        if !settled {
-            gw.policy.settle(&call.reservation, cost, tokens).await;
+        let settlement = gw.policy.settlement(&call.reservation, cost, tokens);
+        let tenant = TenantId::from_uuid(call.key.tenant_id);
+        if let Some(unsettled) = gw.usage.record(tenant, &event, settlement).await {
+            gw.policy.settle(&unsettled).await;
         }
     });
 }

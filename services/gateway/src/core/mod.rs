@@ -3,6 +3,7 @@
 //! [`providers`]) and what it cost ([`usage`]). [`admit`] ties the first three together.
 
 pub mod admit;
+pub mod batch;
 pub mod estimate;
 pub mod keys;
 pub mod meter;

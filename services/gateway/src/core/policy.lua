@@ -1,96 +1,170 @@
--- The gateway's policy decision, in one round trip: rate limits, then budgets, then (only if
--- everything passes) the reservation. Nothing is written unless the request is admitted.
+-- The gateway's policy decisions, in one round trip: for each request of the batch, in order,
+-- rate limits, then budgets, then (only if everything passes) the reservation. A request is
+-- decided exactly as if it ran alone after the ones before it; nothing is written for a request
+-- that is not admitted. Reads happen once per key and writes once per key, at the end.
 --
--- KEYS: rpm current window, rpm previous window, tpm current, tpm previous,
---       then for each budget: its mirror (ledger-owned), its holds hash, its leases zset.
--- ARGV: now_ms, window_ms, window_elapsed_ms, rpm_limit (0: none), tpm_limit (0: none),
---       estimated tokens, reservation id, lease expiry (ms), key ttl (ms), budget count,
---       then for each budget: period (YYYY-MM-DD), limit, estimated cost, blocks (1/0).
+-- KEYS: the rate counters first (ARGV[2] of them), then the budgets' mirrors (ledger-owned),
+--       holds hashes and leases zsets. Each request names its keys by index.
+-- ARGV: window_ms, rate key count, request count, then for each request:
+--         now_ms, window_elapsed_ms, estimated tokens, reservation id, lease expiry (ms),
+--         key ttl (ms), rpm limit (0: none), rpm current, rpm previous, tpm limit (0: none),
+--         tpm current, tpm previous, budget count,
+--         then for each budget: mirror, holds, leases, period (YYYY-MM-DD), limit,
+--         estimated cost, blocks (1/0).
+--       (current/previous/mirror/holds/leases are KEYS indexes; 0 when there is no limit.)
 --
 -- A budget's holds hash has `total`, one field per call in flight (reservation id → estimated
 -- cost) and one per second in which settled costs stop being held (`s:<second>` → their sum,
 -- written by settle.lua). Its leases zset gives each of those fields (but `total`) its expiry.
 --
--- Returns one of:
+-- Returns, for each request, one of:
 --   {'ok', rpm_remaining, tpm_remaining}
 --   {'rate', 'requests'|'tokens', retry_after_ms}
 --   {'budget', budget index (1-based), spent, held}
 --   {'missing', i, j, ...}  budget mirrors absent: rebuild them from Postgres, then ask again
-local now, window, elapsed = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local rpm_limit, tpm_limit, tokens = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local reservation, lease, ttl, n = ARGV[7], ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[10])
+local window, rate_keys, requests = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 
--- Sliding window estimate: the previous window's count, weighted by how much of it still
--- overlaps the last `window` ms, plus the current window's count.
-local weight = (window - elapsed) / window
-local rates = redis.call('MGET', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
-local function used(cur, prev)
-    return (tonumber(rates[cur]) or 0) + (tonumber(rates[prev]) or 0) * weight
-end
-local rpm_remaining, tpm_remaining = -1, -1
-if rpm_limit > 0 then
-    local u = used(1, 2)
-    if u + 1 > rpm_limit then return {'rate', 'requests', window - elapsed} end
-    rpm_remaining = math.floor(rpm_limit - u - 1)
-end
-if tpm_limit > 0 then
-    local u = used(3, 4)
-    if u + tokens > tpm_limit and u > 0 then return {'rate', 'tokens', window - elapsed} end
-    tpm_remaining = math.max(0, math.floor(tpm_limit - u - tokens))
+-- Rate counters as they stand, with this batch's admissions added as they happen.
+local rates, added = {}, {}
+if rate_keys > 0 then
+    local stored = redis.call('MGET', unpack(KEYS, 1, rate_keys))
+    for i = 1, rate_keys do rates[i], added[i] = tonumber(stored[i]) or 0, 0 end
 end
 
-local missing = {}
-for i = 1, n do
-    local mirror, holds, leases = KEYS[4 + 3 * i - 2], KEYS[4 + 3 * i - 1], KEYS[4 + 3 * i]
-    local period, limit = ARGV[10 + 4 * i - 3], tonumber(ARGV[10 + 4 * i - 2])
-    local cost, blocks = tonumber(ARGV[10 + 4 * i - 1]), ARGV[10 + 4 * i]
-    local stored = redis.call('HMGET', mirror, 'period', 'spent')
-    if not stored[1] then
-        missing[#missing + 1] = i
-    elseif #missing == 0 then
-        -- An older period in the mirror means nothing is spent in this one yet.
-        local spent = 0
-        if stored[1] == period then spent = tonumber(stored[2]) or 0 end
-        -- Expired leases (crashed calls, settled seconds the ledger has counted) free their
-        -- hold. At most 100 per call, so expired holds never stall Redis at once; the rest go
-        -- with the next calls (they only make the budget look fuller meanwhile).
-        local expired = redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0, 100)
+-- A budget's spend (nil: its mirror is missing) and holds, read once per batch. Expired leases
+-- (crashed calls, settled seconds the ledger has counted) free their hold first: at most 100
+-- per budget and batch, so expired holds never stall Redis at once; the rest go with the next
+-- calls (they only make the budget look fuller meanwhile).
+local mirrors, held, expiring = {}, {}, {}
+local function spent_of(mirror, period)
+    if mirrors[mirror] == nil then
+        local stored = redis.call('HMGET', KEYS[mirror], 'period', 'spent')
+        mirrors[mirror] = stored[1] and { stored[1], tonumber(stored[2]) or 0 } or false
+    end
+    local m = mirrors[mirror]
+    if not m then return nil end
+    -- An older period in the mirror means nothing is spent in this one yet.
+    if m[1] == period then return m[2] end
+    return 0
+end
+local function held_of(holds, leases, now)
+    if held[holds] == nil then
+        local expired = redis.call('ZRANGEBYSCORE', KEYS[leases], '-inf', now, 'LIMIT', 0, 100)
         if #expired > 0 then
-            local amounts = redis.call('HMGET', holds, unpack(expired))
+            local amounts = redis.call('HMGET', KEYS[holds], unpack(expired))
             local freed = 0
             for j = 1, #expired do freed = freed + (tonumber(amounts[j]) or 0) end
             -- (Only a hash that exists is written: one created here would have no expiry.)
-            if freed ~= 0 then redis.call('HINCRBY', holds, 'total', -freed) end
-            redis.call('HDEL', holds, unpack(expired))
-            redis.call('ZREM', leases, unpack(expired))
+            if freed ~= 0 then redis.call('HINCRBY', KEYS[holds], 'total', -freed) end
+            redis.call('HDEL', KEYS[holds], unpack(expired))
+            redis.call('ZREM', KEYS[leases], unpack(expired))
         end
-        local held = tonumber(redis.call('HGET', holds, 'total')) or 0
-        if blocks == '1' and spent + held + cost > limit then
-            return {'budget', i, spent, held}
-        end
+        held[holds] = tonumber(redis.call('HGET', KEYS[holds], 'total')) or 0
     end
-end
-if #missing > 0 then
-    table.insert(missing, 1, 'missing')
-    return missing
+    return held[holds]
 end
 
--- Admitted: count the request and its tokens, and hold the estimated cost on every budget.
+-- What the admitted requests write, per key: holds hash → {fields, total added, leases, ttl}.
+local writes, order = {}, {}
+local replies = {}
+local a = 4
+for r = 1, requests do
+    local now, elapsed, tokens = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+    local reservation, lease, ttl = ARGV[a + 3], ARGV[a + 4], tonumber(ARGV[a + 5])
+    local rpm_limit, rpm_cur, rpm_prev = tonumber(ARGV[a + 6]), tonumber(ARGV[a + 7]), tonumber(ARGV[a + 8])
+    local tpm_limit, tpm_cur, tpm_prev = tonumber(ARGV[a + 9]), tonumber(ARGV[a + 10]), tonumber(ARGV[a + 11])
+    local n = tonumber(ARGV[a + 12])
+    local b = a + 13
+    a = b + 7 * n
+
+    -- Sliding window estimate: the previous window's count, weighted by how much of it still
+    -- overlaps the last `window` ms, plus the current window's count.
+    local weight = (window - elapsed) / window
+    local reply
+    local rpm_remaining, tpm_remaining = -1, -1
+    if rpm_limit > 0 then
+        local u = rates[rpm_cur] + rates[rpm_prev] * weight
+        if u + 1 > rpm_limit then
+            reply = { 'rate', 'requests', window - elapsed }
+        else
+            rpm_remaining = math.floor(rpm_limit - u - 1)
+        end
+    end
+    if not reply and tpm_limit > 0 then
+        local u = rates[tpm_cur] + rates[tpm_prev] * weight
+        if u + tokens > tpm_limit and u > 0 then
+            reply = { 'rate', 'tokens', window - elapsed }
+        else
+            tpm_remaining = math.max(0, math.floor(tpm_limit - u - tokens))
+        end
+    end
+
+    if not reply then
+        local missing = {}
+        for i = 1, n do
+            local c = b + 7 * (i - 1)
+            local spent = spent_of(tonumber(ARGV[c]), ARGV[c + 3])
+            if spent == nil then
+                missing[#missing + 1] = i
+            elseif #missing == 0 then
+                local h = held_of(tonumber(ARGV[c + 1]), tonumber(ARGV[c + 2]), now)
+                local limit, cost = tonumber(ARGV[c + 4]), tonumber(ARGV[c + 5])
+                if ARGV[c + 6] == '1' and spent + h + cost > limit then
+                    reply = { 'budget', i, spent, h }
+                    break
+                end
+            end
+        end
+        if not reply and #missing > 0 then
+            table.insert(missing, 1, 'missing')
+            reply = missing
+        end
+    end
+
+    if not reply then
+        -- Admitted: count the request and its tokens, and hold the estimated cost on every
+        -- budget.
+        if rpm_limit > 0 then
+            rates[rpm_cur], added[rpm_cur] = rates[rpm_cur] + 1, added[rpm_cur] + 1
+        end
+        if tpm_limit > 0 then
+            rates[tpm_cur], added[tpm_cur] = rates[tpm_cur] + tokens, added[tpm_cur] + tokens
+        end
+        for i = 1, n do
+            local c = b + 7 * (i - 1)
+            local holds, cost = tonumber(ARGV[c + 1]), tonumber(ARGV[c + 5])
+            held[holds] = held[holds] + cost
+            local w = writes[holds]
+            if not w then
+                w = { fields = {}, members = {}, total = 0, leases = tonumber(ARGV[c + 2]), ttl = 0 }
+                writes[holds] = w
+                order[#order + 1] = holds
+            end
+            w.fields[#w.fields + 1] = reservation
+            w.fields[#w.fields + 1] = cost
+            w.members[#w.members + 1] = lease
+            w.members[#w.members + 1] = reservation
+            w.total = w.total + cost
+            w.ttl = math.max(w.ttl, ttl)
+        end
+        reply = { 'ok', rpm_remaining, tpm_remaining }
+    end
+    replies[r] = reply
+end
+
 -- A counter's expiry is set when the counter is created; a budget's keys live `ttl` past their
 -- last reservation.
-if rpm_limit > 0 and redis.call('INCR', KEYS[1]) == 1 then
-    redis.call('PEXPIRE', KEYS[1], 2 * window)
+for i = 1, rate_keys do
+    if added[i] > 0 and redis.call('INCRBY', KEYS[i], added[i]) == added[i] then
+        redis.call('PEXPIRE', KEYS[i], 2 * window)
+    end
 end
-if tpm_limit > 0 and redis.call('INCRBY', KEYS[3], tokens) == tokens then
-    redis.call('PEXPIRE', KEYS[3], 2 * window)
+for _, holds in ipairs(order) do
+    local w = writes[holds]
+    redis.call('HSET', KEYS[holds], unpack(w.fields))
+    redis.call('HINCRBY', KEYS[holds], 'total', w.total)
+    redis.call('ZADD', KEYS[w.leases], unpack(w.members))
+    redis.call('PEXPIRE', KEYS[holds], w.ttl)
+    redis.call('PEXPIRE', KEYS[w.leases], w.ttl)
 end
-for i = 1, n do
-    local holds, leases = KEYS[4 + 3 * i - 1], KEYS[4 + 3 * i]
-    local cost = tonumber(ARGV[10 + 4 * i - 1])
-    redis.call('HSET', holds, reservation, cost)
-    redis.call('HINCRBY', holds, 'total', cost)
-    redis.call('ZADD', leases, lease, reservation)
-    redis.call('PEXPIRE', holds, ttl)
-    redis.call('PEXPIRE', leases, ttl)
-end
-return {'ok', rpm_remaining, tpm_remaining}
+return replies

@@ -1,5 +1,6 @@
 //! The policy decision: rate limits and budget reservations in one Redis round trip
-//! (`policy.lua`), settled after the call (`settle.lua`).
+//! (`policy.lua`, sent with the decisions asked at the same time by [`crate::core::batch`]),
+//! settled after the call (`settle.lua`).
 //!
 //! Keys: `{prefix}ratelimit:key:{key_id}:{rpm|tpm}:{window}` for the sliding windows, and beside
 //! each budget's mirror `{prefix}budget:{id}:holds` (reservation → micro-dollars for calls in
@@ -11,7 +12,7 @@
 //! shown by `gateway_policy_fallback`), and budgets fail closed unless the tenant opted out.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::Script;
@@ -21,9 +22,13 @@ use sb_db::AppPool;
 use sb_kernel::{Micros, TenantId};
 use uuid::Uuid;
 
+use crate::core::batch::Batcher;
 use crate::core::tenants::Budget;
 
 const WINDOW_MS: u64 = 60_000;
+/// The most decisions one script run makes: keeps its argument lists and its time inside Redis
+/// small.
+const MAX_BATCH: usize = 64;
 
 /// What the decision needs to know about one request.
 pub struct Ask<'a> {
@@ -85,8 +90,7 @@ pub struct Policy {
     prefix: String,
     reservation_ttl: Duration,
     settled_hold: Duration,
-    decide: Script,
-    settle: Script,
+    decisions: Batcher<Question, Answer>,
     fallback: Mutex<HashMap<(Uuid, u64), (u64, u64)>>,
 }
 
@@ -107,13 +111,16 @@ impl Policy {
         settled_hold: Duration,
     ) -> Self {
         Self {
+            decisions: Batcher::start(MAX_BATCH, {
+                let redis = redis.clone();
+                let script = Arc::new(Script::new(include_str!("policy.lua")));
+                move |questions| decide_batch(redis.clone(), script.clone(), questions)
+            }),
             redis,
             db,
             prefix: prefix.to_owned(),
             reservation_ttl,
             settled_hold,
-            decide: Script::new(include_str!("policy.lua")),
-            settle: Script::new(include_str!("settle.lua")),
             fallback: Mutex::default(),
         }
     }
@@ -138,16 +145,44 @@ impl Policy {
         Ok(Decision::Unavailable)
     }
 
-    /// Settles to the real cost; the hold of the real cost lasts until the ledger counted it.
-    /// (The gateway normally sends [`Policy::settle_command`] in one pipeline with the usage
-    /// event; this is the fallback that also loads the script into a restarted Redis.)
-    pub async fn settle(&self, reservation: &Reservation, cost: Micros, tokens: u64) {
-        let Some((keys, args)) = self.settle_parts(reservation, cost, tokens) else {
-            return;
-        };
-        let mut invocation = self.settle.prepare_invoke();
+    /// What settling this reservation to its real cost takes; None for a reservation made
+    /// without Redis. The hold of the real cost lasts until the ledger has counted it.
+    pub fn settlement(
+        &self,
+        reservation: &Reservation,
+        cost: Micros,
+        tokens: u64,
+    ) -> Option<Settlement> {
+        if reservation.local {
+            return None;
+        }
+        Some(Settlement {
+            reservation: reservation.id.to_string(),
+            cost: cost.0,
+            correction: tokens as i64 - reservation.estimated_tokens as i64,
+            hold_until_ms: if self.settled_hold.is_zero() {
+                0
+            } else {
+                now_ms() + millis(self.settled_hold)
+            },
+            tpm: reservation
+                .tpm_limited
+                .then(|| self.rate_key(reservation.key_id, "tpm", reservation.window)),
+            budgets: reservation
+                .budgets
+                .iter()
+                .map(|b| (holds_key(&self.prefix, *b), leases_key(&self.prefix, *b)))
+                .collect(),
+        })
+    }
+
+    /// Settles on its own, loading the script into a Redis that lost it. (The gateway normally
+    /// sends [`settle_command`] in one pipeline with the usage events.)
+    pub async fn settle(&self, settlement: &Settlement) {
+        let (keys, args) = encode_settlements(&[settlement]);
+        let mut invocation = SETTLE.prepare_invoke();
         for key in &keys {
-            invocation.key(key);
+            invocation.key(*key);
         }
         for arg in &args {
             invocation.arg(arg);
@@ -155,96 +190,53 @@ impl Policy {
         let result: Result<i64, _> = invocation.invoke_async(&mut self.redis.clone()).await;
         if let Err(e) = result {
             // The lease frees the hold when it expires.
-            tracing::warn!(error = %e, reservation = %reservation.id, "could not settle a reservation; its lease will free it");
+            tracing::warn!(error = %e, reservation = %settlement.reservation, "could not settle a reservation; its lease will free it");
         }
-    }
-
-    /// The settle script as one `EVALSHA` command, to pipeline with the usage event; None for
-    /// a reservation made without Redis.
-    pub fn settle_command(
-        &self,
-        reservation: &Reservation,
-        cost: Micros,
-        tokens: u64,
-    ) -> Option<redis::Cmd> {
-        let (keys, args) = self.settle_parts(reservation, cost, tokens)?;
-        let mut cmd = redis::cmd("EVALSHA");
-        cmd.arg(self.settle.get_hash())
-            .arg(keys.len())
-            .arg(keys)
-            .arg(args);
-        Some(cmd)
-    }
-
-    /// KEYS and ARGV of `settle.lua` for this reservation.
-    fn settle_parts(
-        &self,
-        reservation: &Reservation,
-        cost: Micros,
-        tokens: u64,
-    ) -> Option<(Vec<String>, Vec<String>)> {
-        if reservation.local {
-            return None;
-        }
-        let hold_until = if self.settled_hold.is_zero() {
-            0
-        } else {
-            now_ms() + millis(self.settled_hold)
-        };
-        let mut keys = vec![self.rate_key(reservation.key_id, "tpm", reservation.window)];
-        for budget in &reservation.budgets {
-            keys.push(holds_key(&self.prefix, *budget));
-            keys.push(leases_key(&self.prefix, *budget));
-        }
-        let args = vec![
-            reservation.id.to_string(),
-            cost.0.to_string(),
-            (tokens as i64 - reservation.estimated_tokens as i64).to_string(),
-            hold_until.to_string(),
-            u8::from(reservation.tpm_limited).to_string(),
-        ];
-        Some((keys, args))
     }
 
     async fn ask_redis(&self, ask: &Ask<'_>) -> Result<Reply, redis::RedisError> {
         let now = now_ms();
         let window = now / WINDOW_MS;
         let reservation = Uuid::now_v7();
-        let mut invocation = self.decide.prepare_invoke();
-        invocation
-            .key(self.rate_key(ask.key_id, "rpm", window))
-            .key(self.rate_key(ask.key_id, "rpm", window.saturating_sub(1)))
-            .key(self.rate_key(ask.key_id, "tpm", window))
-            .key(self.rate_key(ask.key_id, "tpm", window.saturating_sub(1)));
-        for (budget, _) in &ask.budgets {
-            invocation
-                .key(mirror_key(&self.prefix, budget.id))
-                .key(holds_key(&self.prefix, budget.id))
-                .key(leases_key(&self.prefix, budget.id));
-        }
-        // A budget's holds outlive this reservation and the hold of its real cost when it is
-        // settled within the reservation's lease (settle.lua does not extend them).
-        let ttl = millis(self.reservation_ttl + self.settled_hold) + WINDOW_MS;
-        invocation
-            .arg(now)
-            .arg(WINDOW_MS)
-            .arg(now % WINDOW_MS)
-            .arg(ask.rpm_limit.unwrap_or(0))
-            .arg(ask.tpm_limit.unwrap_or(0))
-            .arg(ask.estimated_tokens)
-            .arg(reservation.to_string())
-            .arg(now + millis(self.reservation_ttl))
-            .arg(ttl)
-            .arg(ask.budgets.len());
-        for (budget, cost) in &ask.budgets {
-            invocation
-                // YYYY-MM-DD
-                .arg(budget.period_start.to_string())
-                .arg(budget.limit_micros)
-                .arg(cost.0)
-                .arg(u8::from(budget.blocks));
-        }
-        let reply: Vec<redis::Value> = invocation.invoke_async(&mut self.redis.clone()).await?;
+        let counters = |what, limit: Option<u32>| {
+            limit.map(|limit| {
+                (
+                    limit,
+                    self.rate_key(ask.key_id, what, window),
+                    self.rate_key(ask.key_id, what, window.saturating_sub(1)),
+                )
+            })
+        };
+        let question = Question {
+            now_ms: now,
+            estimated_tokens: ask.estimated_tokens,
+            reservation: reservation.to_string(),
+            lease_until_ms: now + millis(self.reservation_ttl),
+            // A budget's holds outlive this reservation and the hold of its real cost when it
+            // is settled within the reservation's lease (settle.lua does not extend them).
+            key_ttl_ms: millis(self.reservation_ttl + self.settled_hold) + WINDOW_MS,
+            rpm: counters("rpm", ask.rpm_limit),
+            tpm: counters("tpm", ask.tpm_limit),
+            budgets: ask
+                .budgets
+                .iter()
+                .map(|(budget, cost)| BudgetQuestion {
+                    mirror: mirror_key(&self.prefix, budget.id),
+                    holds: holds_key(&self.prefix, budget.id),
+                    leases: leases_key(&self.prefix, budget.id),
+                    period: budget.period_start.to_string(),
+                    limit: budget.limit_micros,
+                    cost: cost.0,
+                    blocks: budget.blocks,
+                })
+                .collect(),
+        };
+        let reply = self.decisions.ask(question).await.unwrap_or_else(|| {
+            Err(redis::RedisError::from((
+                redis::ErrorKind::Client,
+                "the policy batcher stopped",
+            )))
+        })?;
         let reset = Duration::from_millis(WINDOW_MS - now % WINDOW_MS);
         let word = |i: usize| -> String {
             reply
@@ -400,6 +392,182 @@ impl Policy {
     fn rate_key(&self, key_id: Uuid, what: &str, window: u64) -> String {
         format!("{}ratelimit:key:{key_id}:{what}:{window}", self.prefix)
     }
+}
+
+/// A reservation to settle, for `settle.lua`.
+#[derive(Debug, Clone)]
+pub struct Settlement {
+    reservation: String,
+    cost: i64,
+    /// Real tokens less the estimate, for the tpm window.
+    correction: i64,
+    hold_until_ms: u64,
+    /// The tpm window the reservation was counted in, when the key has a tpm limit.
+    tpm: Option<String>,
+    /// Each budget's holds and leases.
+    budgets: Vec<(String, String)>,
+}
+
+static SETTLE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("settle.lua")));
+
+/// One `EVALSHA` settling all of these, to pipeline with their usage events. It fails with
+/// `NOSCRIPT` in a Redis that lost the script: then settle each with [`Policy::settle`].
+pub fn settle_command(settlements: &[&Settlement]) -> redis::Cmd {
+    let (keys, args) = encode_settlements(settlements);
+    let mut cmd = redis::cmd("EVALSHA");
+    cmd.arg(SETTLE.get_hash())
+        .arg(keys.len())
+        .arg(keys)
+        .arg(args);
+    cmd
+}
+
+/// KEYS and ARGV of `settle.lua`: each key once.
+fn encode_settlements<'a>(settlements: &[&'a Settlement]) -> (Vec<&'a str>, Vec<String>) {
+    let mut keys: Vec<&str> = Vec::new();
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    let mut at = |key| -> String {
+        index
+            .entry(key)
+            .or_insert_with(|| {
+                keys.push(key);
+                keys.len()
+            })
+            .to_string()
+    };
+    let mut args = vec![settlements.len().to_string()];
+    for s in settlements {
+        args.extend([
+            s.reservation.clone(),
+            s.cost.to_string(),
+            s.correction.to_string(),
+            s.hold_until_ms.to_string(),
+            s.tpm.as_deref().map_or_else(|| "0".to_owned(), &mut at),
+            s.budgets.len().to_string(),
+        ]);
+        for (holds, leases) in &s.budgets {
+            args.push(at(holds));
+            args.push(at(leases));
+        }
+    }
+    (keys, args)
+}
+
+/// One request's question to `policy.lua`, its keys by name (the batch numbers them).
+struct Question {
+    now_ms: u64,
+    estimated_tokens: u64,
+    reservation: String,
+    lease_until_ms: u64,
+    key_ttl_ms: u64,
+    /// Limit, current window's counter, previous window's counter.
+    rpm: Option<(u32, String, String)>,
+    tpm: Option<(u32, String, String)>,
+    budgets: Vec<BudgetQuestion>,
+}
+
+struct BudgetQuestion {
+    mirror: String,
+    holds: String,
+    leases: String,
+    /// YYYY-MM-DD
+    period: String,
+    limit: i64,
+    cost: i64,
+    blocks: bool,
+}
+
+/// The script's reply for one request.
+type Answer = Result<Vec<redis::Value>, redis::RedisError>;
+
+/// Decides a batch with one run of `policy.lua` (loading it into a Redis that lost it).
+async fn decide_batch(
+    mut redis: ConnectionManager,
+    script: Arc<Script>,
+    questions: Vec<Question>,
+) -> Vec<Answer> {
+    let (keys, args) = encode(&questions);
+    let mut invocation = script.prepare_invoke();
+    for key in &keys {
+        invocation.key(*key);
+    }
+    for arg in &args {
+        invocation.arg(arg);
+    }
+    let replies: Result<Vec<Vec<redis::Value>>, _> = invocation.invoke_async(&mut redis).await;
+    match replies {
+        Ok(replies) if replies.len() == questions.len() => replies.into_iter().map(Ok).collect(),
+        Ok(replies) => {
+            let e = redis::RedisError::from((
+                redis::ErrorKind::Client,
+                "the policy script answered the wrong number of requests",
+                format!("{} for {}", replies.len(), questions.len()),
+            ));
+            questions.iter().map(|_| Err(e.clone())).collect()
+        }
+        Err(e) => questions.iter().map(|_| Err(e.clone())).collect(),
+    }
+}
+
+/// KEYS and ARGV of `policy.lua` for these questions: each key once, the rate counters first.
+fn encode(questions: &[Question]) -> (Vec<&str>, Vec<String>) {
+    let mut keys: Vec<&str> = Vec::new();
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    let limits = questions.iter().flat_map(|q| [&q.rpm, &q.tpm]).flatten();
+    for (_, current, previous) in limits {
+        for key in [current, previous] {
+            index.entry(key).or_insert_with(|| {
+                keys.push(key);
+                keys.len()
+            });
+        }
+    }
+    let rate_keys = keys.len();
+    for b in questions.iter().flat_map(|q| &q.budgets) {
+        for key in [&b.mirror, &b.holds, &b.leases] {
+            index.entry(key).or_insert_with(|| {
+                keys.push(key);
+                keys.len()
+            });
+        }
+    }
+    let at = |key: &str| index.get(key).copied().unwrap_or(0).to_string();
+    let mut args = vec![
+        WINDOW_MS.to_string(),
+        rate_keys.to_string(),
+        questions.len().to_string(),
+    ];
+    for q in questions {
+        args.extend([
+            q.now_ms.to_string(),
+            (q.now_ms % WINDOW_MS).to_string(),
+            q.estimated_tokens.to_string(),
+            q.reservation.clone(),
+            q.lease_until_ms.to_string(),
+            q.key_ttl_ms.to_string(),
+        ]);
+        for limit in [&q.rpm, &q.tpm] {
+            match limit {
+                Some((limit, current, previous)) => {
+                    args.extend([limit.to_string(), at(current), at(previous)]);
+                }
+                None => args.extend(["0".into(), "0".into(), "0".into()]),
+            }
+        }
+        args.push(q.budgets.len().to_string());
+        for b in &q.budgets {
+            args.extend([
+                at(&b.mirror),
+                at(&b.holds),
+                at(&b.leases),
+                b.period.clone(),
+                b.limit.to_string(),
+                b.cost.to_string(),
+                u8::from(b.blocks).to_string(),
+            ]);
+        }
+    }
+    (keys, args)
 }
 
 enum Reply {

@@ -19,6 +19,9 @@ use sb_contracts::usage::UsageEvent;
 use sb_kernel::TenantId;
 use tokio_util::sync::CancellationToken;
 
+use crate::core::batch::Batcher;
+use crate::core::policy::{Settlement, settle_command};
+
 const BUFFER_FILE: &str = "usage-buffer.jsonl";
 /// How long a publish may take before the event goes to the buffer instead.
 const PUBLISH_TIMEOUT: Duration = Duration::from_millis(500);
@@ -30,6 +33,7 @@ pub struct UsageSink {
     buffered: AtomicUsize,
     /// Serialises writers of the file (appends, and the flusher's rewrite).
     file: Mutex<()>,
+    sends: Batcher<(Envelope, Option<Settlement>), Sent>,
 }
 
 impl UsageSink {
@@ -43,6 +47,10 @@ impl UsageSink {
         }
         metrics::gauge!("gateway_usage_buffered").set(buffered as f64);
         Ok(Self {
+            sends: Batcher::start(MAX_BATCH, {
+                let bus = bus.clone();
+                move |batch| send_batch(bus.clone(), batch)
+            }),
             bus,
             path,
             max_events,
@@ -61,57 +69,43 @@ impl UsageSink {
     }
 
     /// Publishes the event, or buffers it on disk when Redis cannot take it (or when older
-    /// events are still buffered, so they stay in order). `before` (the settle script) goes in
-    /// the same pipeline, so a call costs one round trip after its answer; returns whether it
-    /// ran, so the caller can run it on its own when it did not.
+    /// events are still buffered, so they stay in order). The settlement goes in the same
+    /// pipeline, with the events and settlements of the calls that ended meanwhile (see
+    /// [`crate::core::batch`]), so a call costs at most one round trip after its answer.
+    /// Returns the settlement if it did not run, for the caller to run on its own.
     pub async fn record(
         &self,
         tenant: TenantId,
         event: &UsageEvent,
-        before: Option<redis::Cmd>,
-    ) -> bool {
+        settlement: Option<Settlement>,
+    ) -> Option<Settlement> {
         let envelope = match Envelope::new(tenant, event) {
             Ok(envelope) => envelope,
             Err(e) => {
                 tracing::error!(error = %e, "a usage event could not be serialised");
-                return false;
+                return settlement;
             }
         };
-        if self.buffered() == 0 {
-            let mut pipe = redis::pipe();
-            let ran_before = before.is_some();
-            if let Some(cmd) = before {
-                pipe.add_command(cmd).ignore();
-            }
-            pipe.add_command(self.bus.publish_command(UsageEvent::STREAM, &envelope))
-                .ignore();
-            let mut conn = self.bus.redis();
-            match tokio::time::timeout(PUBLISH_TIMEOUT, pipe.query_async::<()>(&mut conn)).await {
-                Ok(Ok(())) => return ran_before,
-                // The settle script is not loaded (a restarted Redis): publish alone, and let
-                // the caller settle with a call that loads it. (The event may already be on the
-                // stream; publishing it again is harmless, its id is the same.)
-                Ok(Err(e))
-                    if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
-                {
-                    if self
-                        .bus
-                        .publish(UsageEvent::STREAM, &envelope)
-                        .await
-                        .is_ok()
-                    {
-                        return false;
-                    }
+        let (envelope, unsettled) = if self.buffered() == 0 {
+            match self.sends.ask((envelope, settlement)).await {
+                Some(Sent::Published(unsettled)) => return unsettled,
+                Some(Sent::Failed(envelope, unsettled, reason)) => {
+                    tracing::warn!(reason, "usage event buffered");
+                    (envelope, unsettled)
                 }
-                Ok(Err(e)) => tracing::warn!(error = %e, "usage event buffered: Redis refused it"),
-                Err(_) => tracing::warn!("usage event buffered: Redis did not answer in time"),
+                None => {
+                    tracing::error!("USAGE EVENT LOST: the usage sender stopped");
+                    return None;
+                }
             }
-        }
+        } else {
+            (envelope, settlement)
+        };
         if let Err(e) = self.append(&envelope) {
             // The last resort: the event is in the log, for a manual replay.
             tracing::error!(error = %e, event = %serde_json::to_string(&envelope).unwrap_or_default(), "USAGE EVENT LOST: could not write the buffer");
         }
-        false
+        unsettled
     }
 
     fn append(&self, envelope: &Envelope) -> std::io::Result<()> {
@@ -190,6 +184,59 @@ impl UsageSink {
         if let Err(e) = self.flush().await {
             tracing::error!(error = %e, "could not flush the usage buffer at shutdown");
         }
+    }
+}
+
+/// What became of an event sent with its call's settlement.
+enum Sent {
+    /// On the stream; the settlement if it did not run.
+    Published(Option<Settlement>),
+    /// Redis did not take it (the reason): buffer it.
+    Failed(Envelope, Option<Settlement>, &'static str),
+}
+
+/// The most events (and settlements) one pipeline carries.
+const MAX_BATCH: usize = 64;
+
+/// Sends a batch: one `EVALSHA` settling every call of it, then each event's `XADD`.
+async fn send_batch(bus: Bus, batch: Vec<(Envelope, Option<Settlement>)>) -> Vec<Sent> {
+    let settlements: Vec<&Settlement> = batch.iter().filter_map(|(_, s)| s.as_ref()).collect();
+    let mut pipe = redis::pipe();
+    if !settlements.is_empty() {
+        pipe.add_command(settle_command(&settlements)).ignore();
+    }
+    for (envelope, _) in &batch {
+        pipe.add_command(bus.publish_command(UsageEvent::STREAM, envelope))
+            .ignore();
+    }
+    drop(settlements);
+    let mut conn = bus.redis();
+    let failed = |batch: Vec<(Envelope, Option<Settlement>)>, reason| {
+        batch
+            .into_iter()
+            .map(|(e, s)| Sent::Failed(e, s, reason))
+            .collect()
+    };
+    match tokio::time::timeout(PUBLISH_TIMEOUT, pipe.query_async::<()>(&mut conn)).await {
+        Ok(Ok(())) => batch.iter().map(|_| Sent::Published(None)).collect(),
+        // The settle script is not loaded (a restarted Redis): publish the events alone, and let
+        // each caller settle with a call that loads it. (An event may already be on the stream;
+        // publishing it again is harmless, its id is the same.)
+        Ok(Err(e)) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+            let mut sent = Vec::with_capacity(batch.len());
+            for (envelope, settlement) in batch {
+                sent.push(match bus.publish(UsageEvent::STREAM, &envelope).await {
+                    Ok(_) => Sent::Published(settlement),
+                    Err(_) => Sent::Failed(envelope, settlement, "Redis refused it"),
+                });
+            }
+            sent
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, events = batch.len(), "Redis refused usage events");
+            failed(batch, "Redis refused it")
+        }
+        Err(_) => failed(batch, "Redis did not answer in time"),
     }
 }
 

@@ -174,6 +174,47 @@ async fn a_key_over_its_request_rate_gets_429_with_retry_after_and_ratelimit_hea
 }
 
 #[tokio::test]
+async fn concurrent_calls_decided_together_each_see_the_ones_before_them() {
+    // 48 calls at once reach the policy together, so most are decided several to a script
+    // run; each must count as if decided alone: exactly the limit admitted, each told a
+    // different number of requests left.
+    let stack = Stack::new().await;
+    let (key, _) = stack
+        .add_key(
+            "busy",
+            KeyOptions {
+                rpm: Some(10),
+                ..KeyOptions::default()
+            },
+        )
+        .await;
+    let mut tasks = Vec::new();
+    for _ in 0..48 {
+        let request = stack.post(&stack.gateway, &key, "/v1/chat/completions", &small_call());
+        tasks.push(tokio::spawn(async move { request.send().await.unwrap() }));
+    }
+    let mut remaining = Vec::new();
+    let mut limited = 0;
+    for task in tasks {
+        let response = task.await.unwrap();
+        match response.status() {
+            StatusCode::OK => remaining.push(
+                response.headers()["x-ratelimit-remaining-requests"]
+                    .to_str()
+                    .unwrap()
+                    .parse::<u32>()
+                    .unwrap(),
+            ),
+            StatusCode::TOO_MANY_REQUESTS => limited += 1,
+            other => panic!("unexpected {other}"),
+        }
+    }
+    remaining.sort_unstable();
+    assert_eq!(remaining, (0..10).collect::<Vec<u32>>());
+    assert_eq!(limited, 38);
+}
+
+#[tokio::test]
 async fn a_key_over_its_token_rate_gets_429_naming_tokens() {
     let stack = Stack::new().await;
     let (key, _) = stack
@@ -212,13 +253,14 @@ async fn reservations_are_released_when_calls_settle() {
     let budget = stack
         .add_budget("api_key", Some(stack.key_id), "total", 1_000_000)
         .await;
-    for _ in 0..3 {
-        assert_eq!(
-            stack.chat(&small_call()).send().await.unwrap().status(),
-            StatusCode::OK
-        );
+    // At once, so that several calls are settled by one script run.
+    let calls: Vec<_> = (0..24)
+        .map(|_| tokio::spawn(stack.chat(&small_call()).send()))
+        .collect();
+    for call in calls {
+        assert_eq!(call.await.unwrap().unwrap().status(), StatusCode::OK);
     }
-    let events = stack.wait_for_usage(3).await;
+    let events = stack.wait_for_usage(24).await;
     let charged: i64 = events.iter().map(|e| e.cost_micros.0).sum();
     // After settling, what is held is the real cost of each call (until the ledger counts it),
     // not the larger estimate.
