@@ -94,7 +94,8 @@ impl UsageSink {
                     (envelope, unsettled)
                 }
                 None => {
-                    tracing::error!("USAGE EVENT LOST: the usage sender stopped");
+                    // Only a bug gets here; the event is in the log, for a manual replay.
+                    tracing::error!(event = %serde_json::to_string(event).unwrap_or_default(), "USAGE EVENT LOST: the batch sending it failed");
                     return None;
                 }
             }
@@ -201,42 +202,55 @@ const MAX_BATCH: usize = 64;
 /// Sends a batch: one `EVALSHA` settling every call of it, then each event's `XADD`.
 async fn send_batch(bus: Bus, batch: Vec<(Envelope, Option<Settlement>)>) -> Vec<Sent> {
     let settlements: Vec<&Settlement> = batch.iter().filter_map(|(_, s)| s.as_ref()).collect();
-    let mut pipe = redis::pipe();
-    if !settlements.is_empty() {
-        pipe.add_command(settle_command(&settlements)).ignore();
+    let settle = (!settlements.is_empty()).then(|| settle_command(&settlements));
+    drop(settlements);
+    let sent = match publish(&bus, settle, &batch).await {
+        // The settle script is not loaded (a restarted Redis): publish the events alone, and let
+        // each caller settle with a call that loads it. (Events may already be on the stream;
+        // publishing them again is harmless, their ids are the same.)
+        Err(Some(e)) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+            publish(&bus, None, &batch).await.map(|()| false)
+        }
+        other => other.map(|()| true),
+    };
+    match sent {
+        Ok(settled) => batch
+            .into_iter()
+            .map(|(_, settlement)| Sent::Published(settlement.filter(|_| !settled)))
+            .collect(),
+        Err(e) => {
+            let reason = match e {
+                Some(e) => {
+                    tracing::warn!(error = %e, events = batch.len(), "Redis refused usage events");
+                    "Redis refused it"
+                }
+                None => "Redis did not answer in time",
+            };
+            batch
+                .into_iter()
+                .map(|(envelope, settlement)| Sent::Failed(envelope, settlement, reason))
+                .collect()
+        }
     }
-    for (envelope, _) in &batch {
+}
+
+/// One pipeline: `settle` if any, then each event's `XADD`. `Err(None)`: no answer in time.
+async fn publish(
+    bus: &Bus,
+    settle: Option<redis::Cmd>,
+    batch: &[(Envelope, Option<Settlement>)],
+) -> Result<(), Option<redis::RedisError>> {
+    let mut pipe = redis::pipe();
+    if let Some(settle) = settle {
+        pipe.add_command(settle).ignore();
+    }
+    for (envelope, _) in batch {
         pipe.add_command(bus.publish_command(UsageEvent::STREAM, envelope))
             .ignore();
     }
-    drop(settlements);
-    let mut conn = bus.redis();
-    let failed = |batch: Vec<(Envelope, Option<Settlement>)>, reason| {
-        batch
-            .into_iter()
-            .map(|(e, s)| Sent::Failed(e, s, reason))
-            .collect()
-    };
-    match tokio::time::timeout(PUBLISH_TIMEOUT, pipe.query_async::<()>(&mut conn)).await {
-        Ok(Ok(())) => batch.iter().map(|_| Sent::Published(None)).collect(),
-        // The settle script is not loaded (a restarted Redis): publish the events alone, and let
-        // each caller settle with a call that loads it. (An event may already be on the stream;
-        // publishing it again is harmless, its id is the same.)
-        Ok(Err(e)) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-            let mut sent = Vec::with_capacity(batch.len());
-            for (envelope, settlement) in batch {
-                sent.push(match bus.publish(UsageEvent::STREAM, &envelope).await {
-                    Ok(_) => Sent::Published(settlement),
-                    Err(_) => Sent::Failed(envelope, settlement, "Redis refused it"),
-                });
-            }
-            sent
-        }
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, events = batch.len(), "Redis refused usage events");
-            failed(batch, "Redis refused it")
-        }
-        Err(_) => failed(batch, "Redis did not answer in time"),
+    match tokio::time::timeout(PUBLISH_TIMEOUT, pipe.query_async::<()>(&mut bus.redis())).await {
+        Ok(result) => result.map_err(Some),
+        Err(_) => Err(None),
     }
 }
 
