@@ -12,7 +12,7 @@
 //! shown by `gateway_policy_fallback`), and budgets fail closed unless the tenant opted out.
 
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::Script;
@@ -113,8 +113,7 @@ impl Policy {
         Self {
             decisions: Batcher::start(MAX_BATCH, {
                 let redis = redis.clone();
-                let script = Arc::new(Script::new(include_str!("policy.lua")));
-                move |questions| decide_batch(redis.clone(), script.clone(), questions)
+                move |questions| decide_batch(redis.clone(), questions)
             }),
             redis,
             db,
@@ -157,7 +156,7 @@ impl Policy {
             return None;
         }
         Some(Settlement {
-            reservation: reservation.id.to_string(),
+            reservation: reservation.id,
             cost: cost.0,
             correction: tokens as i64 - reservation.estimated_tokens as i64,
             hold_until_ms: if self.settled_hold.is_zero() {
@@ -179,15 +178,8 @@ impl Policy {
     /// Settles on its own, loading the script into a Redis that lost it. (The gateway normally
     /// sends [`settle_command`] in one pipeline with the usage events.)
     pub async fn settle(&self, settlement: &Settlement) {
-        let (keys, args) = encode_settlements(&[settlement]);
-        let mut invocation = SETTLE.prepare_invoke();
-        for key in &keys {
-            invocation.key(*key);
-        }
-        for arg in &args {
-            invocation.arg(arg);
-        }
-        let result: Result<i64, _> = invocation.invoke_async(&mut self.redis.clone()).await;
+        let cmd = settle_command(&[settlement]);
+        let result: Result<i64, _> = eval(&mut self.redis.clone(), &SETTLE, &cmd).await;
         if let Err(e) = result {
             // The lease frees the hold when it expires.
             tracing::warn!(error = %e, reservation = %settlement.reservation, "could not settle a reservation; its lease will free it");
@@ -210,7 +202,7 @@ impl Policy {
         let question = Question {
             now_ms: now,
             estimated_tokens: ask.estimated_tokens,
-            reservation: reservation.to_string(),
+            reservation,
             lease_until_ms: now + millis(self.reservation_ttl),
             // A budget's holds outlive this reservation and the hold of its real cost when it
             // is settled within the reservation's lease (settle.lua does not extend them).
@@ -397,7 +389,7 @@ impl Policy {
 /// A reservation to settle, for `settle.lua`.
 #[derive(Debug, Clone)]
 pub struct Settlement {
-    reservation: String,
+    reservation: Uuid,
     cost: i64,
     /// Real tokens less the estimate, for the tpm window.
     correction: i64,
@@ -408,56 +400,98 @@ pub struct Settlement {
     budgets: Vec<(String, String)>,
 }
 
+static DECIDE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("policy.lua")));
 static SETTLE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("settle.lua")));
 
 /// One `EVALSHA` settling all of these, to pipeline with their usage events. It fails with
 /// `NOSCRIPT` in a Redis that lost the script: then settle each with [`Policy::settle`].
 pub fn settle_command(settlements: &[&Settlement]) -> redis::Cmd {
-    let (keys, args) = encode_settlements(settlements);
-    let mut cmd = redis::cmd("EVALSHA");
-    cmd.arg(SETTLE.get_hash())
-        .arg(keys.len())
-        .arg(keys)
-        .arg(args);
+    let mut keys = Keys::default();
+    for s in settlements {
+        if let Some(tpm) = &s.tpm {
+            keys.number(tpm);
+        }
+        for (holds, leases) in &s.budgets {
+            keys.number(holds);
+            keys.number(leases);
+        }
+    }
+    let args: usize = settlements.iter().map(|s| 6 + 2 * s.budgets.len()).sum();
+    let mut cmd = keys.evalsha(&SETTLE, 1 + args);
+    cmd.arg(settlements.len());
+    for s in settlements {
+        cmd.arg(
+            s.reservation
+                .hyphenated()
+                .encode_lower(&mut Uuid::encode_buffer()) as &str,
+        )
+        .arg(s.cost)
+        .arg(s.correction)
+        .arg(s.hold_until_ms)
+        .arg(s.tpm.as_deref().map_or(0, |tpm| keys.at(tpm)))
+        .arg(s.budgets.len());
+        for (holds, leases) in &s.budgets {
+            cmd.arg(keys.at(holds)).arg(keys.at(leases));
+        }
+    }
     cmd
 }
 
-/// KEYS and ARGV of `settle.lua`: each key once.
-fn encode_settlements<'a>(settlements: &[&'a Settlement]) -> (Vec<&'a str>, Vec<String>) {
-    let mut keys: Vec<&str> = Vec::new();
-    let mut index: HashMap<&str, usize> = HashMap::new();
-    let mut at = |key| -> String {
-        index
-            .entry(key)
-            .or_insert_with(|| {
-                keys.push(key);
-                keys.len()
-            })
-            .to_string()
-    };
-    let mut args = vec![settlements.len().to_string()];
-    for s in settlements {
-        args.extend([
-            s.reservation.clone(),
-            s.cost.to_string(),
-            s.correction.to_string(),
-            s.hold_until_ms.to_string(),
-            s.tpm.as_deref().map_or_else(|| "0".to_owned(), &mut at),
-            s.budgets.len().to_string(),
-        ]);
-        for (holds, leases) in &s.budgets {
-            args.push(at(holds));
-            args.push(at(leases));
+/// A script's KEYS, each once, numbered from 1 in the order first named; its arguments refer
+/// to them by number.
+#[derive(Default)]
+struct Keys<'a> {
+    names: Vec<&'a str>,
+    numbers: HashMap<&'a str, usize>,
+}
+
+impl<'a> Keys<'a> {
+    fn number(&mut self, key: &'a str) {
+        if !self.numbers.contains_key(key) {
+            self.names.push(key);
+            self.numbers.insert(key, self.names.len());
         }
     }
-    (keys, args)
+
+    fn at(&self, key: &str) -> usize {
+        self.numbers.get(key).copied().unwrap_or(0)
+    }
+
+    /// `EVALSHA <script> <key count> <keys…>`, with room for `args` short arguments to follow.
+    fn evalsha(&self, script: &Script, args: usize) -> redis::Cmd {
+        let names: usize = self.names.iter().map(|n| n.len()).sum();
+        let mut cmd =
+            redis::Cmd::with_capacity(3 + self.names.len() + args, 64 + names + 24 * args);
+        cmd.arg("EVALSHA")
+            .arg(script.get_hash())
+            .arg(self.names.len());
+        for name in &self.names {
+            cmd.arg(*name);
+        }
+        cmd
+    }
+}
+
+/// Runs `cmd`, an `EVALSHA` of `script`, loading the script first into a Redis that lost it.
+async fn eval<T: redis::FromRedisValue>(
+    redis: &mut ConnectionManager,
+    script: &Script,
+    cmd: &redis::Cmd,
+) -> redis::RedisResult<T> {
+    match cmd.query_async(redis).await {
+        Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+            script.load_async(redis).await?;
+            cmd.query_async(redis).await
+        }
+        other => other,
+    }
 }
 
 /// One request's question to `policy.lua`, its keys by name (the batch numbers them).
 struct Question {
     now_ms: u64,
     estimated_tokens: u64,
-    reservation: String,
+    reservation: Uuid,
     lease_until_ms: u64,
     key_ttl_ms: u64,
     /// Limit, current window's counter, previous window's counter.
@@ -481,20 +515,9 @@ struct BudgetQuestion {
 type Answer = Result<Vec<redis::Value>, redis::RedisError>;
 
 /// Decides a batch with one run of `policy.lua` (loading it into a Redis that lost it).
-async fn decide_batch(
-    mut redis: ConnectionManager,
-    script: Arc<Script>,
-    questions: Vec<Question>,
-) -> Vec<Answer> {
-    let (keys, args) = encode(&questions);
-    let mut invocation = script.prepare_invoke();
-    for key in &keys {
-        invocation.key(*key);
-    }
-    for arg in &args {
-        invocation.arg(arg);
-    }
-    let replies: Result<Vec<Vec<redis::Value>>, _> = invocation.invoke_async(&mut redis).await;
+async fn decide_batch(mut redis: ConnectionManager, questions: Vec<Question>) -> Vec<Answer> {
+    let cmd = decide_command(&questions);
+    let replies: Result<Vec<Vec<redis::Value>>, _> = eval(&mut redis, &DECIDE, &cmd).await;
     match replies {
         Ok(replies) if replies.len() == questions.len() => replies.into_iter().map(Ok).collect(),
         Ok(replies) => {
@@ -509,65 +532,54 @@ async fn decide_batch(
     }
 }
 
-/// KEYS and ARGV of `policy.lua` for these questions: each key once, the rate counters first.
-fn encode(questions: &[Question]) -> (Vec<&str>, Vec<String>) {
-    let mut keys: Vec<&str> = Vec::new();
-    let mut index: HashMap<&str, usize> = HashMap::new();
+/// The `EVALSHA` of `policy.lua` for these questions: each key once, the rate counters first.
+fn decide_command(questions: &[Question]) -> redis::Cmd {
+    let mut keys = Keys::default();
     let limits = questions.iter().flat_map(|q| [&q.rpm, &q.tpm]).flatten();
     for (_, current, previous) in limits {
-        for key in [current, previous] {
-            index.entry(key).or_insert_with(|| {
-                keys.push(key);
-                keys.len()
-            });
-        }
+        keys.number(current);
+        keys.number(previous);
     }
-    let rate_keys = keys.len();
+    let rate_keys = keys.names.len();
     for b in questions.iter().flat_map(|q| &q.budgets) {
-        for key in [&b.mirror, &b.holds, &b.leases] {
-            index.entry(key).or_insert_with(|| {
-                keys.push(key);
-                keys.len()
-            });
-        }
+        keys.number(&b.mirror);
+        keys.number(&b.holds);
+        keys.number(&b.leases);
     }
-    let at = |key: &str| index.get(key).copied().unwrap_or(0).to_string();
-    let mut args = vec![
-        WINDOW_MS.to_string(),
-        rate_keys.to_string(),
-        questions.len().to_string(),
-    ];
+    let args: usize = questions.iter().map(|q| 13 + 7 * q.budgets.len()).sum();
+    let mut cmd = keys.evalsha(&DECIDE, 3 + args);
+    cmd.arg(WINDOW_MS).arg(rate_keys).arg(questions.len());
     for q in questions {
-        args.extend([
-            q.now_ms.to_string(),
-            (q.now_ms % WINDOW_MS).to_string(),
-            q.estimated_tokens.to_string(),
-            q.reservation.clone(),
-            q.lease_until_ms.to_string(),
-            q.key_ttl_ms.to_string(),
-        ]);
+        cmd.arg(q.now_ms)
+            .arg(q.now_ms % WINDOW_MS)
+            .arg(q.estimated_tokens)
+            .arg(
+                q.reservation
+                    .hyphenated()
+                    .encode_lower(&mut Uuid::encode_buffer()) as &str,
+            )
+            .arg(q.lease_until_ms)
+            .arg(q.key_ttl_ms);
         for limit in [&q.rpm, &q.tpm] {
             match limit {
                 Some((limit, current, previous)) => {
-                    args.extend([limit.to_string(), at(current), at(previous)]);
+                    cmd.arg(*limit).arg(keys.at(current)).arg(keys.at(previous))
                 }
-                None => args.extend(["0".into(), "0".into(), "0".into()]),
-            }
+                None => cmd.arg(0).arg(0).arg(0),
+            };
         }
-        args.push(q.budgets.len().to_string());
+        cmd.arg(q.budgets.len());
         for b in &q.budgets {
-            args.extend([
-                at(&b.mirror),
-                at(&b.holds),
-                at(&b.leases),
-                b.period.clone(),
-                b.limit.to_string(),
-                b.cost.to_string(),
-                u8::from(b.blocks).to_string(),
-            ]);
+            cmd.arg(keys.at(&b.mirror))
+                .arg(keys.at(&b.holds))
+                .arg(keys.at(&b.leases))
+                .arg(&b.period)
+                .arg(b.limit)
+                .arg(b.cost)
+                .arg(u8::from(b.blocks));
         }
     }
-    (keys, args)
+    cmd
 }
 
 enum Reply {
