@@ -251,13 +251,14 @@ fn answer_of(message: &Value) -> Answer {
 fn usage_of(usage: &Value, previous: Usage) -> Usage {
     let mut next = previous;
     if usage.get("input_tokens").is_some_and(Value::is_i64) {
-        let cached = count(usage, "/cache_read_input_tokens");
-        next.input_tokens =
-            count(usage, "/input_tokens") + cached + count(usage, "/cache_creation_input_tokens");
+        let cached = count(usage, &["cache_read_input_tokens"]);
+        next.input_tokens = count(usage, &["input_tokens"])
+            + cached
+            + count(usage, &["cache_creation_input_tokens"]);
         next.cached_input_tokens = cached;
     }
     if usage.get("output_tokens").is_some_and(Value::is_i64) {
-        next.output_tokens = count(usage, "/output_tokens");
+        next.output_tokens = count(usage, &["output_tokens"]);
     }
     next
 }

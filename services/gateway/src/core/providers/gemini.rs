@@ -324,9 +324,9 @@ fn usage_of(metadata: Option<&Value>) -> Usage {
         return Usage::default();
     };
     Usage {
-        input_tokens: count(m, "/promptTokenCount") + count(m, "/toolUsePromptTokenCount"),
-        cached_input_tokens: count(m, "/cachedContentTokenCount"),
-        output_tokens: count(m, "/candidatesTokenCount") + count(m, "/thoughtsTokenCount"),
+        input_tokens: count(m, &["promptTokenCount"]) + count(m, &["toolUsePromptTokenCount"]),
+        cached_input_tokens: count(m, &["cachedContentTokenCount"]),
+        output_tokens: count(m, &["candidatesTokenCount"]) + count(m, &["thoughtsTokenCount"]),
     }
 }
 

@@ -55,7 +55,7 @@ pub async fn embeddings(
     )
     .await?;
     let usage = Usage {
-        input_tokens: usage_in(&body)?.map_or(0, |u| count(&u, "/prompt_tokens")),
+        input_tokens: usage_in(&body)?.map_or(0, |u| count(&u, &["prompt_tokens"])),
         ..Usage::default()
     };
     Ok(Completion { body, usage })
@@ -114,9 +114,9 @@ fn usage_in(body: &[u8]) -> Result<Option<Value>, UpstreamError> {
 /// A `usage` object's counts (none when it is null).
 fn usage_of(usage: &Value) -> Option<Usage> {
     usage.is_object().then(|| Usage {
-        input_tokens: count(usage, "/prompt_tokens"),
-        cached_input_tokens: count(usage, "/prompt_tokens_details/cached_tokens"),
-        output_tokens: count(usage, "/completion_tokens"),
+        input_tokens: count(usage, &["prompt_tokens"]),
+        cached_input_tokens: count(usage, &["prompt_tokens_details", "cached_tokens"]),
+        output_tokens: count(usage, &["completion_tokens"]),
     })
 }
 

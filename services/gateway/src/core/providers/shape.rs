@@ -25,9 +25,13 @@ pub(super) fn new_id(prefix: &str) -> String {
     format!("{prefix}{:x}{nanos:08x}{n:04x}", unix_now())
 }
 
-/// A count at `pointer` in `value`, 0 when absent.
-pub(super) fn count(value: &Value, pointer: &str) -> i64 {
-    value.pointer(pointer).and_then(Value::as_i64).unwrap_or(0)
+/// The integer at `path` (object keys, outermost first), or 0 when it is absent or not an
+/// integer. (Not `Value::pointer`: it allocates for every segment, on every call.)
+pub(super) fn count(value: &Value, path: &[&str]) -> i64 {
+    path.iter()
+        .try_fold(value, |v, key| v.get(key))
+        .and_then(Value::as_i64)
+        .unwrap_or(0)
 }
 
 /// The model named by the client's request, required by the translating adapters.
