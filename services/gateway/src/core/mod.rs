@@ -51,7 +51,12 @@ impl Gateway {
             .map_err(std::io::Error::other)?;
         Ok(Arc::new(Self {
             keys: keys::KeyCache::new(infra.system_db.clone(), gw.key_cache_ttl),
-            tenants: tenants::TenantCache::new(infra.app_db.clone(), keyring, gw.key_cache_ttl),
+            tenants: tenants::TenantCache::new(
+                infra.app_db.clone(),
+                keyring,
+                gw.key_cache_ttl,
+                infra.bus.key_prefix(),
+            ),
             policy: policy::Policy::new(
                 infra.redis(),
                 infra.app_db.clone(),

@@ -12,18 +12,18 @@
 //! shown by `gateway_policy_fallback`), and budgets fail closed unless the tenant opted out.
 
 use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::Script;
 use redis::aio::ConnectionManager;
-use sb_contracts::budget::{BudgetSpend, holds_key, leases_key, mirror_key, write_mirror};
+use sb_contracts::budget::{BudgetSpend, write_mirror};
 use sb_db::AppPool;
 use sb_kernel::{Micros, TenantId};
 use uuid::Uuid;
 
 use crate::core::batch::Batcher;
-use crate::core::tenants::Budget;
+use crate::core::tenants::{Budget, BudgetKeys};
 
 const WINDOW_MS: u64 = 60_000;
 /// The most decisions one script run makes: keeps its argument lists and its time inside Redis
@@ -47,7 +47,7 @@ pub struct Ask<'a> {
 pub struct Reservation {
     pub id: Uuid,
     key_id: Uuid,
-    budgets: Vec<Uuid>,
+    budgets: Vec<Arc<BudgetKeys>>,
     tpm_limited: bool,
     estimated_tokens: u64,
     /// The window it was counted in (the token correction goes there).
@@ -167,11 +167,7 @@ impl Policy {
             tpm: reservation
                 .tpm_limited
                 .then(|| self.rate_key(reservation.key_id, "tpm", reservation.window)),
-            budgets: reservation
-                .budgets
-                .iter()
-                .map(|b| (holds_key(&self.prefix, *b), leases_key(&self.prefix, *b)))
-                .collect(),
+            budgets: reservation.budgets.clone(),
         })
     }
 
@@ -213,10 +209,7 @@ impl Policy {
                 .budgets
                 .iter()
                 .map(|(budget, cost)| BudgetQuestion {
-                    mirror: mirror_key(&self.prefix, budget.id),
-                    holds: holds_key(&self.prefix, budget.id),
-                    leases: leases_key(&self.prefix, budget.id),
-                    period: budget.period_start.to_string(),
+                    keys: budget.keys.clone(),
                     limit: budget.limit_micros,
                     cost: cost.0,
                     blocks: budget.blocks,
@@ -252,7 +245,7 @@ impl Policy {
                 Reservation {
                     id: reservation,
                     key_id: ask.key_id,
-                    budgets: ask.budgets.iter().map(|(b, _)| b.id).collect(),
+                    budgets: ask.budgets.iter().map(|(b, _)| b.keys.clone()).collect(),
                     tpm_limited: ask.tpm_limit.is_some(),
                     estimated_tokens: ask.estimated_tokens,
                     window,
@@ -396,8 +389,7 @@ pub struct Settlement {
     hold_until_ms: u64,
     /// The tpm window the reservation was counted in, when the key has a tpm limit.
     tpm: Option<String>,
-    /// Each budget's holds and leases.
-    budgets: Vec<(String, String)>,
+    budgets: Vec<Arc<BudgetKeys>>,
 }
 
 static DECIDE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("policy.lua")));
@@ -411,9 +403,9 @@ pub fn settle_command(settlements: &[&Settlement]) -> redis::Cmd {
         if let Some(tpm) = &s.tpm {
             keys.number(tpm);
         }
-        for (holds, leases) in &s.budgets {
-            keys.number(holds);
-            keys.number(leases);
+        for budget in &s.budgets {
+            keys.number(&budget.holds);
+            keys.number(&budget.leases);
         }
     }
     let args: usize = settlements.iter().map(|s| 6 + 2 * s.budgets.len()).sum();
@@ -430,8 +422,8 @@ pub fn settle_command(settlements: &[&Settlement]) -> redis::Cmd {
         .arg(s.hold_until_ms)
         .arg(s.tpm.as_deref().map_or(0, |tpm| keys.at(tpm)))
         .arg(s.budgets.len());
-        for (holds, leases) in &s.budgets {
-            cmd.arg(keys.at(holds)).arg(keys.at(leases));
+        for budget in &s.budgets {
+            cmd.arg(keys.at(&budget.holds)).arg(keys.at(&budget.leases));
         }
     }
     cmd
@@ -501,11 +493,7 @@ struct Question {
 }
 
 struct BudgetQuestion {
-    mirror: String,
-    holds: String,
-    leases: String,
-    /// YYYY-MM-DD
-    period: String,
+    keys: Arc<BudgetKeys>,
     limit: i64,
     cost: i64,
     blocks: bool,
@@ -542,9 +530,9 @@ fn decide_command(questions: &[Question]) -> redis::Cmd {
     }
     let rate_keys = keys.names.len();
     for b in questions.iter().flat_map(|q| &q.budgets) {
-        keys.number(&b.mirror);
-        keys.number(&b.holds);
-        keys.number(&b.leases);
+        keys.number(&b.keys.mirror);
+        keys.number(&b.keys.holds);
+        keys.number(&b.keys.leases);
     }
     let args: usize = questions.iter().map(|q| 13 + 7 * q.budgets.len()).sum();
     let mut cmd = keys.evalsha(&DECIDE, 3 + args);
@@ -570,10 +558,10 @@ fn decide_command(questions: &[Question]) -> redis::Cmd {
         }
         cmd.arg(q.budgets.len());
         for b in &q.budgets {
-            cmd.arg(keys.at(&b.mirror))
-                .arg(keys.at(&b.holds))
-                .arg(keys.at(&b.leases))
-                .arg(&b.period)
+            cmd.arg(keys.at(&b.keys.mirror))
+                .arg(keys.at(&b.keys.holds))
+                .arg(keys.at(&b.keys.leases))
+                .arg(&b.keys.period)
                 .arg(b.limit)
                 .arg(b.cost)
                 .arg(u8::from(b.blocks));

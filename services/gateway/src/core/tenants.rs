@@ -7,6 +7,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate, Utc};
+use sb_contracts::budget::{holds_key, leases_key, mirror_key};
 use sb_crypto::Keyring;
 use sb_db::AppPool;
 use sb_kernel::TenantId;
@@ -46,6 +47,17 @@ pub struct Budget {
     pub period_start: NaiveDate,
     /// When the current period ends; the cached state is reloaded then.
     pub period_end: Option<DateTime<Utc>>,
+    /// Its names in Redis, made once per load rather than on every call.
+    pub keys: Arc<BudgetKeys>,
+}
+
+/// A budget's keys in Redis and its current period as the mirror writes it (`YYYY-MM-DD`).
+#[derive(Debug)]
+pub struct BudgetKeys {
+    pub mirror: String,
+    pub holds: String,
+    pub leases: String,
+    pub period: String,
 }
 
 impl Budget {
@@ -125,15 +137,18 @@ pub struct TenantCache {
     db: AppPool,
     keyring: Arc<Keyring>,
     ttl: Duration,
+    /// The Redis key prefix, for [`BudgetKeys`].
+    prefix: Arc<str>,
     entries: Arc<RwLock<HashMap<Uuid, Arc<TenantState>>>>,
 }
 
 impl TenantCache {
-    pub fn new(db: AppPool, keyring: Arc<Keyring>, ttl: Duration) -> Self {
+    pub fn new(db: AppPool, keyring: Arc<Keyring>, ttl: Duration, prefix: &str) -> Self {
         Self {
             db,
             keyring,
             ttl,
+            prefix: prefix.into(),
             entries: Arc::default(),
         }
     }
@@ -182,6 +197,12 @@ impl TenantCache {
         let budgets: Vec<Budget> = budgets
             .into_iter()
             .map(|b| Budget {
+                keys: Arc::new(BudgetKeys {
+                    mirror: mirror_key(&self.prefix, b.id),
+                    holds: holds_key(&self.prefix, b.id),
+                    leases: leases_key(&self.prefix, b.id),
+                    period: b.period_start.to_string(),
+                }),
                 id: b.id,
                 scope: b.scope,
                 scope_id: b.scope_id,
