@@ -1,0 +1,209 @@
+//! How the policy's questions are written for Redis: the decisions of a batch as one
+//! `EVALSHA` of `policy.lua`, the settlements of a batch as one of `settle.lua`. Each key is
+//! named once in KEYS and referred to by number in the arguments, which are written straight
+//! into the command.
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
+
+use redis::Script;
+use redis::aio::ConnectionManager;
+use uuid::Uuid;
+
+use super::WINDOW_MS;
+use crate::core::tenants::BudgetKeys;
+
+/// A reservation to settle, for `settle.lua`.
+#[derive(Debug, Clone)]
+pub struct Settlement {
+    pub(super) reservation: Uuid,
+    pub(super) cost: i64,
+    /// Real tokens less the estimate, for the tpm window.
+    pub(super) correction: i64,
+    pub(super) hold_until_ms: u64,
+    /// The tpm window the reservation was counted in, when the key has a tpm limit.
+    pub(super) tpm: Option<String>,
+    pub(super) budgets: Vec<Arc<BudgetKeys>>,
+}
+
+static DECIDE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("policy.lua")));
+pub(super) static SETTLE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("settle.lua")));
+
+/// One `EVALSHA` settling all of these, to pipeline with their usage events. It fails with
+/// `NOSCRIPT` in a Redis that lost the script: then settle each with [`Policy::settle`].
+pub fn settle_command(settlements: &[&Settlement]) -> redis::Cmd {
+    let mut keys = Keys::default();
+    for s in settlements {
+        if let Some(tpm) = &s.tpm {
+            keys.number(tpm);
+        }
+        for budget in &s.budgets {
+            keys.number(&budget.holds);
+            keys.number(&budget.leases);
+        }
+    }
+    let args: usize = settlements.iter().map(|s| 6 + 2 * s.budgets.len()).sum();
+    let mut cmd = keys.evalsha(&SETTLE, 1 + args);
+    cmd.arg(settlements.len());
+    for s in settlements {
+        cmd.arg(
+            s.reservation
+                .hyphenated()
+                .encode_lower(&mut Uuid::encode_buffer()) as &str,
+        )
+        .arg(s.cost)
+        .arg(s.correction)
+        .arg(s.hold_until_ms)
+        .arg(s.tpm.as_deref().map_or(0, |tpm| keys.at(tpm)))
+        .arg(s.budgets.len());
+        for budget in &s.budgets {
+            cmd.arg(keys.at(&budget.holds)).arg(keys.at(&budget.leases));
+        }
+    }
+    cmd
+}
+
+/// A script's KEYS, each once, numbered from 1 in the order first named; its arguments refer
+/// to them by number.
+#[derive(Default)]
+struct Keys<'a> {
+    names: Vec<&'a str>,
+    numbers: HashMap<&'a str, usize>,
+}
+
+impl<'a> Keys<'a> {
+    fn number(&mut self, key: &'a str) {
+        if !self.numbers.contains_key(key) {
+            self.names.push(key);
+            self.numbers.insert(key, self.names.len());
+        }
+    }
+
+    fn at(&self, key: &str) -> usize {
+        self.numbers.get(key).copied().unwrap_or(0)
+    }
+
+    /// `EVALSHA <script> <key count> <keys…>`, with room for `args` short arguments to follow.
+    fn evalsha(&self, script: &Script, args: usize) -> redis::Cmd {
+        let names: usize = self.names.iter().map(|n| n.len()).sum();
+        let mut cmd =
+            redis::Cmd::with_capacity(3 + self.names.len() + args, 64 + names + 24 * args);
+        cmd.arg("EVALSHA")
+            .arg(script.get_hash())
+            .arg(self.names.len());
+        for name in &self.names {
+            cmd.arg(*name);
+        }
+        cmd
+    }
+}
+
+/// Runs `cmd`, an `EVALSHA` of `script`, loading the script first into a Redis that lost it.
+pub(super) async fn eval<T: redis::FromRedisValue>(
+    redis: &mut ConnectionManager,
+    script: &Script,
+    cmd: &redis::Cmd,
+) -> redis::RedisResult<T> {
+    match cmd.query_async(redis).await {
+        Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+            script.load_async(redis).await?;
+            cmd.query_async(redis).await
+        }
+        other => other,
+    }
+}
+
+/// One request's question to `policy.lua`, its keys by name (the batch numbers them).
+pub(super) struct Question {
+    pub(super) now_ms: u64,
+    pub(super) estimated_tokens: u64,
+    pub(super) reservation: Uuid,
+    pub(super) lease_until_ms: u64,
+    pub(super) key_ttl_ms: u64,
+    /// Limit, current window's counter, previous window's counter.
+    pub(super) rpm: Option<(u32, String, String)>,
+    pub(super) tpm: Option<(u32, String, String)>,
+    pub(super) budgets: Vec<BudgetQuestion>,
+}
+
+pub(super) struct BudgetQuestion {
+    pub(super) keys: Arc<BudgetKeys>,
+    pub(super) limit: i64,
+    pub(super) cost: i64,
+    pub(super) blocks: bool,
+}
+
+/// The script's reply for one request.
+pub(super) type Answer = Result<Vec<redis::Value>, redis::RedisError>;
+
+/// Decides a batch with one run of `policy.lua` (loading it into a Redis that lost it).
+pub(super) async fn decide_batch(
+    mut redis: ConnectionManager,
+    questions: Vec<Question>,
+) -> Vec<Answer> {
+    let cmd = decide_command(&questions);
+    let replies: Result<Vec<Vec<redis::Value>>, _> = eval(&mut redis, &DECIDE, &cmd).await;
+    match replies {
+        Ok(replies) if replies.len() == questions.len() => replies.into_iter().map(Ok).collect(),
+        Ok(replies) => {
+            let e = redis::RedisError::from((
+                redis::ErrorKind::Client,
+                "the policy script answered the wrong number of requests",
+                format!("{} for {}", replies.len(), questions.len()),
+            ));
+            questions.iter().map(|_| Err(e.clone())).collect()
+        }
+        Err(e) => questions.iter().map(|_| Err(e.clone())).collect(),
+    }
+}
+
+/// The `EVALSHA` of `policy.lua` for these questions: each key once, the rate counters first.
+fn decide_command(questions: &[Question]) -> redis::Cmd {
+    let mut keys = Keys::default();
+    let limits = questions.iter().flat_map(|q| [&q.rpm, &q.tpm]).flatten();
+    for (_, current, previous) in limits {
+        keys.number(current);
+        keys.number(previous);
+    }
+    let rate_keys = keys.names.len();
+    for b in questions.iter().flat_map(|q| &q.budgets) {
+        keys.number(&b.keys.mirror);
+        keys.number(&b.keys.holds);
+        keys.number(&b.keys.leases);
+    }
+    let args: usize = questions.iter().map(|q| 13 + 7 * q.budgets.len()).sum();
+    let mut cmd = keys.evalsha(&DECIDE, 3 + args);
+    cmd.arg(WINDOW_MS).arg(rate_keys).arg(questions.len());
+    for q in questions {
+        cmd.arg(q.now_ms)
+            .arg(q.now_ms % WINDOW_MS)
+            .arg(q.estimated_tokens)
+            .arg(
+                q.reservation
+                    .hyphenated()
+                    .encode_lower(&mut Uuid::encode_buffer()) as &str,
+            )
+            .arg(q.lease_until_ms)
+            .arg(q.key_ttl_ms);
+        for limit in [&q.rpm, &q.tpm] {
+            match limit {
+                Some((limit, current, previous)) => {
+                    cmd.arg(*limit).arg(keys.at(current)).arg(keys.at(previous))
+                }
+                None => cmd.arg(0).arg(0).arg(0),
+            };
+        }
+        cmd.arg(q.budgets.len());
+        for b in &q.budgets {
+            cmd.arg(keys.at(&b.keys.mirror))
+                .arg(keys.at(&b.keys.holds))
+                .arg(keys.at(&b.keys.leases))
+                .arg(&b.keys.period)
+                .arg(b.limit)
+                .arg(b.cost)
+                .arg(u8::from(b.blocks));
+        }
+    }
+    cmd
+}
