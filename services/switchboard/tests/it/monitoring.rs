@@ -24,7 +24,7 @@ const LAZY: &[(&str, &str)] = &[
     // Counted only when a call finds Redis unreachable.
     (
         "gateway_policy_fallback_total",
-        "services/gateway/src/core/policy.rs",
+        "services/gateway/src/core/policy/mod.rs",
     ),
     // Counted only when a charged cost disagrees with the price book, or a model has no price.
     (
