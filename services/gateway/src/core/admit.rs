@@ -233,7 +233,9 @@ fn record_refusal(
     event.status = "refused".into();
     let tenant = TenantId::from_uuid(key.tenant_id);
     let gw = gw.clone();
+    let recording = gw.usage.recording();
     tokio::spawn(async move {
+        let _recording = recording;
         gw.usage.record(tenant, &event, None).await;
     });
 }

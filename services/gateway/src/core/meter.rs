@@ -40,7 +40,9 @@ pub fn finish(
     outcome: Outcome,
 ) {
     let gw = gw.clone();
+    let recording = gw.usage.recording();
     tokio::spawn(async move {
+        let _recording = recording;
         let cost = admit::price(&gw, provider, &call.model)
             .await
             .map_or(Micros(0), |p| {

@@ -9,14 +9,15 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sb_bus::{Bus, Envelope};
 use sb_contracts::Event;
 use sb_contracts::usage::UsageEvent;
 use sb_kernel::TenantId;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::core::batch::Batcher;
@@ -25,6 +26,9 @@ use crate::core::policy::{Settlement, settle_command};
 const BUFFER_FILE: &str = "usage-buffer.jsonl";
 /// How long a publish may take before the event goes to the buffer instead.
 const PUBLISH_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long shutdown waits for the usage of calls that have just ended (published or buffered
+/// within `PUBLISH_TIMEOUT` plus an fsync, normally).
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 
 pub struct UsageSink {
     bus: Bus,
@@ -34,6 +38,25 @@ pub struct UsageSink {
     /// Serialises writers of the file (appends, and the flusher's rewrite).
     file: Mutex<()>,
     sends: Batcher<(Envelope, Option<Settlement>), Sent>,
+    in_flight: Arc<InFlight>,
+}
+
+/// Calls whose usage is on its way: priced, settled, published or buffered.
+#[derive(Default)]
+struct InFlight {
+    count: AtomicUsize,
+    idle: Notify,
+}
+
+/// Held while a call's usage is on its way; shutdown waits for every one of them.
+pub struct Recording(Arc<InFlight>);
+
+impl Drop for Recording {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
 }
 
 impl UsageSink {
@@ -54,9 +77,34 @@ impl UsageSink {
             bus,
             path,
             max_events,
+            in_flight: Arc::default(),
             buffered: AtomicUsize::new(buffered),
             file: Mutex::new(()),
         })
+    }
+
+    /// Counts a call's usage as on its way until the guard drops. Take it before spawning the
+    /// task that records the usage, so that a shutdown starting meanwhile waits for it.
+    pub fn recording(&self) -> Recording {
+        self.in_flight.count.fetch_add(1, Ordering::AcqRel);
+        Recording(self.in_flight.clone())
+    }
+
+    /// Waits until no call's usage is on its way, at most `limit`; false when some still is.
+    async fn settled_down(&self, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let idle = self.in_flight.idle.notified();
+            tokio::pin!(idle);
+            // Registered before the count is read, so a last drop in between still wakes it.
+            idle.as_mut().enable();
+            if self.in_flight.count.load(Ordering::Acquire) == 0 {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, idle).await.is_err() {
+                return false;
+            }
+        }
     }
 
     /// Whether the buffer is full: new calls must be refused.
@@ -171,7 +219,8 @@ impl UsageSink {
         Ok(published)
     }
 
-    /// Flushes every second until `shutdown`, and once more at the end.
+    /// Flushes every second until `shutdown`; then waits for the usage of the calls that have
+    /// just ended (at most `SHUTDOWN_WAIT`), and flushes once more.
     pub async fn run_flusher(&self, shutdown: CancellationToken) {
         loop {
             tokio::select! {
@@ -181,6 +230,19 @@ impl UsageSink {
             if let Err(e) = self.flush().await {
                 tracing::error!(error = %e, "could not flush the usage buffer");
             }
+        }
+        let waiting = self.in_flight.count.load(Ordering::Acquire);
+        if waiting > 0 {
+            tracing::info!(
+                calls = waiting,
+                "waiting for the usage of calls that just ended"
+            );
+        }
+        if !self.settled_down(SHUTDOWN_WAIT).await {
+            tracing::error!(
+                calls = self.in_flight.count.load(Ordering::Acquire),
+                "USAGE MAY BE LOST: calls' usage still on its way at shutdown"
+            );
         }
         if let Err(e) = self.flush().await {
             tracing::error!(error = %e, "could not flush the usage buffer at shutdown");
