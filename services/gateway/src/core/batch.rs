@@ -10,6 +10,10 @@ use std::panic::AssertUnwindSafe;
 use futures_util::FutureExt;
 use tokio::sync::{mpsc, oneshot};
 
+/// The most questions one batch carries: keeps a script's argument lists, its time inside
+/// Redis and a pipeline small.
+pub const MAX_BATCH: usize = 64;
+
 type Queue<Q, A> = mpsc::UnboundedSender<(Q, oneshot::Sender<A>)>;
 
 pub struct Batcher<Q, A> {

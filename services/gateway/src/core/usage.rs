@@ -20,7 +20,7 @@ use sb_kernel::TenantId;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::core::batch::Batcher;
+use crate::core::batch::{Batcher, MAX_BATCH};
 use crate::core::policy::{Settlement, settle_command};
 
 const BUFFER_FILE: &str = "usage-buffer.jsonl";
@@ -257,9 +257,6 @@ enum Sent {
     /// Redis did not take it (the reason): buffer it.
     Failed(Envelope, Option<Settlement>, &'static str),
 }
-
-/// The most events (and settlements) one pipeline carries.
-const MAX_BATCH: usize = 64;
 
 /// Sends a batch: one `EVALSHA` settling every call of it, then each event's `XADD`.
 async fn send_batch(bus: Bus, batch: Vec<(Envelope, Option<Settlement>)>) -> Vec<Sent> {

@@ -23,15 +23,12 @@ use sb_db::AppPool;
 use sb_kernel::{Micros, TenantId};
 use uuid::Uuid;
 
-use crate::core::batch::Batcher;
+use crate::core::batch::{Batcher, MAX_BATCH};
 use crate::core::tenants::{Budget, BudgetKeys};
 use scripts::{Answer, BudgetQuestion, Question, SETTLE, decide_batch, eval};
 pub use scripts::{Settlement, settle_command};
 
 const WINDOW_MS: u64 = 60_000;
-/// The most decisions one script run makes: keeps its argument lists and its time inside Redis
-/// small.
-const MAX_BATCH: usize = 64;
 
 /// What the decision needs to know about one request.
 pub struct Ask<'a> {

@@ -14,7 +14,7 @@ use super::WINDOW_MS;
 use crate::core::tenants::BudgetKeys;
 
 /// A reservation to settle, for `settle.lua`.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Settlement {
     pub(super) reservation: Uuid,
     pub(super) cost: i64,
