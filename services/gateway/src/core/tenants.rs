@@ -161,7 +161,9 @@ impl TenantCache {
         {
             return Ok(state);
         }
-        let state = Arc::new(self.load(tenant).await?);
+        // Boxed: the load's future is large (a transaction, two queries) and would otherwise
+        // be part of every call's future, copied whole each time a layer moves it.
+        let state = Arc::new(Box::pin(self.load(tenant)).await?);
         self.write().insert(tenant, state.clone());
         Ok(state)
     }

@@ -136,7 +136,8 @@ impl Policy {
                         .iter()
                         .filter_map(|i| ask.budgets.get(*i).map(|b| b.0))
                         .collect();
-                    self.rebuild(ask.tenant_id, &missing).await?;
+                    // Boxed, as the tenant load is (TenantCache::get): it is rare and large.
+                    Box::pin(self.rebuild(ask.tenant_id, &missing)).await?;
                 }
                 Err(e) => return Ok(self.without_redis(ask, &e)),
             }
