@@ -5,10 +5,12 @@
 //! `/metrics` renders. Both are safe to call more than once (tests start many services in one
 //! process; `serve all` starts five).
 
+mod json_fields;
 pub mod trace;
 
 use std::sync::OnceLock;
 
+pub use json_fields::JsonSpanFields;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sb_config::{LogConfig, LogFormat};
 use tracing_subscriber::EnvFilter;
@@ -68,7 +70,8 @@ pub fn init(config: &LogConfig, traces: bool) -> Result<TelemetryGuard, Telemetr
                     .json()
                     .with_writer(std::io::stderr)
                     .with_current_span(true)
-                    .with_span_list(false),
+                    .with_span_list(false)
+                    .fmt_fields(JsonSpanFields),
             )
             .try_init(),
         LogFormat::Pretty => registry
