@@ -6,7 +6,6 @@ mod invalidation;
 mod routes;
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use sb_config::Config;
 use sb_http::{App, Infra};
@@ -30,9 +29,4 @@ pub async fn build(infra: &Infra, config: &Config, addr: SocketAddr) -> std::io:
                 Box::pin(async move { flusher.usage.run_flusher(shutdown).await })
             })),
     )
-}
-
-/// Time spent in the gateway itself, the upstream excluded.
-fn record_overhead(overhead: Duration) {
-    metrics::histogram!("gateway_overhead_seconds").record(overhead.as_secs_f64());
 }

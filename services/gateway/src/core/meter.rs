@@ -60,9 +60,8 @@ pub fn finish(
         event.cost_micros = cost;
         event.status = outcome.as_str().to_owned();
         event.hops = hops;
-        metrics::counter!("ai_provider_requests_total",
-            "provider" => provider, "model" => call.model.clone(), "status" => outcome.as_str())
-        .increment(1);
+        gw.metrics
+            .provider_request(provider, &call.model, outcome.as_str());
         let settlement = gw.policy.settlement(&call.reservation, cost, tokens);
         let tenant = TenantId::from_uuid(call.key.tenant_id);
         if let Some(unsettled) = gw.usage.record(tenant, &event, settlement).await {

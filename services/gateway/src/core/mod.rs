@@ -7,6 +7,7 @@ pub mod batch;
 pub mod estimate;
 pub mod keys;
 pub mod meter;
+pub mod metrics;
 pub mod policy;
 pub mod providers;
 pub mod routing;
@@ -30,6 +31,7 @@ pub struct Gateway {
     pub prices: PriceBook,
     pub http: reqwest::Client,
     pub max_body_bytes: usize,
+    pub metrics: metrics::GatewayMetrics,
 }
 
 impl Gateway {
@@ -78,6 +80,7 @@ impl Gateway {
             prices: PriceBook::new(infra.system_db.clone()),
             http,
             max_body_bytes: gw.max_body_bytes,
+            metrics: metrics::GatewayMetrics::new(),
         }))
     }
 

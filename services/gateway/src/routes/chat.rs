@@ -71,7 +71,7 @@ async fn stream(
     body: Value,
     started: Instant,
 ) -> Result<Response, ApiError> {
-    crate::record_overhead(started.elapsed());
+    gw.metrics.overhead(started.elapsed());
     let include_usage = body
         .pointer("/stream_options/include_usage")
         .and_then(Value::as_bool)

@@ -75,6 +75,6 @@ pub async fn answer(
             Err(ApiError::upstream(&e))
         }
     };
-    crate::record_overhead(overhead + after.elapsed());
+    gw.metrics.overhead(overhead + after.elapsed());
     response
 }

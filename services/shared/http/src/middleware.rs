@@ -1,13 +1,16 @@
 //! The standard layers every service carries: a request id on every request, response and
 //! log line; a tracing span per request; and the HTTP metrics.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request};
-use axum::http::HeaderName;
+use axum::http::{HeaderName, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::Response;
+use metrics::{Counter, Histogram};
+use sb_telemetry::HandleCache;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
@@ -23,7 +26,10 @@ pub fn standard_layers(router: Router, service: &'static str) -> Router {
     sb_telemetry::prometheus();
     router
         // Metrics per matched route (route_layer: unmatched paths would explode the label set).
-        .route_layer(middleware::from_fn(move |req, next| track_metrics(service, req, next)))
+        .route_layer(middleware::from_fn({
+            let handles = Arc::new(RouteMetrics::new(MOST_ROUTES));
+            move |req, next| track_metrics(handles.clone(), service, req, next)
+        }))
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeRequestUuid))
@@ -39,23 +45,37 @@ pub fn standard_layers(router: Router, service: &'static str) -> Router {
         )
 }
 
-async fn track_metrics(service: &'static str, req: Request, next: Next) -> Response {
+/// `http_requests_total` and `http_request_duration_seconds`, by route, then method and status.
+type RouteMetrics = HandleCache<(Method, StatusCode), (Counter, Histogram)>;
+
+/// More routes than any service has.
+const MOST_ROUTES: usize = 1_000;
+
+async fn track_metrics(
+    handles: Arc<RouteMetrics>,
+    service: &'static str,
+    req: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = req.method().to_string();
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let method = req.method().clone();
     let response = next.run(req).await;
-    let status = response.status().as_u16().to_string();
-    let labels = [
-        ("service", service.to_owned()),
-        ("method", method),
-        ("route", route),
-        ("status", status),
-    ];
-    metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels)
-        .record(started.elapsed().as_secs_f64());
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let status = response.status();
+    let (requests, duration) = handles.get(route, (method.clone(), status), || {
+        let labels = [
+            ("service", service.to_owned()),
+            ("method", method.to_string()),
+            ("route", route.to_owned()),
+            ("status", status.as_u16().to_string()),
+        ];
+        (
+            metrics::counter!("http_requests_total", &labels),
+            metrics::histogram!("http_request_duration_seconds", &labels),
+        )
+    });
+    requests.increment(1);
+    duration.record(started.elapsed().as_secs_f64());
     response
 }

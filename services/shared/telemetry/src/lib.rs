@@ -5,11 +5,13 @@
 //! `/metrics` renders. Both are safe to call more than once (tests start many services in one
 //! process; `serve all` starts five).
 
+mod handles;
 mod json_fields;
 pub mod trace;
 
 use std::sync::OnceLock;
 
+pub use handles::HandleCache;
 pub use json_fields::JsonSpanFields;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sb_config::{LogConfig, LogFormat};

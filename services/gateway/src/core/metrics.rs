@@ -1,0 +1,49 @@
+//! The gateway's per-call metrics, with their handles made once ([`HandleCache`]): this path
+//! runs for every request.
+
+use std::time::Duration;
+
+use metrics::{Counter, Histogram};
+use sb_telemetry::HandleCache;
+
+/// More distinct models than this (an entry that serves any model name, called with many)
+/// and the cached handles are made afresh.
+const MOST_MODELS: usize = 10_000;
+
+pub struct GatewayMetrics {
+    /// `gateway_overhead_seconds`: time in the gateway itself, the upstream excluded.
+    overhead: Histogram,
+    /// `ai_provider_requests_total{provider,model,status}`, by model, then provider and status.
+    requests: HandleCache<(&'static str, &'static str), Counter>,
+}
+
+impl GatewayMetrics {
+    pub fn new() -> Self {
+        // Handles made before the recorder is installed would record nowhere.
+        sb_telemetry::prometheus();
+        Self {
+            overhead: metrics::histogram!("gateway_overhead_seconds"),
+            requests: HandleCache::new(MOST_MODELS),
+        }
+    }
+
+    pub fn overhead(&self, overhead: Duration) {
+        self.overhead.record(overhead.as_secs_f64());
+    }
+
+    /// Counts a call to `provider` for `model` that ended with `status`.
+    pub fn provider_request(&self, provider: &'static str, model: &str, status: &'static str) {
+        self.requests
+            .get(model, (provider, status), || {
+                metrics::counter!("ai_provider_requests_total",
+                    "provider" => provider, "model" => model.to_owned(), "status" => status)
+            })
+            .increment(1);
+    }
+}
+
+impl Default for GatewayMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
