@@ -58,7 +58,7 @@ pub struct Admitted {
 }
 
 impl Admitted {
-    pub fn routes(&self) -> Vec<&ProviderEntry> {
+    pub fn routes(&self) -> Vec<&Arc<ProviderEntry>> {
         self.tenant.routes(&self.model)
     }
 

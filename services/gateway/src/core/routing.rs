@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sb_contracts::usage::Hop;
@@ -34,7 +34,7 @@ pub struct Router {
 
 /// The outcome of a routed call: the value from the entry that answered, or the last error.
 pub struct Routed<T> {
-    pub result: Result<(T, ProviderEntry), UpstreamError>,
+    pub result: Result<(T, Arc<ProviderEntry>), UpstreamError>,
     pub hops: Vec<Hop>,
 }
 
@@ -50,16 +50,16 @@ impl Router {
     }
 
     /// Calls `call` on each entry in turn until one succeeds.
-    pub async fn route<T, F, Fut>(&self, entries: &[&ProviderEntry], call: F) -> Routed<T>
+    pub async fn route<T, F, Fut>(&self, entries: &[&Arc<ProviderEntry>], call: F) -> Routed<T>
     where
-        F: Fn(ProviderEntry) -> Fut,
+        F: Fn(Arc<ProviderEntry>) -> Fut,
         Fut: Future<Output = Result<T, UpstreamError>>,
     {
         let mut hops = Vec::new();
         let mut last = UpstreamError::Connect("no provider entry is available".into());
-        let open: Vec<&&ProviderEntry> = entries.iter().filter(|e| !self.is_open(e)).collect();
+        let open: Vec<&&Arc<ProviderEntry>> = entries.iter().filter(|e| !self.is_open(e)).collect();
         // With every breaker open, try them anyway: refusing outright helps nobody.
-        let candidates: Vec<&ProviderEntry> = if open.is_empty() {
+        let candidates: Vec<&Arc<ProviderEntry>> = if open.is_empty() {
             entries.to_vec()
         } else {
             open.into_iter().copied().collect()
@@ -108,13 +108,21 @@ impl Router {
             .is_some_and(|until| Instant::now() < until)
     }
 
+    /// Closes the entry's breaker. The health gauge is set only when that changes something
+    /// (the entry's first success, or its first after failures), not on every call.
     fn succeeded(&self, entry: &ProviderEntry) {
         let mut breakers = self.breakers.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(b) = breakers.get_mut(&entry.id) {
-            if b.open_until.is_some() {
-                tracing::info!(entry = %entry.name, "provider entry healthy again: circuit closed");
+        match breakers.get_mut(&entry.id) {
+            Some(b) if b.failures == 0 && b.open_until.is_none() => return,
+            Some(b) => {
+                if b.open_until.is_some() {
+                    tracing::info!(entry = %entry.name, "provider entry healthy again: circuit closed");
+                }
+                *b = Breaker::default();
             }
-            *b = Breaker::default();
+            None => {
+                breakers.insert(entry.id, Breaker::default());
+            }
         }
         metrics::gauge!("ai_provider_health", "provider" => entry.name.clone()).set(1.0);
     }

@@ -15,8 +15,8 @@ use uuid::Uuid;
 
 use crate::core::providers::{ProviderKind, Upstream};
 
-/// One provider entry of a tenant.
-#[derive(Debug, Clone)]
+/// One provider entry of a tenant; shared (`Arc`), since a call holds on to the one it uses.
+#[derive(Debug)]
 pub struct ProviderEntry {
     pub id: Uuid,
     pub name: String,
@@ -74,7 +74,7 @@ impl Budget {
 /// A tenant's cached state.
 #[derive(Debug)]
 pub struct TenantState {
-    pub providers: Vec<ProviderEntry>,
+    pub providers: Vec<Arc<ProviderEntry>>,
     pub budgets: Vec<Budget>,
     loaded: Instant,
     /// The earliest period end among the budgets.
@@ -83,7 +83,7 @@ pub struct TenantState {
 
 impl TenantState {
     /// The entries that serve `model`, in routing order.
-    pub fn routes(&self, model: &str) -> Vec<&ProviderEntry> {
+    pub fn routes(&self, model: &str) -> Vec<&Arc<ProviderEntry>> {
         self.providers.iter().filter(|p| p.serves(model)).collect()
     }
 
@@ -195,7 +195,10 @@ impl TenantCache {
         .await?;
         tx.commit().await?;
 
-        let providers = rows.into_iter().filter_map(|row| self.entry(row)).collect();
+        let providers = rows
+            .into_iter()
+            .filter_map(|row| self.entry(row).map(Arc::new))
+            .collect();
         let budgets: Vec<Budget> = budgets
             .into_iter()
             .map(|b| Budget {
