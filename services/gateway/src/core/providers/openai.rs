@@ -4,6 +4,7 @@
 
 use std::collections::VecDeque;
 
+use serde::Deserialize;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
 
@@ -23,9 +24,7 @@ pub async fn chat(
         key(upstream),
     )
     .await?;
-    let usage = usage_in(&body)?
-        .and_then(|u| usage_of(&u))
-        .unwrap_or_default();
+    let usage = usage_in(&body)?.unwrap_or_default();
     Ok(Completion { body, usage })
 }
 
@@ -55,7 +54,7 @@ pub async fn embeddings(
     )
     .await?;
     let usage = Usage {
-        input_tokens: usage_in(&body)?.map_or(0, |u| count(&u, &["prompt_tokens"])),
+        input_tokens: usage_in(&body)?.map_or(0, |u| u.input_tokens),
         ..Usage::default()
     };
     Ok(Completion { body, usage })
@@ -92,17 +91,17 @@ fn is_azure(base_url: &str) -> bool {
     base_url.contains(".openai.azure.com")
 }
 
-/// The `usage` object of a whole answer, which passes through as bytes: only `usage` is
-/// parsed into a value, the rest is checked to be JSON and skipped.
-fn usage_in(body: &[u8]) -> Result<Option<Value>, UpstreamError> {
+/// The usage of a whole answer, which passes through as bytes: only `usage` is read, into
+/// [`Counts`]; the rest is checked to be JSON and skipped.
+fn usage_in(body: &[u8]) -> Result<Option<Usage>, UpstreamError> {
     #[derive(serde::Deserialize)]
     struct Answer {
-        usage: Option<Value>,
+        usage: Option<Counts>,
     }
     match serde_json::from_slice::<Answer>(body) {
-        Ok(answer) => Ok(answer.usage),
-        // Not JSON at all, or JSON whose usage cannot be read (not an object; a malformed
-        // `usage`): then it is charged as an answer without usage, and said.
+        Ok(answer) => Ok(answer.usage.map(Counts::usage)),
+        // Not JSON at all, or JSON whose usage cannot be read (not an object): then it is
+        // charged as an answer without usage, and said.
         Err(error) => {
             serde_json::from_slice::<serde::de::IgnoredAny>(body).map_err(not_json)?;
             tracing::warn!(%error, "an upstream answer's usage could not be read; it is charged without usage");
@@ -111,13 +110,42 @@ fn usage_in(body: &[u8]) -> Result<Option<Value>, UpstreamError> {
     }
 }
 
-/// A `usage` object's counts (none when it is null).
+/// A `usage` object's counts (none when it is null or not an object).
 fn usage_of(usage: &Value) -> Option<Usage> {
-    usage.is_object().then(|| Usage {
-        input_tokens: count(usage, &["prompt_tokens"]),
-        cached_input_tokens: count(usage, &["prompt_tokens_details", "cached_tokens"]),
-        output_tokens: count(usage, &["completion_tokens"]),
-    })
+    Option::<Counts>::deserialize(usage)
+        .ok()
+        .flatten()
+        .map(Counts::usage)
+}
+
+/// The counts of a `usage` object, read without building a JSON tree of it (that cost more
+/// than the rest of reading an answer). A count that is not an integer counts 0, as
+/// [`count`] reads one; fields not named here are skipped.
+#[derive(serde::Deserialize)]
+struct Counts {
+    #[serde(default, deserialize_with = "integer")]
+    prompt_tokens: i64,
+    #[serde(default, deserialize_with = "integer")]
+    completion_tokens: i64,
+    #[serde(default)]
+    prompt_tokens_details: Option<Value>,
+}
+
+impl Counts {
+    fn usage(self) -> Usage {
+        Usage {
+            input_tokens: self.prompt_tokens,
+            cached_input_tokens: self
+                .prompt_tokens_details
+                .map_or(0, |details| count(&details, &["cached_tokens"])),
+            output_tokens: self.completion_tokens,
+        }
+    }
+}
+
+/// Any JSON value, as the integer it is, or 0.
+fn integer<'de, D: serde::Deserializer<'de>>(value: D) -> Result<i64, D::Error> {
+    Ok(Value::deserialize(value)?.as_i64().unwrap_or(0))
 }
 
 /// The client's request with `stream: true` and `stream_options.include_usage: true`,
@@ -263,6 +291,42 @@ mod tests {
             &mut out,
         );
         (flow, out.into())
+    }
+
+    #[test]
+    fn usage_is_read_from_whole_answers_leniently() {
+        let usage = |body: &str| usage_in(body.as_bytes()).unwrap();
+        let read = usage(
+            r#"{"choices":[{"message":{"content":"hi \"there\""}}],"usage":{"prompt_tokens":12,
+                "completion_tokens":5,"total_tokens":17,"prompt_tokens_details":{"cached_tokens":4},
+                "completion_tokens_details":{"reasoning_tokens":2}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                read.input_tokens,
+                read.cached_input_tokens,
+                read.output_tokens
+            ),
+            (12, 4, 5)
+        );
+        // Counts that are not integers count 0; the others still count.
+        let odd = usage(r#"{"usage":{"prompt_tokens":"12","completion_tokens":5,"prompt_tokens_details":null}}"#)
+            .unwrap();
+        assert_eq!(
+            (odd.input_tokens, odd.cached_input_tokens, odd.output_tokens),
+            (0, 0, 5)
+        );
+        assert!(usage(r#"{"usage":null}"#).is_none());
+        assert!(usage(r#"{"id":"x"}"#).is_none());
+        // Usage that is not an object is charged as none; a body that is not JSON is an error.
+        assert!(usage(r#"{"usage":7}"#).is_none());
+        assert!(usage_in(b"not json").is_err());
+        assert_eq!(
+            usage_of(&json!({"prompt_tokens": 3})).map(|u| u.input_tokens),
+            Some(3)
+        );
+        assert!(usage_of(&Value::Null).is_none());
     }
 
     #[test]
