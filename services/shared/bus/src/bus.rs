@@ -87,9 +87,7 @@ impl Bus {
     pub fn publish_command(&self, stream: &str, envelope: &Envelope) -> redis::Cmd {
         let mut cmd = redis::cmd("XADD");
         cmd.arg(self.stream_key(stream)).arg("*");
-        for (field, value) in envelope.to_fields() {
-            cmd.arg(field).arg(value);
-        }
+        envelope.write_fields(&mut cmd);
         cmd
     }
 

@@ -77,23 +77,43 @@ impl Envelope {
             .map_err(|e| MalformedEnvelope(format!("payload of {}: {e}", self.kind)))
     }
 
-    /// The entry's fields, for XADD.
+    /// The entry's fields, named and written as text.
     pub fn to_fields(&self) -> Vec<(&'static str, String)> {
-        let mut fields = vec![
-            ("id", self.id.to_string()),
-            ("type", self.kind.clone()),
-            ("tenant_id", self.tenant_id.to_string()),
-            (
-                "occurred_at",
-                self.occurred_at
-                    .to_rfc3339_opts(SecondsFormat::Micros, true),
-            ),
-            ("payload", self.payload.get().to_owned()),
-        ];
-        if let Some(traceparent) = &self.traceparent {
-            fields.push(("traceparent", traceparent.clone()));
-        }
+        let mut fields = Vec::with_capacity(FIELDS.len());
+        self.each_field(|name, value| fields.push((name, value.to_owned())));
         fields
+    }
+
+    /// Appends the entry's fields to an `XADD`, each written straight from the envelope (the
+    /// gateway publishes one per request).
+    pub fn write_fields(&self, xadd: &mut redis::Cmd) {
+        self.each_field(|name, value| {
+            xadd.arg(name).arg(value);
+        });
+    }
+
+    /// Calls `field` with each field's name and text, in order; `traceparent` only when set.
+    fn each_field(&self, mut field: impl FnMut(&'static str, &str)) {
+        let mut uuid = Uuid::encode_buffer();
+        field("id", self.id.hyphenated().encode_lower(&mut uuid));
+        field("type", &self.kind);
+        field(
+            "tenant_id",
+            self.tenant_id
+                .as_uuid()
+                .hyphenated()
+                .encode_lower(&mut uuid),
+        );
+        field(
+            "occurred_at",
+            &self
+                .occurred_at
+                .to_rfc3339_opts(SecondsFormat::Micros, true),
+        );
+        field("payload", self.payload.get());
+        if let Some(traceparent) = &self.traceparent {
+            field("traceparent", traceparent);
+        }
     }
 
     /// Reads an entry's fields back.

@@ -86,14 +86,8 @@ impl OutboxRelay {
                 traceparent: row.traceparent.clone(),
                 payload: serde_json::value::to_raw_value(&row.payload)?,
             };
-            let xadd = pipe
-                .cmd("XADD")
-                .arg(self.bus.stream_key(&row.stream))
-                .arg("*");
-            for (field, value) in envelope.to_fields() {
-                xadd.arg(field).arg(value);
-            }
-            xadd.ignore();
+            pipe.add_command(self.bus.publish_command(&row.stream, &envelope))
+                .ignore();
         }
         let _: () = pipe.query_async(&mut self.bus.conn()).await?;
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
