@@ -4,7 +4,7 @@
 //! serves from memory for `GATEWAY_KEY_CACHE_SECONDS`; a revoked key is dropped from every
 //! gateway's cache at once by the invalidation channel (`sb_contracts::invalidation`).
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 

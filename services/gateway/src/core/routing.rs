@@ -7,7 +7,7 @@
 //! outcome closes or reopens it. `ai_provider_health{provider}` is 1 when the entry's breaker is
 //! closed, 0 when open (the label is the entry's name, which is unique per tenant).
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! and its budgets with their current periods. Read through `TenantTx`, so row-level security
 //! applies; dropped by the invalidation channel when the tenant changes them.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 //! mismatch, or a model without a price, is logged and counted, and the event is still recorded
 //! at the cost the gateway charged).
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
@@ -97,7 +97,7 @@ impl PriceBook {
         )
         .fetch_all(self.db.pool())
         .await?;
-        let mut prices = Prices::new();
+        let mut prices = Prices::default();
         for (provider, model, from, input, cached_input, output) in rows {
             let price = Price {
                 input: Micros(input),

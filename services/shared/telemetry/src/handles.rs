@@ -2,7 +2,7 @@
 //! finds it in the registry on every call, which costs more than the recording itself; a path
 //! that records on every request keeps its handles here instead, made on first use.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::hash::Hash;
 use std::sync::RwLock;
 

@@ -3,7 +3,7 @@
 //! named once in KEYS and referred to by number in the arguments, which are written straight
 //! into the command.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::{Arc, LazyLock};
 
 use redis::Script;

@@ -1,7 +1,7 @@
 //! What every adapter does over HTTP the same way: build URLs, attach the key, send, and turn
 //! failures (statuses, timeouts, broken connections, unreadable bodies) into [`UpstreamError`].
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::{LazyLock, Mutex};
 
 use bytes::Bytes;
