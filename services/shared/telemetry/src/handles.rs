@@ -36,7 +36,7 @@ impl<K: Hash + Eq, H: Clone> HandleCache<K, H> {
         }
         let handles = make();
         let mut by_name = self.by_name.write().unwrap_or_else(|e| e.into_inner());
-        if by_name.len() >= self.most_names {
+        if by_name.len() >= self.most_names && !by_name.contains_key(name) {
             by_name.clear();
         }
         by_name
@@ -66,8 +66,11 @@ mod tests {
         assert_eq!(get("a", 2), 2);
         assert_eq!(get("b", 1), 3);
         assert_eq!(get("b", 1), 3);
+        // A new key under a name already there keeps the rest.
+        assert_eq!(get("b", 2), 4);
+        assert_eq!(get("a", 1), 1);
         // A third name starts afresh.
-        assert_eq!(get("c", 1), 4);
-        assert_eq!(get("a", 1), 5);
+        assert_eq!(get("c", 1), 5);
+        assert_eq!(get("a", 1), 6);
     }
 }
