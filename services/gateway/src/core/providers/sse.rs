@@ -41,7 +41,7 @@ impl SseParser {
     /// Parses `bytes`, appending every event they complete to `out`.
     pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<SseEvent>) {
         let mut rest = bytes;
-        while let Some(end) = rest.iter().position(|b| *b == b'\n') {
+        while let Some(end) = memchr::memchr(b'\n', rest) {
             let (line, tail) = rest.split_at(end);
             rest = &tail[1..];
             if self.partial.is_empty() {
@@ -72,7 +72,11 @@ impl SseParser {
         if line.starts_with(b":") {
             return; // a comment (keep-alive)
         }
-        let line = String::from_utf8_lossy(line);
+        // Valid UTF-8 is checked the fast way; only a broken line pays for the lossy repair.
+        let line = match std::str::from_utf8(line) {
+            Ok(line) => std::borrow::Cow::Borrowed(line),
+            Err(_) => String::from_utf8_lossy(line),
+        };
         let (field, value) = line.split_once(':').unwrap_or((&line, ""));
         let value = value.strip_prefix(' ').unwrap_or(value);
         match field {
@@ -237,6 +241,14 @@ mod tests {
                 "piece {piece}"
             );
         }
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_not_dropped() {
+        assert_eq!(
+            parse_in_pieces(b"data: a\xffb\n\n", 3),
+            vec![event(None, "a\u{fffd}b")]
+        );
     }
 
     #[test]
