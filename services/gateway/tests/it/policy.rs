@@ -281,15 +281,20 @@ async fn reservations_are_released_when_calls_settle() {
     }
     assert_eq!(held, Some(charged));
     // No reservation is left in flight: what is held is the total and the seconds in which
-    // settled costs stop being held.
+    // settled costs stop being held (besides the hash's own `next` and `expires`).
     let fields: HashSet<String> = redis::cmd("HKEYS")
         .arg(&key)
         .query_async(&mut redis)
         .await
         .unwrap();
-    assert!(fields.contains("total"), "{fields:?}");
-    assert!(
-        fields.iter().all(|f| f == "total" || f.starts_with("s:")),
+    for own in ["total", "next", "expires"] {
+        assert!(fields.contains(own), "{own} in {fields:?}");
+    }
+    let seconds: HashSet<&String> = fields.iter().filter(|f| f.starts_with("s:")).collect();
+    assert!(!seconds.is_empty(), "{fields:?}");
+    assert_eq!(
+        seconds.len() + 3,
+        fields.len(),
         "settled calls hold per second, not per reservation: {fields:?}"
     );
     let leases = sb_contracts::budget::leases_key(&stack.config.redis.key_prefix, budget);
@@ -300,12 +305,12 @@ async fn reservations_are_released_when_calls_settle() {
         .query_async(&mut redis)
         .await
         .unwrap();
+    // Every held second has its lease, and `end` keeps the set alive while the hash lives.
+    let mut expected: HashSet<&str> = seconds.iter().map(|s| s.as_str()).collect();
+    expected.insert("end");
     assert_eq!(
-        leased.iter().collect::<HashSet<_>>(),
-        fields
-            .iter()
-            .filter(|f| *f != "total")
-            .collect::<HashSet<_>>(),
+        leased.iter().map(String::as_str).collect::<HashSet<_>>(),
+        expected,
         "every held second has its lease"
     );
 }
@@ -449,4 +454,159 @@ async fn a_redis_that_lost_its_scripts_still_settles_and_meters_every_call() {
         held.is_some_and(|h| h > 0 && h < 2 * 400),
         "both calls settled: held {held:?}"
     );
+}
+
+#[tokio::test]
+async fn the_hold_of_a_call_whose_gateway_crashed_is_freed_when_its_lease_ends() {
+    let stack = Stack::new().await;
+    // Room for one small call (its estimate is about 520), not two.
+    let budget = stack
+        .add_budget("api_key", Some(stack.key_id), "total", 900)
+        .await;
+    assert_eq!(
+        stack.chat(&small_call()).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    let spent = stack.wait_for_usage(1).await[0].cost_micros.0;
+    // The settled cost stays held (30 s by default); the mirror has not counted it yet.
+    let prefix = &stack.config.redis.key_prefix;
+    let holds = sb_contracts::budget::holds_key(prefix, budget);
+    let leases = sb_contracts::budget::leases_key(prefix, budget);
+    let mut redis = stack.redis.connection().await;
+    for _ in 0..50 {
+        if held(&mut redis, &holds).await == Some(spent) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(held(&mut redis, &holds).await, Some(spent), "settled");
+    // What policy.lua leaves of a call whose gateway died before settling it: its hold, its
+    // lease (ending in 300 ms), and `next` lowered to that lease.
+    let lease_end = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        + 300;
+    let _: () = redis::pipe()
+        .cmd("HSET")
+        .arg(&holds)
+        .arg("crashed")
+        .arg(500)
+        .arg("next")
+        .arg(lease_end)
+        .ignore()
+        .cmd("HINCRBY")
+        .arg(&holds)
+        .arg("total")
+        .arg(500)
+        .ignore()
+        .cmd("ZADD")
+        .arg(&leases)
+        .arg(lease_end)
+        .arg("crashed")
+        .ignore()
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let refused = stack.chat(&small_call()).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::PAYMENT_REQUIRED);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        stack.chat(&small_call()).send().await.unwrap().status(),
+        StatusCode::OK,
+        "the crashed call's lease has ended: its hold is freed"
+    );
+    let crashed: Option<i64> = redis::cmd("HGET")
+        .arg(&holds)
+        .arg("crashed")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(crashed, None);
+}
+
+#[tokio::test]
+async fn a_decision_between_lease_ends_neither_looks_for_expired_leases_nor_renews_expiry() {
+    let redis = sb_testkit::PrivateRedis::start().await;
+    let url = redis.url();
+    let stack =
+        Stack::with(move |config| config.redis.url = secrecy::SecretString::from(url)).await;
+    let budget = stack
+        .add_budget("api_key", Some(stack.key_id), "total", 1_000_000)
+        .await;
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let stream = format!("{}usage", stack.config.redis.key_prefix);
+    // One call, waited for until its usage event (sent after its settlement) is on the stream.
+    let watcher = conn.clone();
+    let call = |n: u64| {
+        let (stack, stream, mut conn) = (&stack, &stream, watcher.clone());
+        async move {
+            assert_eq!(
+                stack.chat(&small_call()).send().await.unwrap().status(),
+                StatusCode::OK
+            );
+            for _ in 0..100 {
+                let events: u64 = redis::cmd("XLEN")
+                    .arg(stream)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                if events >= n {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            panic!("call {n} was not metered");
+        }
+    };
+    // The first decision creates the keys, with their expiry and an `end` lease.
+    call(1).await;
+    assert_eq!(
+        calls(&mut conn, "pexpire").await,
+        2,
+        "holds and leases got an expiry"
+    );
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    for n in 2..=4 {
+        call(n).await;
+    }
+    // Three decisions and three settlements, and maybe the first call's: its settlement may
+    // come late, as this Redis had not loaded the script yet.
+    assert!(calls(&mut conn, "evalsha").await >= 6);
+    assert_eq!(
+        calls(&mut conn, "zrangebyscore").await,
+        0,
+        "no lease had ended"
+    );
+    assert_eq!(
+        calls(&mut conn, "pexpire").await,
+        0,
+        "the keys had most of their time left"
+    );
+    // The keys still expire.
+    let holds = sb_contracts::budget::holds_key(&stack.config.redis.key_prefix, budget);
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(&holds)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(ttl > 0, "{ttl}");
+}
+
+/// How many times Redis ran `command` (scripts' calls included) since its stats were reset.
+async fn calls(conn: &mut redis::aio::MultiplexedConnection, command: &str) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await
+        .unwrap();
+    let prefix = format!("cmdstat_{command}:calls=");
+    info.lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
 }

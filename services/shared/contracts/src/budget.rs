@@ -24,12 +24,14 @@ pub fn mirror_key(prefix: &str, budget_id: Uuid) -> String {
 }
 
 /// The gateways' holds on a budget (hash: reservation id → micro-dollars for a call in flight,
-/// `s:<second>` → settled costs held until that second, and `total`).
+/// `s:<second>` → settled costs held until that second, `total`, and the gateway's own `next`
+/// and `expires`). Other services read only `total`.
 pub fn holds_key(prefix: &str, budget_id: Uuid) -> String {
     format!("{prefix}budget:{budget_id}:holds")
 }
 
-/// The leases of those holds (sorted set: field of the holds hash → expiry in ms).
+/// The leases of those holds (sorted set: field of the holds hash → expiry in ms, and `end` at
+/// the keys' own expiry).
 pub fn leases_key(prefix: &str, budget_id: Uuid) -> String {
     format!("{prefix}budget:{budget_id}:leases")
 }

@@ -4,9 +4,10 @@
 //!
 //! Keys: `{prefix}ratelimit:key:{key_id}:{rpm|tpm}:{window}` for the sliding windows, and beside
 //! each budget's mirror `{prefix}budget:{id}:holds` (reservation → micro-dollars for calls in
-//! flight, `s:<second>` → settled costs held until that second, and `total`) and
-//! `{prefix}budget:{id}:leases` (each of those fields → expiry). A mirror that is missing is
-//! rebuilt from the rollups before deciding.
+//! flight, `s:<second>` → settled costs held until that second, `total`, and `next` and
+//! `expires`, which let most decisions skip the search for expired leases and the renewal of
+//! the keys' expiry) and `{prefix}budget:{id}:leases` (each of those fields → expiry). A mirror
+//! that is missing is rebuilt from the rollups before deciding.
 //!
 //! When Redis is unreachable, rate limits fall back to a per-process limiter (logged loudly and
 //! shown by `gateway_policy_fallback`), and budgets fail closed unless the tenant opted out.

@@ -14,8 +14,12 @@
 --       (current/previous/mirror/holds/leases are KEYS indexes; 0 when there is no limit.)
 --
 -- A budget's holds hash has `total`, one field per call in flight (reservation id → estimated
--- cost) and one per second in which settled costs stop being held (`s:<second>` → their sum,
--- written by settle.lua). Its leases zset gives each of those fields (but `total`) its expiry.
+-- cost), one per second in which settled costs stop being held (`s:<second>` → their sum,
+-- written by settle.lua), `next` (no lease ends before it: expired leases are looked for only
+-- once it has passed) and `expires` (when both keys expire, refreshed only once less than a
+-- request's key ttl is left, so most decisions leave the expiry alone). Its leases zset gives
+-- each of the per-call and per-second fields its expiry, and holds `end` at `expires`, so it
+-- is never emptied (and re-created without an expiry) while the hash lives.
 --
 -- Returns, for each request, one of:
 --   {'ok', rpm_remaining, tpm_remaining}
@@ -31,11 +35,11 @@ if rate_keys > 0 then
     for i = 1, rate_keys do rates[i], added[i] = tonumber(stored[i]) or 0, 0 end
 end
 
--- A budget's spend (nil: its mirror is missing) and holds, read once per batch. Expired leases
--- (crashed calls, settled seconds the ledger has counted) free their hold first: at most 100
--- per budget and batch, so expired holds never stall Redis at once; the rest go with the next
--- calls (they only make the budget look fuller meanwhile).
-local mirrors, held, expiring = {}, {}, {}
+-- A budget's spend (nil: its mirror is missing) and holds, read once per batch. Once `next`
+-- has passed, expired leases (crashed calls, settled seconds the ledger has counted) free their
+-- hold first: at most 100 per budget and batch, so expired holds never stall Redis at once; the
+-- rest go with the next calls (they only make the budget look fuller meanwhile).
+local mirrors, held, holds_read = {}, {}, {}
 local function spent_of(mirror, period)
     if mirrors[mirror] == nil then
         local stored = redis.call('HMGET', KEYS[mirror], 'period', 'spent')
@@ -49,23 +53,39 @@ local function spent_of(mirror, period)
 end
 local function held_of(holds, leases, now)
     if held[holds] == nil then
-        local expired = redis.call('ZRANGEBYSCORE', KEYS[leases], '-inf', now, 'LIMIT', 0, 100)
-        if #expired > 0 then
-            local amounts = redis.call('HMGET', KEYS[holds], unpack(expired))
-            local freed = 0
-            for j = 1, #expired do freed = freed + (tonumber(amounts[j]) or 0) end
-            -- (Only a hash that exists is written: one created here would have no expiry.)
-            if freed ~= 0 then redis.call('HINCRBY', KEYS[holds], 'total', -freed) end
-            redis.call('HDEL', KEYS[holds], unpack(expired))
-            redis.call('ZREM', KEYS[leases], unpack(expired))
+        local stored = redis.call('HMGET', KEYS[holds], 'total', 'next', 'expires')
+        local total, first = tonumber(stored[1]) or 0, tonumber(stored[2])
+        local swept = false
+        if not first or first <= now then
+            local expired = redis.call('ZRANGEBYSCORE', KEYS[leases], '-inf', now, 'LIMIT', 0, 100)
+            if #expired > 0 then
+                local amounts = redis.call('HMGET', KEYS[holds], unpack(expired))
+                for j = 1, #expired do total = total - (tonumber(amounts[j]) or 0) end
+                redis.call('HDEL', KEYS[holds], unpack(expired))
+                redis.call('ZREM', KEYS[leases], unpack(expired))
+            end
+            first = tonumber(redis.call('ZRANGE', KEYS[leases], 0, 0, 'WITHSCORES')[2])
+            -- (Only a hash that exists is written back: one created here would have no expiry.)
+            swept = stored[1] ~= false
         end
-        held[holds] = tonumber(redis.call('HGET', KEYS[holds], 'total')) or 0
+        held[holds] = total
+        holds_read[holds] = { first = first, expires = tonumber(stored[3]) or 0, swept = swept }
     end
     return held[holds]
 end
 
--- What the admitted requests write, per key: holds hash → {fields, total added, leases, ttl}.
+-- What is written back, per holds hash: the admitted requests' fields and leases, its new
+-- `total` and `next`, and its keys' expiry when due.
 local writes, order = {}, {}
+local function write_of(holds, leases)
+    local w = writes[holds]
+    if not w then
+        w = { fields = {}, members = {}, leases = leases, now = 0, ttl = 0 }
+        writes[holds] = w
+        order[#order + 1] = holds
+    end
+    return w
+end
 local replies = {}
 local a = 4
 for r = 1, requests do
@@ -107,7 +127,9 @@ for r = 1, requests do
             if spent == nil then
                 missing[#missing + 1] = i
             elseif #missing == 0 then
-                local h = held_of(tonumber(ARGV[c + 1]), tonumber(ARGV[c + 2]), now)
+                local holds, leases = tonumber(ARGV[c + 1]), tonumber(ARGV[c + 2])
+                local h = held_of(holds, leases, now)
+                if holds_read[holds].swept then write_of(holds, leases) end
                 local limit, cost = tonumber(ARGV[c + 4]), tonumber(ARGV[c + 5])
                 if ARGV[c + 6] == '1' and spent + h + cost > limit then
                     reply = { 'budget', i, spent, h }
@@ -134,17 +156,14 @@ for r = 1, requests do
             local c = b + 7 * (i - 1)
             local holds, cost = tonumber(ARGV[c + 1]), tonumber(ARGV[c + 5])
             held[holds] = held[holds] + cost
-            local w = writes[holds]
-            if not w then
-                w = { fields = {}, members = {}, total = 0, leases = tonumber(ARGV[c + 2]), ttl = 0 }
-                writes[holds] = w
-                order[#order + 1] = holds
-            end
+            local w = write_of(holds, tonumber(ARGV[c + 2]))
             w.fields[#w.fields + 1] = reservation
             w.fields[#w.fields + 1] = cost
             w.members[#w.members + 1] = lease
             w.members[#w.members + 1] = reservation
-            w.total = w.total + cost
+            local r = holds_read[holds]
+            if not r.first or tonumber(lease) < r.first then r.first = tonumber(lease) end
+            w.now = math.max(w.now, now)
             w.ttl = math.max(w.ttl, ttl)
         end
         reply = { 'ok', rpm_remaining, tpm_remaining }
@@ -152,19 +171,36 @@ for r = 1, requests do
     replies[r] = reply
 end
 
--- A counter's expiry is set when the counter is created; a budget's keys live `ttl` past their
--- last reservation.
+-- A counter's expiry is set when the counter is created. A budget's keys live at least `ttl`
+-- past their last reservation: when less is left, they get twice that.
 for i = 1, rate_keys do
     if added[i] > 0 and redis.call('INCRBY', KEYS[i], added[i]) == added[i] then
         redis.call('PEXPIRE', KEYS[i], 2 * window)
     end
 end
 for _, holds in ipairs(order) do
-    local w = writes[holds]
-    redis.call('HSET', KEYS[holds], unpack(w.fields))
-    redis.call('HINCRBY', KEYS[holds], 'total', w.total)
-    redis.call('ZADD', KEYS[w.leases], unpack(w.members))
-    redis.call('PEXPIRE', KEYS[holds], w.ttl)
-    redis.call('PEXPIRE', KEYS[w.leases], w.ttl)
+    local w, r = writes[holds], holds_read[holds]
+    local fields, members = w.fields, w.members
+    fields[#fields + 1] = 'total'
+    fields[#fields + 1] = held[holds]
+    local refresh = w.ttl > 0 and r.expires - w.now < w.ttl
+    if refresh then
+        r.expires = w.now + 2 * w.ttl
+        fields[#fields + 1] = 'expires'
+        fields[#fields + 1] = r.expires
+        members[#members + 1] = r.expires
+        members[#members + 1] = 'end'
+        if not r.first or r.expires < r.first then r.first = r.expires end
+    end
+    if r.first then
+        fields[#fields + 1] = 'next'
+        fields[#fields + 1] = r.first
+    end
+    redis.call('HSET', KEYS[holds], unpack(fields))
+    if #members > 0 then redis.call('ZADD', KEYS[w.leases], unpack(members)) end
+    if refresh then
+        redis.call('PEXPIRE', KEYS[holds], 2 * w.ttl)
+        redis.call('PEXPIRE', KEYS[w.leases], 2 * w.ttl)
+    end
 end
 return replies

@@ -2,8 +2,9 @@
 -- its `until` (by then the ledger has counted it in the mirror's `spent`); 0 held (or until 0)
 -- frees it at once. Settled costs are held per second (`s:<second>`, the second `until` falls
 -- in, rounded up), so a budget's hash and zset hold a few dozen fields, not one per call of the
--- last `until`. Each key is read and written once per batch. (The keys' expiry was set by the
--- decision and outlives a hold settled within the reservation's lease; see policy.rs.)
+-- last `until`. Each key is read and written once per batch, and `next` (see policy.lua) is
+-- lowered to the earliest new second. (The keys' expiry was set by the decision and outlives a
+-- hold settled within the reservation's lease; see mod.rs.)
 --
 -- KEYS: the tpm counters and the budgets' holds hashes and leases zsets, named by index.
 -- ARGV: reservation count, then for each: reservation id, real cost, token correction
@@ -44,41 +45,57 @@ for _, tpm in ipairs(corrected) do
     end
 end
 
+-- Per budget: one read (`total`, `next`, the seconds that may grow, the reservations) and one
+-- write of the hash, then the leases.
 for _, holds in ipairs(order) do
     local s = settles[holds]
-    local old = redis.call('HMGET', KEYS[holds], unpack(s.ids))
-    local total, gone = 0, {}
-    local buckets, seconds = {}, {}
+    local seconds, slot = {}, {}
     for j = 1, #s.ids do
-        local held = tonumber(old[j])
+        if s.untils[j] > 0 and s.costs[j] > 0 then
+            local second = math.ceil(s.untils[j] / 1000)
+            if not slot[second] then
+                seconds[#seconds + 1] = second
+                slot[second] = #seconds
+            end
+        end
+    end
+    local fields = { 'total', 'next' }
+    for _, second in ipairs(seconds) do fields[#fields + 1] = 's:' .. second end
+    for _, id in ipairs(s.ids) do fields[#fields + 1] = id end
+    local old = redis.call('HMGET', KEYS[holds], unpack(fields))
+    local total, first = tonumber(old[1]) or 0, tonumber(old[2])
+    local buckets, gone = {}, {}
+    for j = 1, #s.ids do
+        local held = tonumber(old[2 + #seconds + j])
         if held then
             gone[#gone + 1] = s.ids[j]
+            total = total - held
             if s.untils[j] > 0 and s.costs[j] > 0 then
-                local second = math.ceil(s.untils[j] / 1000)
-                if not buckets[second] then
-                    buckets[second] = 0
-                    seconds[#seconds + 1] = second
-                end
-                buckets[second] = buckets[second] + s.costs[j]
-                total = total + s.costs[j] - held
-            else
-                total = total - held
+                local k = slot[math.ceil(s.untils[j] / 1000)]
+                buckets[k] = (buckets[k] or tonumber(old[2 + k]) or 0) + s.costs[j]
+                total = total + s.costs[j]
             end
         end
     end
     if #gone > 0 then
-        -- The seconds are added before the reservations go: removing a set's last member
-        -- deletes the key, and a key created here would have no expiry.
-        if #seconds > 0 then
-            local members = {}
-            for _, second in ipairs(seconds) do
-                redis.call('HINCRBY', KEYS[holds], 's:' .. second, buckets[second])
+        local sets, members = { 'total', total }, {}
+        for k, second in ipairs(seconds) do
+            if buckets[k] then
+                sets[#sets + 1] = 's:' .. second
+                sets[#sets + 1] = buckets[k]
                 members[#members + 1] = second * 1000
                 members[#members + 1] = 's:' .. second
+                if not first or second * 1000 < first then first = second * 1000 end
             end
-            redis.call('ZADD', KEYS[s.leases], unpack(members))
         end
-        if total ~= 0 then redis.call('HINCRBY', KEYS[holds], 'total', total) end
+        if first then
+            sets[#sets + 1] = 'next'
+            sets[#sets + 1] = first
+        end
+        redis.call('HSET', KEYS[holds], unpack(sets))
+        -- The seconds are added before the reservations go: removing a set's last member
+        -- deletes the key, and a key created here would have no expiry.
+        if #members > 0 then redis.call('ZADD', KEYS[s.leases], unpack(members)) end
         redis.call('HDEL', KEYS[holds], unpack(gone))
         redis.call('ZREM', KEYS[s.leases], unpack(gone))
     end
