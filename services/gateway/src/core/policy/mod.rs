@@ -225,24 +225,15 @@ impl Policy {
             )))
         })?;
         let reset = Duration::from_millis(WINDOW_MS - now % WINDOW_MS);
-        let word = |i: usize| -> String {
-            reply
-                .get(i)
-                .and_then(|v| redis::from_redis_value_ref::<String>(v).ok())
-                .unwrap_or_default()
-        };
-        let number = |i: usize| -> i64 {
-            reply
-                .get(i)
-                .and_then(|v| redis::from_redis_value_ref::<i64>(v).ok())
-                .unwrap_or(0)
-        };
+        let words: Vec<&str> = reply.split(' ').collect();
+        let word = |i: usize| words.get(i).copied().unwrap_or_default();
+        let number = |i: usize| -> i64 { words.get(i).and_then(|w| w.parse().ok()).unwrap_or(0) };
         let limits = |rpm_left: i64, tpm_left: i64| Limits {
             rpm: ask.rpm_limit.map(|l| (l, rpm_left.max(0) as u64)),
             tpm: ask.tpm_limit.map(|l| (l, tpm_left.max(0) as u64)),
             reset,
         };
-        Ok(Reply::Decided(match word(0).as_str() {
+        Ok(Reply::Decided(match word(0) {
             "ok" => Decision::Admit(
                 Reservation {
                     id: reservation,
@@ -277,7 +268,7 @@ impl Policy {
             }
             "missing" => {
                 return Ok(Reply::Missing(
-                    (1..reply.len())
+                    (1..words.len())
                         .filter_map(|i| usize::try_from(number(i) - 1).ok())
                         .collect(),
                 ));

@@ -21,11 +21,12 @@
 -- each of the per-call and per-second fields its expiry, and holds `end` at `expires`, so it
 -- is never emptied (and re-created without an expiry) while the hash lives.
 --
--- Returns, for each request, one of:
---   {'ok', rpm_remaining, tpm_remaining}
---   {'rate', 'requests'|'tokens', retry_after_ms}
---   {'budget', budget index (1-based), spent, held}
---   {'missing', i, j, ...}  budget mirrors absent: rebuild them from Postgres, then ask again
+-- Returns one string: a line per request (words separated by spaces; one reply value for the
+-- whole batch is much cheaper for the gateway to read than nested arrays), each one of:
+--   ok <rpm_remaining> <tpm_remaining>
+--   rate requests|tokens <retry_after_ms>
+--   budget <budget index (1-based)> <spent> <held>
+--   missing <i> <j> ...  budget mirrors absent: rebuild them from Postgres, then ask again
 local window, rate_keys, requests = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 
 -- Rate counters as they stand, with this batch's admissions added as they happen.
@@ -105,7 +106,7 @@ for r = 1, requests do
     if rpm_limit > 0 then
         local u = rates[rpm_cur] + rates[rpm_prev] * weight
         if u + 1 > rpm_limit then
-            reply = { 'rate', 'requests', window - elapsed }
+            reply = string.format('rate requests %d', window - elapsed)
         else
             rpm_remaining = math.floor(rpm_limit - u - 1)
         end
@@ -113,7 +114,7 @@ for r = 1, requests do
     if not reply and tpm_limit > 0 then
         local u = rates[tpm_cur] + rates[tpm_prev] * weight
         if u + tokens > tpm_limit and u > 0 then
-            reply = { 'rate', 'tokens', window - elapsed }
+            reply = string.format('rate tokens %d', window - elapsed)
         else
             tpm_remaining = math.max(0, math.floor(tpm_limit - u - tokens))
         end
@@ -132,14 +133,13 @@ for r = 1, requests do
                 if holds_read[holds].swept then write_of(holds, leases) end
                 local limit, cost = tonumber(ARGV[c + 4]), tonumber(ARGV[c + 5])
                 if ARGV[c + 6] == '1' and spent + h + cost > limit then
-                    reply = { 'budget', i, spent, h }
+                    reply = string.format('budget %d %d %d', i, spent, h)
                     break
                 end
             end
         end
         if not reply and #missing > 0 then
-            table.insert(missing, 1, 'missing')
-            reply = missing
+            reply = 'missing ' .. table.concat(missing, ' ')
         end
     end
 
@@ -166,7 +166,7 @@ for r = 1, requests do
             w.now = math.max(w.now, now)
             w.ttl = math.max(w.ttl, ttl)
         end
-        reply = { 'ok', rpm_remaining, tpm_remaining }
+        reply = string.format('ok %d %d', rpm_remaining, tpm_remaining)
     end
     replies[r] = reply
 end
@@ -203,4 +203,4 @@ for _, holds in ipairs(order) do
         redis.call('PEXPIRE', KEYS[w.leases], 2 * w.ttl)
     end
 end
-return replies
+return table.concat(replies, '\n')

@@ -134,8 +134,8 @@ pub(super) struct BudgetQuestion {
     pub(super) blocks: bool,
 }
 
-/// The script's reply for one request.
-pub(super) type Answer = Result<Vec<redis::Value>, redis::RedisError>;
+/// The script's reply for one request: its line, words separated by spaces.
+pub(super) type Answer = Result<String, redis::RedisError>;
 
 /// Decides a batch with one run of `policy.lua` (loading it into a Redis that lost it).
 pub(super) async fn decide_batch(
@@ -143,14 +143,16 @@ pub(super) async fn decide_batch(
     questions: Vec<Question>,
 ) -> Vec<Answer> {
     let cmd = decide_command(&questions);
-    let replies: Result<Vec<Vec<redis::Value>>, _> = eval(&mut redis, &DECIDE, &cmd).await;
-    match replies {
-        Ok(replies) if replies.len() == questions.len() => replies.into_iter().map(Ok).collect(),
-        Ok(replies) => {
+    let reply: Result<String, _> = eval(&mut redis, &DECIDE, &cmd).await;
+    match reply {
+        Ok(reply) if reply.split('\n').count() == questions.len() => {
+            reply.split('\n').map(|line| Ok(line.to_owned())).collect()
+        }
+        Ok(reply) => {
             let e = redis::RedisError::from((
                 redis::ErrorKind::Client,
                 "the policy script answered the wrong number of requests",
-                format!("{} for {}", replies.len(), questions.len()),
+                format!("{} for {}", reply.split('\n').count(), questions.len()),
             ));
             questions.iter().map(|_| Err(e.clone())).collect()
         }
