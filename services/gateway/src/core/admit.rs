@@ -231,13 +231,8 @@ fn record_refusal(
 ) {
     let mut event = base_event(key, model, run_id, provider, started);
     event.status = "refused".into();
-    let tenant = TenantId::from_uuid(key.tenant_id);
-    let gw = gw.clone();
-    let recording = gw.usage.recording();
-    tokio::spawn(async move {
-        let _recording = recording;
-        gw.usage.record(tenant, &event, None).await;
-    });
+    gw.usage
+        .send(TenantId::from_uuid(key.tenant_id), event, None);
 }
 
 fn base_event(

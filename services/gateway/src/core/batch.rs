@@ -1,8 +1,9 @@
 //! Work asked for at the same time goes to Redis together: a [`Batcher`] hands everything
 //! queued while its previous batch was in flight to one call of its function. A request alone
 //! (no load) goes at once, so batching adds nothing to its latency; under load, Redis and the
-//! gateway handle one command (and one script run) for many requests. The policy decisions and
-//! the settlements with their usage events go this way; each still takes one round trip.
+//! gateway handle one command (and one script run) for many requests. The policy decisions go
+//! this way, each still in one round trip. Settlements and usage events, which nobody waits
+//! for, are batched the same way by the usage sink's own task ([`crate::core::usage`]).
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;

@@ -8,20 +8,22 @@
 //! refuses new calls rather than serve them unmetered.
 
 use std::io::{BufRead, BufReader, Write};
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use sb_bus::{Bus, Envelope};
 use sb_contracts::Event;
 use sb_contracts::usage::UsageEvent;
 use sb_kernel::TenantId;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::core::batch::{Batcher, MAX_BATCH};
-use crate::core::policy::{Settlement, settle_command};
+use crate::core::batch::MAX_BATCH;
+use crate::core::policy::{Settlement, settle_alone, settle_command};
 
 const BUFFER_FILE: &str = "usage-buffer.jsonl";
 /// How long a publish may take before the event goes to the buffer instead.
@@ -31,14 +33,27 @@ const PUBLISH_TIMEOUT: Duration = Duration::from_millis(500);
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 
 pub struct UsageSink {
+    shared: Arc<Shared>,
+    queue: mpsc::UnboundedSender<Item>,
+}
+
+/// What the sink and its delivery task share.
+struct Shared {
     bus: Bus,
     path: PathBuf,
     max_events: usize,
     buffered: AtomicUsize,
     /// Serialises writers of the file (appends, and the flusher's rewrite).
     file: Mutex<()>,
-    sends: Batcher<(Envelope, Option<Settlement>), Sent>,
     in_flight: Arc<InFlight>,
+}
+
+/// A call's usage on its way: its event and the settlement of its reservation.
+struct Item {
+    tenant: TenantId,
+    event: UsageEvent,
+    settlement: Option<Settlement>,
+    _recording: Recording,
 }
 
 /// Calls whose usage is on its way: priced, settled, published or buffered.
@@ -60,7 +75,8 @@ impl Drop for Recording {
 }
 
 impl UsageSink {
-    /// Opens the buffer (creating its directory) and counts what an earlier run left in it.
+    /// Opens the buffer (creating its directory), counts what an earlier run left in it, and
+    /// starts the task that delivers usage. Needs a Tokio runtime.
     pub fn open(bus: Bus, dir: PathBuf, max_events: usize) -> std::io::Result<Self> {
         std::fs::create_dir_all(&dir)?;
         let path = dir.join(BUFFER_FILE);
@@ -69,36 +85,53 @@ impl UsageSink {
             tracing::warn!(events = buffered, path = %path.display(), "usage events buffered by an earlier run will be published");
         }
         metrics::gauge!("gateway_usage_buffered").set(buffered as f64);
-        Ok(Self {
-            sends: Batcher::start(MAX_BATCH, {
-                let bus = bus.clone();
-                move |batch| send_batch(bus.clone(), batch)
-            }),
+        let shared = Arc::new(Shared {
             bus,
             path,
             max_events,
             in_flight: Arc::default(),
             buffered: AtomicUsize::new(buffered),
             file: Mutex::new(()),
-        })
+        });
+        let (queue, items) = mpsc::unbounded_channel();
+        tokio::spawn(deliver_all(shared.clone(), items));
+        Ok(Self { shared, queue })
     }
 
-    /// Counts a call's usage as on its way until the guard drops. Take it before spawning the
-    /// task that records the usage, so that a shutdown starting meanwhile waits for it.
+    /// Counts a call's usage as on its way until the guard drops: for a call that must wait
+    /// (for the price book) before it can [`send`](Self::send) its usage.
     pub fn recording(&self) -> Recording {
-        self.in_flight.count.fetch_add(1, Ordering::AcqRel);
-        Recording(self.in_flight.clone())
+        self.shared.recording()
+    }
+
+    /// Sends a call's usage event, and the settlement of its reservation, on their way: the
+    /// sink's task writes the event's envelope and sends both to Redis in one pipeline with
+    /// those of the calls that ended meanwhile (see [`crate::core::batch`]), or the envelope to
+    /// the buffer when Redis cannot take it (or when older events are still buffered, so they
+    /// stay in order). Returns at once, so the answer is not held up; shutdown waits for them.
+    pub fn send(&self, tenant: TenantId, event: UsageEvent, settlement: Option<Settlement>) {
+        let item = Item {
+            tenant,
+            event,
+            settlement,
+            _recording: self.recording(),
+        };
+        if let Err(lost) = self.queue.send(item) {
+            // Only a bug gets here; the event is in the log, for a manual replay.
+            tracing::error!(event = %serde_json::to_string(&lost.0.event).unwrap_or_default(), "USAGE EVENT LOST: the task delivering usage is gone");
+        }
     }
 
     /// Waits until no call's usage is on its way, at most `limit`; false when some still is.
     async fn settled_down(&self, limit: Duration) -> bool {
+        let in_flight = &self.shared.in_flight;
         let deadline = tokio::time::Instant::now() + limit;
         loop {
-            let idle = self.in_flight.idle.notified();
+            let idle = in_flight.idle.notified();
             tokio::pin!(idle);
             // Registered before the count is read, so a last drop in between still wakes it.
             idle.as_mut().enable();
-            if self.in_flight.count.load(Ordering::Acquire) == 0 {
+            if in_flight.count.load(Ordering::Acquire) == 0 {
                 return true;
             }
             if tokio::time::timeout_at(deadline, idle).await.is_err() {
@@ -109,67 +142,11 @@ impl UsageSink {
 
     /// Whether the buffer is full: new calls must be refused.
     pub fn is_full(&self) -> bool {
-        self.buffered.load(Ordering::Relaxed) >= self.max_events
+        self.buffered() >= self.shared.max_events
     }
 
     pub fn buffered(&self) -> usize {
-        self.buffered.load(Ordering::Relaxed)
-    }
-
-    /// Publishes the event, or buffers it on disk when Redis cannot take it (or when older
-    /// events are still buffered, so they stay in order). The settlement goes in the same
-    /// pipeline, with the events and settlements of the calls that ended meanwhile (see
-    /// [`crate::core::batch`]), so a call costs at most one round trip after its answer.
-    /// Returns the settlement if it did not run, for the caller to run on its own.
-    pub async fn record(
-        &self,
-        tenant: TenantId,
-        event: &UsageEvent,
-        settlement: Option<Settlement>,
-    ) -> Option<Settlement> {
-        let envelope = match Envelope::new(tenant, event) {
-            Ok(envelope) => envelope,
-            Err(e) => {
-                tracing::error!(error = %e, "a usage event could not be serialised");
-                return settlement;
-            }
-        };
-        let (envelope, unsettled) = if self.buffered() == 0 {
-            match self.sends.ask((envelope, settlement)).await {
-                Some(Sent::Published(unsettled)) => return unsettled,
-                Some(Sent::Failed(envelope, unsettled, reason)) => {
-                    tracing::warn!(reason, "usage event buffered");
-                    (envelope, unsettled)
-                }
-                None => {
-                    // Only a bug gets here; the event is in the log, for a manual replay.
-                    tracing::error!(event = %serde_json::to_string(event).unwrap_or_default(), "USAGE EVENT LOST: the batch sending it failed");
-                    return None;
-                }
-            }
-        } else {
-            (envelope, settlement)
-        };
-        if let Err(e) = self.append(&envelope) {
-            // The last resort: the event is in the log, for a manual replay.
-            tracing::error!(error = %e, event = %serde_json::to_string(&envelope).unwrap_or_default(), "USAGE EVENT LOST: could not write the buffer");
-        }
-        unsettled
-    }
-
-    fn append(&self, envelope: &Envelope) -> std::io::Result<()> {
-        let mut line = serde_json::to_vec(envelope).map_err(std::io::Error::other)?;
-        line.push(b'\n');
-        let _guard = self.file.lock().unwrap_or_else(|e| e.into_inner());
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)?;
-        file.write_all(&line)?;
-        file.sync_data()?;
-        let n = self.buffered.fetch_add(1, Ordering::Relaxed) + 1;
-        metrics::gauge!("gateway_usage_buffered").set(n as f64);
-        Ok(())
+        self.shared.buffered()
     }
 
     /// Publishes what is buffered, oldest first; stops at the first failure. Returns how many
@@ -179,12 +156,13 @@ impl UsageSink {
             return Ok(0);
         }
         let pending = {
-            let _guard = self.file.lock().unwrap_or_else(|e| e.into_inner());
-            read_buffer(&self.path)?
+            let _guard = self.shared.file.lock().unwrap_or_else(|e| e.into_inner());
+            read_buffer(&self.shared.path)?
         };
         let mut published = 0;
         for envelope in &pending {
             if self
+                .shared
                 .bus
                 .publish(UsageEvent::STREAM, envelope)
                 .await
@@ -195,11 +173,11 @@ impl UsageSink {
             published += 1;
         }
         if published > 0 {
-            let _guard = self.file.lock().unwrap_or_else(|e| e.into_inner());
+            let _guard = self.shared.file.lock().unwrap_or_else(|e| e.into_inner());
             // Appends that arrived meanwhile are after the ones read; keep them.
-            let now = read_buffer(&self.path)?;
+            let now = read_buffer(&self.shared.path)?;
             let rest = now.get(published..).unwrap_or_default();
-            let tmp = self.path.with_extension("tmp");
+            let tmp = self.shared.path.with_extension("tmp");
             let mut file = std::fs::File::create(&tmp)?;
             for envelope in rest {
                 let mut line = serde_json::to_vec(envelope).map_err(std::io::Error::other)?;
@@ -207,8 +185,8 @@ impl UsageSink {
                 file.write_all(&line)?;
             }
             file.sync_data()?;
-            std::fs::rename(&tmp, &self.path)?;
-            self.buffered.store(rest.len(), Ordering::Relaxed);
+            std::fs::rename(&tmp, &self.shared.path)?;
+            self.shared.buffered.store(rest.len(), Ordering::Relaxed);
             metrics::gauge!("gateway_usage_buffered").set(rest.len() as f64);
             tracing::info!(
                 published,
@@ -231,7 +209,7 @@ impl UsageSink {
                 tracing::error!(error = %e, "could not flush the usage buffer");
             }
         }
-        let waiting = self.in_flight.count.load(Ordering::Acquire);
+        let waiting = self.shared.in_flight.count.load(Ordering::Acquire);
         if waiting > 0 {
             tracing::info!(
                 calls = waiting,
@@ -240,7 +218,7 @@ impl UsageSink {
         }
         if !self.settled_down(SHUTDOWN_WAIT).await {
             tracing::error!(
-                calls = self.in_flight.count.load(Ordering::Acquire),
+                calls = self.shared.in_flight.count.load(Ordering::Acquire),
                 "USAGE MAY BE LOST: calls' usage still on its way at shutdown"
             );
         }
@@ -250,66 +228,154 @@ impl UsageSink {
     }
 }
 
-/// What became of an event sent with its call's settlement.
-enum Sent {
-    /// On the stream; the settlement if it did not run.
-    Published(Option<Settlement>),
-    /// Redis did not take it (the reason): buffer it.
-    Failed(Envelope, Option<Settlement>, &'static str),
-}
+impl Shared {
+    fn recording(&self) -> Recording {
+        self.in_flight.count.fetch_add(1, Ordering::AcqRel);
+        Recording(self.in_flight.clone())
+    }
 
-/// Sends a batch: one `EVALSHA` settling every call of it, then each event's `XADD`.
-async fn send_batch(bus: Bus, batch: Vec<(Envelope, Option<Settlement>)>) -> Vec<Sent> {
-    let settlements: Vec<&Settlement> = batch.iter().filter_map(|(_, s)| s.as_ref()).collect();
-    let settle = (!settlements.is_empty()).then(|| settle_command(&settlements));
-    drop(settlements);
-    let sent = match publish(&bus, settle, &batch).await {
-        // The settle script is not loaded (a restarted Redis): publish the events alone, and let
-        // each caller settle with a call that loads it. (Events may already be on the stream;
-        // publishing them again is harmless, their ids are the same.)
-        Err(Some(e)) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-            publish(&bus, None, &batch).await.map(|()| false)
-        }
-        other => other.map(|()| true),
-    };
-    match sent {
-        Ok(settled) => batch
-            .into_iter()
-            .map(|(_, settlement)| Sent::Published(settlement.filter(|_| !settled)))
-            .collect(),
-        Err(e) => {
-            let reason = match e {
-                Some(e) => {
-                    tracing::warn!(error = %e, events = batch.len(), "Redis refused usage events");
-                    "Redis refused it"
+    fn buffered(&self) -> usize {
+        self.buffered.load(Ordering::Relaxed)
+    }
+
+    /// Delivers a batch: one pipeline settling every call of it and publishing each event;
+    /// what Redis does not take goes to the buffer.
+    async fn deliver(&self, batch: Vec<Item>) {
+        let envelopes: Vec<Envelope> = batch
+            .iter()
+            .filter_map(|item| {
+                Envelope::new(item.tenant, &item.event)
+                    .inspect_err(
+                        |e| tracing::error!(error = %e, "a usage event could not be serialised"),
+                    )
+                    .ok()
+            })
+            .collect();
+        let reason = if self.buffered() > 0 {
+            None
+        } else {
+            let settlements: Vec<&Settlement> =
+                batch.iter().filter_map(|i| i.settlement.as_ref()).collect();
+            match self.publish(&envelopes, &settlements).await {
+                Ok(()) => return,
+                // The settle script is not loaded (a restarted Redis): publish the events
+                // alone, and settle each call with a call that loads it. (Events may already be
+                // on the stream; publishing them again is harmless, their ids are the same.)
+                Err(Some(e))
+                    if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+                {
+                    match self.publish(&envelopes, &[]).await {
+                        Ok(()) => {
+                            self.settle_alone(batch).await;
+                            return;
+                        }
+                        Err(e) => Some(failure(e, envelopes.len())),
+                    }
                 }
-                None => "Redis did not answer in time",
-            };
-            batch
-                .into_iter()
-                .map(|(envelope, settlement)| Sent::Failed(envelope, settlement, reason))
-                .collect()
+                Err(e) => Some(failure(e, envelopes.len())),
+            }
+        };
+        if let Some(reason) = reason {
+            tracing::warn!(reason, events = envelopes.len(), "usage events buffered");
         }
+        if let Err(e) = self.append(&envelopes) {
+            // The last resort: the events are in the log, for a manual replay.
+            for envelope in &envelopes {
+                tracing::error!(error = %e, event = %serde_json::to_string(envelope).unwrap_or_default(), "USAGE EVENT LOST: could not write the buffer");
+            }
+        }
+        self.settle_alone(batch).await;
+    }
+
+    /// One pipeline: the settlements' `EVALSHA` if any, then each event's `XADD`.
+    /// `Err(None)`: no answer in time.
+    async fn publish(
+        &self,
+        envelopes: &[Envelope],
+        settlements: &[&Settlement],
+    ) -> Result<(), Option<redis::RedisError>> {
+        let mut pipe = redis::pipe();
+        if !settlements.is_empty() {
+            pipe.add_command(settle_command(settlements)).ignore();
+        }
+        for envelope in envelopes {
+            pipe.add_command(self.bus.publish_command(UsageEvent::STREAM, envelope))
+                .ignore();
+        }
+        if pipe.is_empty() {
+            return Ok(());
+        }
+        let mut redis = self.bus.redis();
+        match tokio::time::timeout(PUBLISH_TIMEOUT, pipe.query_async::<()>(&mut redis)).await {
+            Ok(result) => result.map_err(Some),
+            Err(_) => Err(None),
+        }
+    }
+
+    /// Settles each call of the batch on its own, all at once (their guards drop when done).
+    async fn settle_alone(&self, batch: Vec<Item>) {
+        let redis = self.bus.redis();
+        futures_util::future::join_all(batch.iter().filter_map(|i| i.settlement.as_ref()).map(
+            |settlement| {
+                let mut redis = redis.clone();
+                async move { settle_alone(&mut redis, settlement).await }
+            },
+        ))
+        .await;
+    }
+
+    /// Appends the envelopes to the buffer, synced to disk.
+    fn append(&self, envelopes: &[Envelope]) -> std::io::Result<()> {
+        if envelopes.is_empty() {
+            return Ok(());
+        }
+        let mut lines = Vec::new();
+        for envelope in envelopes {
+            serde_json::to_writer(&mut lines, envelope).map_err(std::io::Error::other)?;
+            lines.push(b'\n');
+        }
+        let _guard = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
+        file.write_all(&lines)?;
+        file.sync_data()?;
+        let n = self.buffered.fetch_add(envelopes.len(), Ordering::Relaxed) + envelopes.len();
+        metrics::gauge!("gateway_usage_buffered").set(n as f64);
+        Ok(())
     }
 }
 
-/// One pipeline: `settle` if any, then each event's `XADD`. `Err(None)`: no answer in time.
-async fn publish(
-    bus: &Bus,
-    settle: Option<redis::Cmd>,
-    batch: &[(Envelope, Option<Settlement>)],
-) -> Result<(), Option<redis::RedisError>> {
-    let mut pipe = redis::pipe();
-    if let Some(settle) = settle {
-        pipe.add_command(settle).ignore();
+/// Why Redis did not take a batch, for the log.
+fn failure(error: Option<redis::RedisError>, events: usize) -> &'static str {
+    match error {
+        Some(e) => {
+            tracing::warn!(error = %e, events, "Redis refused usage events");
+            "Redis refused them"
+        }
+        None => "Redis did not answer in time",
     }
-    for (envelope, _) in batch {
-        pipe.add_command(bus.publish_command(UsageEvent::STREAM, envelope))
-            .ignore();
-    }
-    match tokio::time::timeout(PUBLISH_TIMEOUT, pipe.query_async::<()>(&mut bus.redis())).await {
-        Ok(result) => result.map_err(Some),
-        Err(_) => Err(None),
+}
+
+/// The delivery task: hands everything sent while its previous batch was on its way to one
+/// [`Shared::deliver`] (at most `MAX_BATCH`), until the sink is dropped.
+async fn deliver_all(shared: Arc<Shared>, mut items: mpsc::UnboundedReceiver<Item>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while items.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let events = batch.len();
+        let taken = std::mem::replace(&mut batch, Vec::with_capacity(MAX_BATCH));
+        // A batch that panics costs its own events (logged), not every later one.
+        if AssertUnwindSafe(shared.deliver(taken))
+            .catch_unwind()
+            .await
+            .is_err()
+        {
+            tracing::error!(
+                events,
+                "USAGE EVENTS MAY BE LOST: delivering a batch panicked"
+            );
+        }
     }
 }
 

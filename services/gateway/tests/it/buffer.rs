@@ -158,7 +158,7 @@ async fn a_full_buffer_refuses_calls_rather_than_serve_them_unmetered() {
 
 #[tokio::test]
 async fn shutdown_waits_for_the_usage_of_calls_that_just_ended() {
-    let redis = PrivateRedis::start().await;
+    let mut redis = PrivateRedis::start().await;
     let mut config = sb_testkit::TestRedis::new().config();
     config.url = SecretString::from(redis.url());
     let dir = std::env::temp_dir().join(format!("usage-{}", uuid::Uuid::new_v4()));
@@ -170,47 +170,32 @@ async fn shutdown_waits_for_the_usage_of_calls_that_just_ended() {
         )
         .unwrap(),
     );
-    // Redis stops answering, so the event of a call that just ended is still on its way (it
-    // waits for Redis, then goes to the buffer) when the shutdown starts.
-    let client = redis::Client::open(redis.url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let _: () = redis::cmd("CLIENT")
-        .arg("PAUSE")
-        .arg(1500)
-        .arg("ALL")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let recording = sink.recording();
-    tokio::spawn({
-        let (sink, done) = (sink.clone(), done.clone());
-        async move {
-            let _recording = recording;
-            let event = sb_contracts::usage::UsageEvent {
-                workspace_id: None,
-                api_key_id: None,
-                run_id: None,
-                provider: "openai".into(),
-                model: "mock-gpt-4o".into(),
-                input_tokens: 10,
-                cached_input_tokens: 0,
-                output_tokens: 5,
-                cost_micros: sb_kernel::Micros(15),
-                latency_ms: 1,
-                status: "ok".into(),
-                hops: Vec::new(),
-            };
-            let tenant = sb_kernel::TenantId::from_uuid(uuid::Uuid::new_v4());
-            sink.record(tenant, &event, None).await;
-            done.store(true, std::sync::atomic::Ordering::SeqCst);
-        }
-    });
+    // Redis is gone, so the event of a call that just ended is still on its way (Redis is
+    // tried, then the buffer written) when the shutdown starts.
+    redis.stop().await;
+    let event = sb_contracts::usage::UsageEvent {
+        workspace_id: None,
+        api_key_id: None,
+        run_id: None,
+        provider: "openai".into(),
+        model: "mock-gpt-4o".into(),
+        input_tokens: 10,
+        cached_input_tokens: 0,
+        output_tokens: 5,
+        cost_micros: sb_kernel::Micros(15),
+        latency_ms: 1,
+        status: "ok".into(),
+        hops: Vec::new(),
+    };
+    let tenant = sb_kernel::TenantId::from_uuid(uuid::Uuid::new_v4());
+    sink.send(tenant, event, None);
     let shutdown = tokio_util::sync::CancellationToken::new();
     shutdown.cancel();
     sink.run_flusher(shutdown).await;
-    assert!(
-        done.load(std::sync::atomic::Ordering::SeqCst),
+    // The flusher waited for the event: it is in the buffer.
+    assert_eq!(
+        sink.buffered(),
+        1,
         "the flusher stopped while a call's usage was still on its way"
     );
     let _ = std::fs::remove_dir_all(dir);

@@ -45,19 +45,22 @@ impl PriceBook {
         model: &str,
         at: DateTime<Utc>,
     ) -> Result<Option<Price>, sqlx::Error> {
-        let fresh = self
-            .loaded
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .is_some_and(|(t, _)| t.elapsed() < REFRESH);
-        if !fresh {
-            let prices = self.load().await?;
-            *self.loaded.write().unwrap_or_else(|e| e.into_inner()) =
-                Some((Instant::now(), prices));
+        if let Some(price) = self.cached(provider, model, at) {
+            return Ok(price);
         }
+        let prices = self.load().await?;
+        *self.loaded.write().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), prices));
+        Ok(self.cached(provider, model, at).flatten())
+    }
+
+    /// The price as [`price`](Self::price) finds it, without waiting: None when the book is
+    /// due to be read again (then ask `price`).
+    pub fn cached(&self, provider: &str, model: &str, at: DateTime<Utc>) -> Option<Option<Price>> {
         let loaded = self.loaded.read().unwrap_or_else(|e| e.into_inner());
-        Ok(loaded.as_ref().and_then(|(_, prices)| {
+        let (_, prices) = loaded
+            .as_ref()
+            .filter(|(read, _)| read.elapsed() < REFRESH)?;
+        Some(
             prices
                 .get(provider)
                 .and_then(|models| models.get(model))
@@ -66,8 +69,8 @@ impl PriceBook {
                         .filter(|(from, _)| *from <= at)
                         .max_by_key(|(from, _)| *from)
                         .map(|(_, p)| *p)
-                })
-        }))
+                }),
+        )
     }
 
     pub async fn check(

@@ -26,8 +26,8 @@ use uuid::Uuid;
 
 use crate::core::batch::{Batcher, MAX_BATCH};
 use crate::core::tenants::{Budget, BudgetKeys};
-use scripts::{Answer, BudgetQuestion, Question, SETTLE, decide_batch, eval};
-pub use scripts::{Settlement, settle_command};
+use scripts::{Answer, BudgetQuestion, Question, decide_batch};
+pub use scripts::{Settlement, settle_alone, settle_command};
 
 const WINDOW_MS: u64 = 60_000;
 
@@ -171,17 +171,6 @@ impl Policy {
                 .then(|| self.rate_key(reservation.key_id, "tpm", reservation.window)),
             budgets: reservation.budgets.clone(),
         })
-    }
-
-    /// Settles on its own, loading the script into a Redis that lost it. (The gateway normally
-    /// sends [`settle_command`] in one pipeline with the usage events.)
-    pub async fn settle(&self, settlement: &Settlement) {
-        let cmd = settle_command(&[settlement]);
-        let result: Result<i64, _> = eval(&mut self.redis.clone(), &SETTLE, &cmd).await;
-        if let Err(e) = result {
-            // The lease frees the hold when it expires.
-            tracing::warn!(error = %e, reservation = %settlement.reservation, "could not settle a reservation; its lease will free it");
-        }
     }
 
     async fn ask_redis(&self, ask: &Ask<'_>) -> Result<Reply, redis::RedisError> {

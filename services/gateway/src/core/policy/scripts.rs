@@ -27,8 +27,7 @@ pub struct Settlement {
 }
 
 static DECIDE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("policy.lua")));
-pub(super) static SETTLE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("settle.lua")));
+static SETTLE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("settle.lua")));
 
 /// One `EVALSHA` settling all of these, to pipeline with their usage events. It fails with
 /// `NOSCRIPT` in a Redis that lost the script: then settle each with [`Policy::settle`].
@@ -62,6 +61,17 @@ pub fn settle_command(settlements: &[&Settlement]) -> redis::Cmd {
         }
     }
     cmd
+}
+
+/// Settles on its own, loading the script into a Redis that lost it. (Settlements normally go
+/// as one [`settle_command`] in a pipeline with their calls' usage events.)
+pub async fn settle_alone(redis: &mut ConnectionManager, settlement: &Settlement) {
+    let cmd = settle_command(&[settlement]);
+    let result: Result<i64, _> = eval(redis, &SETTLE, &cmd).await;
+    if let Err(e) = result {
+        // The lease frees the hold when it expires.
+        tracing::warn!(error = %e, reservation = %settlement.reservation, "could not settle a reservation; its lease will free it");
+    }
 }
 
 /// A script's KEYS, each once, numbered from 1 in the order first named; its arguments refer
@@ -100,7 +110,7 @@ impl<'a> Keys<'a> {
 }
 
 /// Runs `cmd`, an `EVALSHA` of `script`, loading the script first into a Redis that lost it.
-pub(super) async fn eval<T: redis::FromRedisValue>(
+async fn eval<T: redis::FromRedisValue>(
     redis: &mut ConnectionManager,
     script: &Script,
     cmd: &redis::Cmd,
