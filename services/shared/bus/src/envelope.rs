@@ -92,6 +92,17 @@ impl Envelope {
         });
     }
 
+    /// How many arguments [`write_fields`](Self::write_fields) appends, and about how many
+    /// bytes (at least).
+    pub fn size_hint(&self) -> (usize, usize) {
+        // Names, ids, type and timestamp: well under 200 bytes.
+        let traceparent = self.traceparent.as_ref().map_or(0, String::len);
+        (
+            2 * FIELDS.len(),
+            200 + self.kind.len() + self.payload.get().len() + traceparent,
+        )
+    }
+
     /// Calls `field` with each field's name and text, in order; `traceparent` only when set.
     fn each_field(&self, mut field: impl FnMut(&'static str, &str)) {
         let mut uuid = Uuid::encode_buffer();
