@@ -12,6 +12,7 @@ pub mod anthropic;
 pub mod gemini;
 mod http;
 pub mod openai;
+mod scan;
 mod shape;
 mod sse;
 

@@ -9,7 +9,7 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
 
 use super::http::{not_json, post_to, secret_header, send, send_bytes, stream_error};
-use super::shape::count;
+use super::scan;
 use super::sse::{self, Flow, SseEvent, Translate};
 use super::{ChunkStream, Completion, StreamEvent, Upstream, UpstreamError, Usage};
 
@@ -92,11 +92,22 @@ fn is_azure(base_url: &str) -> bool {
 }
 
 /// The usage of a whole answer, which passes through as bytes: only `usage` is read, into
-/// [`Counts`]; the rest is checked to be JSON and skipped.
+/// [`Counts`]; the rest is walked over ([`scan::member`]), or, when that gives up or the usage
+/// cannot be read, checked to be JSON and skipped by serde (which says what is wrong).
 fn usage_in(body: &[u8]) -> Result<Option<Usage>, UpstreamError> {
     #[derive(serde::Deserialize)]
     struct Answer {
         usage: Option<Counts>,
+    }
+    match scan::member(body, "usage") {
+        Some(None) => return Ok(None),
+        Some(Some(b"null")) => return Ok(None),
+        Some(Some(usage)) => {
+            if let Some(usage) = scanned_usage(usage) {
+                return Ok(Some(usage));
+            }
+        }
+        None => {}
     }
     match serde_json::from_slice::<Answer>(body) {
         Ok(answer) => Ok(answer.usage.map(Counts::usage)),
@@ -110,6 +121,31 @@ fn usage_in(body: &[u8]) -> Result<Option<Usage>, UpstreamError> {
     }
 }
 
+/// A `usage` object's counts, read as [`Counts`] reads them, from its text; `None` when the
+/// walk gave up or [`Counts`] would refuse it (a repeated name).
+fn scanned_usage(usage: &[u8]) -> Option<Usage> {
+    let (mut input, mut output, mut details) = (None, None, None);
+    let mut repeated = false;
+    scan::members(usage, |name, value| {
+        let slot = match name {
+            b"prompt_tokens" => &mut input,
+            b"completion_tokens" => &mut output,
+            b"prompt_tokens_details" => &mut details,
+            _ => return,
+        };
+        repeated |= slot.replace(value).is_some();
+    })?;
+    let cached_tokens = match details {
+        Some(details) if details.starts_with(b"{") => scan::member(details, "cached_tokens")?,
+        _ => None,
+    };
+    (!repeated).then(|| Usage {
+        input_tokens: input.map_or(0, scan::integer),
+        cached_input_tokens: cached_tokens.map_or(0, scan::integer),
+        output_tokens: output.map_or(0, scan::integer),
+    })
+}
+
 /// A `usage` object's counts (none when it is null or not an object).
 fn usage_of(usage: &Value) -> Option<Usage> {
     Option::<Counts>::deserialize(usage)
@@ -120,32 +156,139 @@ fn usage_of(usage: &Value) -> Option<Usage> {
 
 /// The counts of a `usage` object, read without building a JSON tree of it (that cost more
 /// than the rest of reading an answer). A count that is not an integer counts 0, as
-/// [`count`] reads one; fields not named here are skipped.
+/// [`count`](super::shape::count) reads one; fields not named here are skipped.
 #[derive(serde::Deserialize)]
 struct Counts {
-    #[serde(default, deserialize_with = "integer")]
-    prompt_tokens: i64,
-    #[serde(default, deserialize_with = "integer")]
-    completion_tokens: i64,
     #[serde(default)]
-    prompt_tokens_details: Option<Value>,
+    prompt_tokens: Lenient,
+    #[serde(default)]
+    completion_tokens: Lenient,
+    #[serde(default)]
+    prompt_tokens_details: Details,
 }
 
 impl Counts {
     fn usage(self) -> Usage {
         Usage {
-            input_tokens: self.prompt_tokens,
-            cached_input_tokens: self
-                .prompt_tokens_details
-                .map_or(0, |details| count(&details, &["cached_tokens"])),
-            output_tokens: self.completion_tokens,
+            input_tokens: self.prompt_tokens.0,
+            cached_input_tokens: self.prompt_tokens_details.0.0,
+            output_tokens: self.completion_tokens.0,
         }
     }
 }
 
 /// Any JSON value, as the integer it is, or 0.
-fn integer<'de, D: serde::Deserializer<'de>>(value: D) -> Result<i64, D::Error> {
-    Ok(Value::deserialize(value)?.as_i64().unwrap_or(0))
+#[derive(Default)]
+struct Lenient(i64);
+
+impl<'de> Deserialize<'de> for Lenient {
+    fn deserialize<D: serde::Deserializer<'de>>(value: D) -> Result<Self, D::Error> {
+        value.deserialize_any(LenientVisitor)
+    }
+}
+
+struct LenientVisitor;
+
+impl<'de> serde::de::Visitor<'de> for LenientVisitor {
+    type Value = Lenient;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_i64<E>(self, n: i64) -> Result<Lenient, E> {
+        Ok(Lenient(n))
+    }
+
+    fn visit_u64<E>(self, n: u64) -> Result<Lenient, E> {
+        Ok(Lenient(i64::try_from(n).unwrap_or(0)))
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Lenient, E> {
+        Ok(Lenient(0))
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Lenient, E> {
+        Ok(Lenient(0))
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Lenient, E> {
+        Ok(Lenient(0))
+    }
+
+    fn visit_unit<E>(self) -> Result<Lenient, E> {
+        Ok(Lenient(0))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Lenient, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(Lenient(0))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Lenient, A::Error> {
+        while map
+            .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+            .is_some()
+        {}
+        Ok(Lenient(0))
+    }
+}
+
+/// `prompt_tokens_details`: its `cached_tokens` when it is an object, else 0.
+#[derive(Default)]
+struct Details(Lenient);
+
+impl<'de> Deserialize<'de> for Details {
+    fn deserialize<D: serde::Deserializer<'de>>(value: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        struct Object {
+            #[serde(default)]
+            cached_tokens: Lenient,
+        }
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Details;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Details, A::Error> {
+                let object =
+                    Object::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(Details(object.cached_tokens))
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Details, A::Error> {
+                LenientVisitor.visit_seq(seq).map(|_| Details::default())
+            }
+
+            fn visit_i64<E>(self, _: i64) -> Result<Details, E> {
+                Ok(Details::default())
+            }
+
+            fn visit_u64<E>(self, _: u64) -> Result<Details, E> {
+                Ok(Details::default())
+            }
+
+            fn visit_f64<E>(self, _: f64) -> Result<Details, E> {
+                Ok(Details::default())
+            }
+
+            fn visit_bool<E>(self, _: bool) -> Result<Details, E> {
+                Ok(Details::default())
+            }
+
+            fn visit_str<E>(self, _: &str) -> Result<Details, E> {
+                Ok(Details::default())
+            }
+
+            fn visit_unit<E>(self) -> Result<Details, E> {
+                Ok(Details::default())
+            }
+        }
+        value.deserialize_any(Visitor)
+    }
 }
 
 /// The client's request with `stream: true` and `stream_options.include_usage: true`,
@@ -317,6 +460,24 @@ mod tests {
             (odd.input_tokens, odd.cached_input_tokens, odd.output_tokens),
             (0, 0, 5)
         );
+        let odder = usage(
+            r#"{"usage":{"prompt_tokens":{"a":[1]},"completion_tokens":[2],
+                "prompt_tokens_details":7,"total_tokens":1e3}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                odder.input_tokens,
+                odder.cached_input_tokens,
+                odder.output_tokens
+            ),
+            (0, 0, 0)
+        );
+        let details = usage(
+            r#"{"usage":{"prompt_tokens":9,"prompt_tokens_details":{"cached_tokens":3.5,"x":{}}}}"#,
+        )
+        .unwrap();
+        assert_eq!((details.input_tokens, details.cached_input_tokens), (9, 0));
         assert!(usage(r#"{"usage":null}"#).is_none());
         assert!(usage(r#"{"id":"x"}"#).is_none());
         // Usage that is not an object is charged as none; a body that is not JSON is an error.
