@@ -40,28 +40,29 @@ async fn create(
     body: Body,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let body = request::json_body(body, gw.max_body_bytes).await?;
-    request::require(&body, "model", Value::is_string, "a string")?;
+    let client = request::json_body(body, gw.max_body_bytes).await?;
+    let body = &client.json;
+    request::require(body, "model", Value::is_string, "a string")?;
     request::require(
-        &body,
+        body,
         "messages",
         |v| v.as_array().is_some_and(|a| !a.is_empty()),
         "a non-empty array",
     )?;
-    request::optional(&body, "stream", Value::is_boolean, "a boolean")?;
-    request::optional(&body, "max_tokens", Value::is_u64, "a positive integer")?;
+    request::optional(body, "stream", Value::is_boolean, "a boolean")?;
+    request::optional(body, "max_tokens", Value::is_u64, "a positive integer")?;
     request::optional(
-        &body,
+        body,
         "max_completion_tokens",
         Value::is_u64,
         "a positive integer",
     )?;
-    request::optional(&body, "tools", Value::is_array, "an array")?;
-    let call = request::admit(&gw, &headers, &body, started).await?;
+    request::optional(body, "tools", Value::is_array, "an array")?;
+    let call = request::admit(&gw, &headers, body, started).await?;
     if body.get("stream").and_then(Value::as_bool) == Some(true) {
-        stream(gw, call, body, started).await
+        stream(gw, call, client.json, started).await
     } else {
-        whole::answer(gw, call, body, started, Endpoint::Chat).await
+        whole::answer(gw, call, client, started, Endpoint::Chat).await
     }
 }
 

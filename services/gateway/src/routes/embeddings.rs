@@ -26,14 +26,15 @@ async fn create(
     body: Body,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let body = request::json_body(body, gw.max_body_bytes).await?;
-    request::require(&body, "model", Value::is_string, "a string")?;
+    let client = request::json_body(body, gw.max_body_bytes).await?;
+    let body = &client.json;
+    request::require(body, "model", Value::is_string, "a string")?;
     request::require(
-        &body,
+        body,
         "input",
         |v| v.is_string() || v.is_array(),
         "a string or an array",
     )?;
-    let call = request::admit(&gw, &headers, &body, started).await?;
-    whole::answer(gw, call, body, started, Endpoint::Embeddings).await
+    let call = request::admit(&gw, &headers, body, started).await?;
+    whole::answer(gw, call, client, started, Endpoint::Embeddings).await
 }

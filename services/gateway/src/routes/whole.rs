@@ -7,12 +7,11 @@ use std::time::Instant;
 use axum::http::HeaderValue;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
-use serde_json::Value;
 
 use crate::core::Gateway;
 use crate::core::admit::Admitted;
 use crate::core::meter::{self, Outcome};
-use crate::core::providers::Usage;
+use crate::core::providers::{ClientBody, Usage};
 use crate::routes::error::{ApiError, rate_limit_headers};
 
 /// Which endpoint the call is for.
@@ -25,7 +24,7 @@ pub enum Endpoint {
 pub async fn answer(
     gw: Arc<Gateway>,
     call: Admitted,
-    body: Value,
+    body: ClientBody,
     started: Instant,
     endpoint: Endpoint,
 ) -> Result<Response, ApiError> {

@@ -16,7 +16,7 @@ fn request() -> Value {
 async fn a_completion_comes_back_in_the_openai_format() {
     let app = mock().await;
     let up = upstream(ProviderKind::Anthropic, &app, "");
-    let done = up.chat(&http(), &request()).await.unwrap();
+    let done = up.chat(&http(), &request().into()).await.unwrap();
     assert_eq!(done.json()["object"], "chat.completion");
     assert_eq!(done.json()["model"], "mock-claude-sonnet");
     assert!(done.json()["id"].as_str().unwrap().starts_with("msg_"));
@@ -34,7 +34,7 @@ async fn max_tokens_is_passed_and_length_maps() {
     let mut body = request();
     body["max_tokens"] = json!(5);
     let done = upstream(ProviderKind::Anthropic, &app, "")
-        .chat(&http(), &body)
+        .chat(&http(), &body.clone().into())
         .await
         .unwrap();
     assert_eq!(
@@ -49,7 +49,7 @@ async fn max_tokens_is_passed_and_length_maps() {
 async fn a_stream_translates_to_chunks_and_usage() {
     let app = mock().await;
     let up = upstream(ProviderKind::Anthropic, &app, "");
-    let non_stream = up.chat(&http(), &request()).await.unwrap();
+    let non_stream = up.chat(&http(), &request().into()).await.unwrap();
     let got = collect(up.chat_stream(&http(), &request()).await.unwrap()).await;
     assert_eq!(got.error, None);
     assert_eq!(
@@ -76,7 +76,7 @@ async fn a_tool_call_round_trip() {
     let mut body = request();
     body["tools"] = json!([{ "type": "function", "function": { "name": "lookup",
         "parameters": { "type": "object", "properties": { "query": { "type": "string" } } } } }]);
-    let done = up.chat(&http(), &body).await.unwrap();
+    let done = up.chat(&http(), &body.clone().into()).await.unwrap();
     assert_eq!(done.json()["choices"][0]["finish_reason"], "tool_calls");
     let message = done.json()["choices"][0]["message"].clone();
     assert_eq!(message["content"], Value::Null);
@@ -110,7 +110,7 @@ async fn a_tool_call_round_trip() {
         message.clone(),
         json!({ "role": "tool", "tool_call_id": call["id"], "content": "three results found" }),
     ]);
-    let done = up.chat(&http(), &body).await.unwrap();
+    let done = up.chat(&http(), &body.clone().into()).await.unwrap();
     assert_eq!(done.json()["choices"][0]["finish_reason"], "stop");
     assert_eq!(done.json()["choices"][0]["message"]["content"], SENTENCE);
     assert_eq!(done.usage, usage(8, 21));
@@ -126,7 +126,7 @@ async fn error_statuses_map_to_status_errors() {
             &format!("/x/status={status}"),
         );
         assert_status(
-            &up.chat(&http(), &request()).await.unwrap_err(),
+            &up.chat(&http(), &request().into()).await.unwrap_err(),
             status,
             retryable,
         );

@@ -239,18 +239,28 @@ async fn malformed_requests_get_400_naming_the_field_and_change_nothing() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
         assert_eq!(error["param"].as_str(), param, "{body}: {error}");
     }
-    let response = stack
-        .http
-        .post(stack.gateway.url("/v1/chat/completions"))
-        .bearer_auth(&stack.key)
-        .header("content-type", "application/json")
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
-    let (status, error) = error_of(response).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(error["message"].as_str().unwrap().contains("JSON"));
+    // Not JSON; and a model named twice, as the body goes upstream as sent and the upstream
+    // might read the other one than the gateway checked.
+    for (text, says) in [
+        ("{not json", "JSON"),
+        (
+            r#"{"model":"mock-gpt-4o","messages":[{"role":"user","content":"x"}],"model":"mock-o1"}"#,
+            "`model` is given twice",
+        ),
+    ] {
+        let response = stack
+            .http
+            .post(stack.gateway.url("/v1/chat/completions"))
+            .bearer_auth(&stack.key)
+            .header("content-type", "application/json")
+            .body(text)
+            .send()
+            .await
+            .unwrap();
+        let (status, error) = error_of(response).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+        assert!(error["message"].as_str().unwrap().contains(says), "{error}");
+    }
     assert!(stack.usage_events().await.is_empty());
 }
 

@@ -16,7 +16,7 @@ fn request() -> Value {
 async fn a_completion_comes_back_in_the_openai_format() {
     let app = mock().await;
     let up = upstream(ProviderKind::Gemini, &app, "");
-    let done = up.chat(&http(), &request()).await.unwrap();
+    let done = up.chat(&http(), &request().into()).await.unwrap();
     assert_eq!(done.json()["object"], "chat.completion");
     assert_eq!(done.json()["model"], "mock-gemini-flash");
     assert_eq!(done.json()["choices"][0]["message"]["content"], SENTENCE);
@@ -31,7 +31,7 @@ async fn max_tokens_and_json_output_translate() {
     let up = upstream(ProviderKind::Gemini, &app, "");
     let mut body = request();
     body["max_completion_tokens"] = json!(4);
-    let done = up.chat(&http(), &body).await.unwrap();
+    let done = up.chat(&http(), &body.clone().into()).await.unwrap();
     assert_eq!(
         done.json()["choices"][0]["message"]["content"],
         "Hello! This is mock-llm,"
@@ -41,7 +41,7 @@ async fn max_tokens_and_json_output_translate() {
 
     let mut body = request();
     body["response_format"] = json!({ "type": "json_object" });
-    let done = up.chat(&http(), &body).await.unwrap();
+    let done = up.chat(&http(), &body.clone().into()).await.unwrap();
     let answer = done.json();
     let content = answer["choices"][0]["message"]["content"].as_str().unwrap();
     let parsed: Value = serde_json::from_str(content).unwrap();
@@ -52,7 +52,7 @@ async fn max_tokens_and_json_output_translate() {
 async fn a_stream_translates_to_chunks_and_usage() {
     let app = mock().await;
     let up = upstream(ProviderKind::Gemini, &app, "");
-    let non_stream = up.chat(&http(), &request()).await.unwrap();
+    let non_stream = up.chat(&http(), &request().into()).await.unwrap();
     let got = collect(up.chat_stream(&http(), &request()).await.unwrap()).await;
     assert_eq!(got.error, None);
     assert_eq!(
@@ -77,7 +77,7 @@ async fn a_tool_call_round_trip() {
     let mut body = request();
     body["tools"] = json!([{ "type": "function", "function": { "name": "lookup",
         "parameters": { "type": "object", "properties": { "query": { "type": "string" } } } } }]);
-    let done = up.chat(&http(), &body).await.unwrap();
+    let done = up.chat(&http(), &body.clone().into()).await.unwrap();
     // Gemini says STOP; a function call makes it tool_calls.
     assert_eq!(done.json()["choices"][0]["finish_reason"], "tool_calls");
     let message = done.json()["choices"][0]["message"].clone();
@@ -101,7 +101,7 @@ async fn a_tool_call_round_trip() {
         message.clone(),
         json!({ "role": "tool", "tool_call_id": call["id"], "content": "three results found" }),
     ]);
-    let done = up.chat(&http(), &body).await.unwrap();
+    let done = up.chat(&http(), &body.clone().into()).await.unwrap();
     assert_eq!(done.json()["choices"][0]["finish_reason"], "stop");
     assert_eq!(done.json()["choices"][0]["message"]["content"], SENTENCE);
     // The mock counts text parts only: the function response is not one.
@@ -114,7 +114,7 @@ async fn error_statuses_map_to_status_errors() {
     for (status, retryable) in [(503, true), (429, true), (400, false), (404, false)] {
         let up = upstream(ProviderKind::Gemini, &app, &format!("/x/status={status}"));
         assert_status(
-            &up.chat(&http(), &request()).await.unwrap_err(),
+            &up.chat(&http(), &request().into()).await.unwrap_err(),
             status,
             retryable,
         );

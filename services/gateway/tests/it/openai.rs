@@ -23,7 +23,7 @@ async fn a_completion_passes_through_with_its_usage() {
     let done = openai::chat(
         &http(),
         &upstream(ProviderKind::OpenAi, &app, "/v1"),
-        &request(),
+        &request().to_string().into(),
     )
     .await
     .unwrap();
@@ -61,7 +61,7 @@ async fn a_tool_call_round_trip() {
     let up = upstream(ProviderKind::OpenAi, &app, "/v1");
     let mut body = request();
     body["tools"] = tools();
-    let done = up.chat(&http(), &body).await.unwrap();
+    let done = up.chat(&http(), &body.clone().into()).await.unwrap();
     let message = &done.json()["choices"][0]["message"];
     assert_eq!(done.json()["choices"][0]["finish_reason"], "tool_calls");
     let call = &message["tool_calls"][0];
@@ -74,7 +74,7 @@ async fn a_tool_call_round_trip() {
         message.clone(),
         json!({ "role": "tool", "tool_call_id": call["id"], "content": "three results found" }),
     ]);
-    let done = up.chat(&http(), &body).await.unwrap();
+    let done = up.chat(&http(), &body.clone().into()).await.unwrap();
     assert_eq!(done.json()["choices"][0]["message"]["content"], SENTENCE);
     assert_eq!(done.usage, usage(8, 21));
 
@@ -102,7 +102,7 @@ async fn error_statuses_map_to_status_errors() {
             &app,
             &format!("/x/status={status}/v1"),
         );
-        let error = up.chat(&http(), &request()).await.unwrap_err();
+        let error = up.chat(&http(), &request().into()).await.unwrap_err();
         assert_status(&error, status, retryable);
         let error = up.chat_stream(&http(), &request()).await.err().unwrap();
         assert_status(&error, status, retryable);
@@ -130,7 +130,7 @@ async fn embeddings_count_input_tokens() {
     let app = mock().await;
     let up = upstream(ProviderKind::OpenAi, &app, "/v1");
     let body = json!({ "model": "mock-embedding", "input": ["one two", "three"] });
-    let done = up.embeddings(&http(), &body).await.unwrap();
+    let done = up.embeddings(&http(), &body.clone().into()).await.unwrap();
     assert_eq!(done.json()["data"].as_array().unwrap().len(), 2);
     assert_eq!(
         done.usage,
@@ -141,7 +141,10 @@ async fn embeddings_count_input_tokens() {
     );
     let other = upstream(ProviderKind::Anthropic, &app, "");
     assert_eq!(
-        other.embeddings(&http(), &body).await.unwrap_err(),
+        other
+            .embeddings(&http(), &body.clone().into())
+            .await
+            .unwrap_err(),
         UpstreamError::Unsupported("embeddings")
     );
 }
@@ -158,7 +161,7 @@ async fn unreachable_and_slow_upstreams() {
         base_url: format!("http://{closed}/v1"),
         api_key: None,
     };
-    let error = up.chat(&http(), &request()).await.unwrap_err();
+    let error = up.chat(&http(), &request().into()).await.unwrap_err();
     assert!(matches!(error, UpstreamError::Connect(_)), "{error:?}");
     assert!(error.retryable());
 
@@ -169,7 +172,7 @@ async fn unreachable_and_slow_upstreams() {
         .build()
         .unwrap();
     assert_eq!(
-        slow.chat(&client, &request()).await.unwrap_err(),
+        slow.chat(&client, &request().into()).await.unwrap_err(),
         UpstreamError::Timeout
     );
 }
@@ -184,7 +187,7 @@ async fn an_unreadable_answer_is_a_protocol_error() {
         base_url: format!("http://{addr}/v1"),
         api_key: None,
     };
-    let error = up.chat(&http(), &request()).await.unwrap_err();
+    let error = up.chat(&http(), &request().into()).await.unwrap_err();
     assert!(matches!(error, UpstreamError::Protocol(_)), "{error:?}");
     assert!(!error.retryable());
 }

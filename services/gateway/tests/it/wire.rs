@@ -25,7 +25,7 @@ async fn request_head(kind: ProviderKind, base_path: &str, stream: bool) -> Stri
     if stream {
         assert!(up.chat_stream(&http(), &body).await.is_err());
     } else {
-        assert!(up.chat(&http(), &body).await.is_err());
+        assert!(up.chat(&http(), &body.clone().into()).await.is_err());
     }
     let request = request.await.unwrap().to_ascii_lowercase();
     request.split("\r\n\r\n").next().unwrap().to_owned()

@@ -52,6 +52,21 @@ impl ProviderKind {
     }
 }
 
+/// A client's JSON request body: parsed, and as it was sent (what an adapter that passes it
+/// through unchanged forwards, without writing it again).
+pub struct ClientBody {
+    pub json: Value,
+    pub raw: Bytes,
+}
+
+impl From<Value> for ClientBody {
+    /// A body made here rather than received: written out once.
+    fn from(json: Value) -> Self {
+        let raw = Bytes::from(serde_json::to_vec(&json).unwrap_or_default());
+        Self { json, raw }
+    }
+}
+
 /// One upstream to call: a tenant's provider entry with its secret decrypted.
 #[derive(Clone)]
 pub struct Upstream {
@@ -177,12 +192,12 @@ impl Upstream {
     pub async fn chat(
         &self,
         http: &reqwest::Client,
-        body: &Value,
+        body: &ClientBody,
     ) -> Result<Completion, UpstreamError> {
         match self.kind {
-            ProviderKind::OpenAi => openai::chat(http, self, body).await,
-            ProviderKind::Anthropic => anthropic::chat(http, self, body).await,
-            ProviderKind::Gemini => gemini::chat(http, self, body).await,
+            ProviderKind::OpenAi => openai::chat(http, self, &body.raw).await,
+            ProviderKind::Anthropic => anthropic::chat(http, self, &body.json).await,
+            ProviderKind::Gemini => gemini::chat(http, self, &body.json).await,
         }
     }
 
@@ -205,10 +220,10 @@ impl Upstream {
     pub async fn embeddings(
         &self,
         http: &reqwest::Client,
-        body: &Value,
+        body: &ClientBody,
     ) -> Result<Completion, UpstreamError> {
         match self.kind {
-            ProviderKind::OpenAi => openai::embeddings(http, self, body).await,
+            ProviderKind::OpenAi => openai::embeddings(http, self, &body.raw).await,
             ProviderKind::Anthropic => Err(UpstreamError::Unsupported("embeddings")),
             ProviderKind::Gemini => Err(UpstreamError::Unsupported("embeddings")),
         }

@@ -4,6 +4,8 @@
 
 use std::collections::VecDeque;
 
+use bytes::Bytes;
+use reqwest::header::{CONTENT_TYPE, HeaderValue};
 use serde::Deserialize;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
@@ -13,14 +15,14 @@ use super::scan;
 use super::sse::{self, Flow, SseEvent, Translate};
 use super::{ChunkStream, Completion, StreamEvent, Upstream, UpstreamError, Usage};
 
-/// A chat completion, passed through.
+/// A chat completion, passed through (the client's body as it sent it).
 pub async fn chat(
     http: &reqwest::Client,
     upstream: &Upstream,
-    body: &Value,
+    body: &Bytes,
 ) -> Result<Completion, UpstreamError> {
     let body = send_bytes(
-        post(http, upstream, "chat/completions")?.json(body),
+        json(post(http, upstream, "chat/completions")?, body),
         key(upstream),
     )
     .await?;
@@ -42,14 +44,14 @@ pub async fn chat_stream(
     Ok(sse::translate(response, Chunks))
 }
 
-/// Embeddings, passed through; they have input tokens only.
+/// Embeddings, passed through (the client's body as it sent it); they have input tokens only.
 pub async fn embeddings(
     http: &reqwest::Client,
     upstream: &Upstream,
-    body: &Value,
+    body: &Bytes,
 ) -> Result<Completion, UpstreamError> {
     let body = send_bytes(
-        post(http, upstream, "embeddings")?.json(body),
+        json(post(http, upstream, "embeddings")?, body),
         key(upstream),
     )
     .await?;
@@ -58,6 +60,13 @@ pub async fn embeddings(
         ..Usage::default()
     };
     Ok(Completion { body, usage })
+}
+
+/// A JSON body already written.
+fn json(request: reqwest::RequestBuilder, body: &Bytes) -> reqwest::RequestBuilder {
+    request
+        .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+        .body(body.clone())
 }
 
 fn key(upstream: &Upstream) -> Option<&secrecy::SecretString> {
