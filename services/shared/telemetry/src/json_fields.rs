@@ -144,6 +144,10 @@ struct Escaped<'a, W>(&'a mut W);
 
 impl<W: Write> Write for Escaped<'_, W> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
+        // Most text needs no escaping at all: then it goes out whole.
+        if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+            return self.0.write_str(s);
+        }
         // Only ASCII needs escaping, so a byte scan finds every place (the bytes of a
         // multi-byte character are all >= 0x80) and each slice ends on a char boundary.
         let mut plain = 0;
