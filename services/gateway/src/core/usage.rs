@@ -256,16 +256,20 @@ impl Shared {
         } else {
             let settlements: Vec<&Settlement> =
                 batch.iter().filter_map(|i| i.settlement.as_ref()).collect();
-            match self.publish(&envelopes, &settlements).await {
+            match self.publish(&envelopes, &settlements, true).await {
                 Ok(()) => return,
-                // The settle script is not loaded (a restarted Redis): publish the events
-                // alone, and settle each call with a call that loads it. (Events may already be
-                // on the stream; publishing them again is harmless, their ids are the same.)
+                // A script is not loaded (a restarted Redis): publish the events one `XADD`
+                // each, load the bus's script for the next batches, and settle each call with a
+                // call that loads the settle script. (Events may already be on the stream;
+                // publishing them again is harmless, their ids are the same.)
                 Err(Some(e))
                     if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
                 {
-                    match self.publish(&envelopes, &[]).await {
+                    match self.publish(&envelopes, &[], false).await {
                         Ok(()) => {
+                            if let Err(e) = self.bus.load_scripts().await {
+                                tracing::warn!(error = %e, "could not load the bus's scripts");
+                            }
                             self.settle_alone(batch).await;
                             return;
                         }
@@ -287,20 +291,26 @@ impl Shared {
         self.settle_alone(batch).await;
     }
 
-    /// One pipeline: the settlements' `EVALSHA` if any, then each event's `XADD`.
-    /// `Err(None)`: no answer in time.
+    /// One pipeline: the settlements' `EVALSHA` if any, then the events: all in one script
+    /// run (`scripted`), or one `XADD` each. `Err(None)`: no answer in time.
     async fn publish(
         &self,
         envelopes: &[Envelope],
         settlements: &[&Settlement],
+        scripted: bool,
     ) -> Result<(), Option<redis::RedisError>> {
         let mut pipe = redis::pipe();
         if !settlements.is_empty() {
             pipe.add_command(settle_command(settlements)).ignore();
         }
-        for envelope in envelopes {
-            pipe.add_command(self.bus.publish_command(UsageEvent::STREAM, envelope))
+        if scripted && !envelopes.is_empty() {
+            pipe.add_command(self.bus.publish_all_command(UsageEvent::STREAM, envelopes))
                 .ignore();
+        } else {
+            for envelope in envelopes {
+                pipe.add_command(self.bus.publish_command(UsageEvent::STREAM, envelope))
+                    .ignore();
+            }
         }
         if pipe.is_empty() {
             return Ok(());
@@ -361,6 +371,10 @@ fn failure(error: Option<redis::RedisError>, events: usize) -> &'static str {
 /// The delivery task: hands everything sent while its previous batch was on its way to one
 /// [`Shared::deliver`] (at most `MAX_BATCH`), until the sink is dropped.
 async fn deliver_all(shared: Arc<Shared>, mut items: mpsc::UnboundedReceiver<Item>) {
+    // Loaded now so the first batch need not find it missing (it would still be delivered).
+    if let Err(e) = shared.bus.load_scripts().await {
+        tracing::debug!(error = %e, "the bus's scripts are not loaded yet");
+    }
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while items.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let events = batch.len();

@@ -1,6 +1,7 @@
 //! The handle every service holds: key names under the configured prefix, publishing, and the
 //! factory for consumers.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -12,6 +13,21 @@ use secrecy::ExposeSecret;
 use crate::consumer::{Consumer, ConsumerOptions};
 use crate::envelope::Envelope;
 use crate::error::BusError;
+
+/// KEYS[1]: a stream. ARGV: for each entry, how many names and values it has, then them.
+static PUBLISH_ALL: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+local a = 1
+while a <= #ARGV do
+    local n = tonumber(ARGV[a])
+    redis.call('XADD', KEYS[1], '*', unpack(ARGV, a + 1, a + n))
+    a = a + 1 + n
+end
+return 1
+",
+    )
+});
 
 #[derive(Clone)]
 pub struct Bus {
@@ -92,6 +108,37 @@ impl Bus {
         cmd.arg("XADD").arg(self.stream_key(stream)).arg("*");
         envelope.write_fields(&mut cmd);
         cmd
+    }
+
+    /// One command publishing all of `envelopes` (the same entries as [`publish_command`]'s,
+    /// in order), for callers that publish many at once: one script run adds them, so the
+    /// publisher writes one command and reads one reply, not one per event. It fails with
+    /// `NOSCRIPT` in a Redis that lost the script: then publish with [`publish_command`] and
+    /// [`load_scripts`](Self::load_scripts).
+    ///
+    /// [`publish_command`]: Self::publish_command
+    pub fn publish_all_command(&self, stream: &str, envelopes: &[Envelope]) -> redis::Cmd {
+        let (args, bytes) = envelopes.iter().fold((0, 0), |(a, b), e| {
+            let (args, bytes) = e.size_hint();
+            (a + 1 + args, b + 4 + bytes)
+        });
+        let mut cmd =
+            redis::Cmd::with_capacity(4 + args, 64 + self.prefix.len() + stream.len() + bytes);
+        cmd.arg("EVALSHA")
+            .arg(PUBLISH_ALL.get_hash())
+            .arg(1)
+            .arg(self.stream_key(stream));
+        for envelope in envelopes {
+            cmd.arg(envelope.size_hint().0);
+            envelope.write_fields(&mut cmd);
+        }
+        cmd
+    }
+
+    /// Loads the scripts behind the `*_command`s that need one, into a Redis that lost them.
+    pub async fn load_scripts(&self) -> Result<(), BusError> {
+        PUBLISH_ALL.load_async(&mut self.conn()).await?;
+        Ok(())
     }
 
     /// Wraps `event` in a new envelope (in the current trace) and publishes it on its stream.

@@ -92,13 +92,15 @@ impl Envelope {
         });
     }
 
-    /// How many arguments [`write_fields`](Self::write_fields) appends, and about how many
-    /// bytes (at least).
+    /// How many arguments [`write_fields`](Self::write_fields) appends (exactly), and about
+    /// how many bytes.
     pub fn size_hint(&self) -> (usize, usize) {
-        // Names, ids, type and timestamp: well under 200 bytes.
+        // `traceparent` is the one field that may be absent. Names, ids, type and timestamp
+        // are well under 200 bytes.
+        let fields = FIELDS.len() - usize::from(self.traceparent.is_none());
         let traceparent = self.traceparent.as_ref().map_or(0, String::len);
         (
-            2 * FIELDS.len(),
+            2 * fields,
             200 + self.kind.len() + self.payload.get().len() + traceparent,
         )
     }

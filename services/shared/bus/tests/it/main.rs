@@ -7,5 +7,6 @@ mod crash;
 mod helpers;
 mod metrics;
 mod outbox;
+mod publish;
 mod trace;
 mod trim;
