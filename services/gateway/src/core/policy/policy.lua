@@ -5,7 +5,8 @@
 --
 -- KEYS: the rate counters first (ARGV[2] of them), then the budgets' mirrors (ledger-owned),
 --       holds hashes and leases zsets. Each request names its keys by index.
--- ARGV: window_ms, rate key count, request count, then for each request:
+-- ARGV: window_ms, rate key count, request count, then for each request one argument, its
+--       words separated by spaces (an argument costs the gateway more to write than its text):
 --         now_ms, window_elapsed_ms, estimated tokens, reservation id, lease expiry (ms),
 --         key ttl (ms), rpm limit (0: none), rpm current, rpm previous, tpm limit (0: none),
 --         tpm current, tpm previous, budget count,
@@ -87,16 +88,23 @@ local function write_of(holds, leases)
     end
     return w
 end
+
+-- A request's question, one argument: its words, separated by spaces.
+local function words(text)
+    local q = {}
+    for word in string.gmatch(text, '[^ ]+') do q[#q + 1] = word end
+    return q
+end
+
 local replies = {}
-local a = 4
 for r = 1, requests do
-    local now, elapsed, tokens = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
-    local reservation, lease, ttl = ARGV[a + 3], ARGV[a + 4], tonumber(ARGV[a + 5])
-    local rpm_limit, rpm_cur, rpm_prev = tonumber(ARGV[a + 6]), tonumber(ARGV[a + 7]), tonumber(ARGV[a + 8])
-    local tpm_limit, tpm_cur, tpm_prev = tonumber(ARGV[a + 9]), tonumber(ARGV[a + 10]), tonumber(ARGV[a + 11])
-    local n = tonumber(ARGV[a + 12])
+    local q, a = words(ARGV[3 + r]), 1
+    local now, elapsed, tokens = tonumber(q[a]), tonumber(q[a + 1]), tonumber(q[a + 2])
+    local reservation, lease, ttl = q[a + 3], q[a + 4], tonumber(q[a + 5])
+    local rpm_limit, rpm_cur, rpm_prev = tonumber(q[a + 6]), tonumber(q[a + 7]), tonumber(q[a + 8])
+    local tpm_limit, tpm_cur, tpm_prev = tonumber(q[a + 9]), tonumber(q[a + 10]), tonumber(q[a + 11])
+    local n = tonumber(q[a + 12])
     local b = a + 13
-    a = b + 7 * n
 
     -- Sliding window estimate: the previous window's count, weighted by how much of it still
     -- overlaps the last `window` ms, plus the current window's count.
@@ -124,15 +132,15 @@ for r = 1, requests do
         local missing = {}
         for i = 1, n do
             local c = b + 7 * (i - 1)
-            local spent = spent_of(tonumber(ARGV[c]), ARGV[c + 3])
+            local spent = spent_of(tonumber(q[c]), q[c + 3])
             if spent == nil then
                 missing[#missing + 1] = i
             elseif #missing == 0 then
-                local holds, leases = tonumber(ARGV[c + 1]), tonumber(ARGV[c + 2])
+                local holds, leases = tonumber(q[c + 1]), tonumber(q[c + 2])
                 local h = held_of(holds, leases, now)
                 if holds_read[holds].swept then write_of(holds, leases) end
-                local limit, cost = tonumber(ARGV[c + 4]), tonumber(ARGV[c + 5])
-                if ARGV[c + 6] == '1' and spent + h + cost > limit then
+                local limit, cost = tonumber(q[c + 4]), tonumber(q[c + 5])
+                if q[c + 6] == '1' and spent + h + cost > limit then
                     reply = string.format('budget %d %d %d', i, spent, h)
                     break
                 end
@@ -154,9 +162,9 @@ for r = 1, requests do
         end
         for i = 1, n do
             local c = b + 7 * (i - 1)
-            local holds, cost = tonumber(ARGV[c + 1]), tonumber(ARGV[c + 5])
+            local holds, cost = tonumber(q[c + 1]), tonumber(q[c + 5])
             held[holds] = held[holds] + cost
-            local w = write_of(holds, tonumber(ARGV[c + 2]))
+            local w = write_of(holds, tonumber(q[c + 2]))
             w.fields[#w.fields + 1] = reservation
             w.fields[#w.fields + 1] = cost
             w.members[#w.members + 1] = lease

@@ -43,7 +43,7 @@ pub fn settle_command(settlements: &[&Settlement]) -> redis::Cmd {
         }
     }
     let args: usize = settlements.iter().map(|s| 6 + 2 * s.budgets.len()).sum();
-    let mut cmd = keys.evalsha(&SETTLE, 1 + args);
+    let mut cmd = keys.evalsha(&SETTLE, 1 + args, 24 * args);
     cmd.arg(settlements.len());
     for s in settlements {
         cmd.arg(
@@ -94,11 +94,11 @@ impl<'a> Keys<'a> {
         self.numbers.get(key).copied().unwrap_or(0)
     }
 
-    /// `EVALSHA <script> <key count> <keys…>`, with room for `args` short arguments to follow.
-    fn evalsha(&self, script: &Script, args: usize) -> redis::Cmd {
+    /// `EVALSHA <script> <key count> <keys…>`, with room for `args` arguments of `bytes` in
+    /// all to follow.
+    fn evalsha(&self, script: &Script, args: usize, bytes: usize) -> redis::Cmd {
         let names: usize = self.names.iter().map(|n| n.len()).sum();
-        let mut cmd =
-            redis::Cmd::with_capacity(3 + self.names.len() + args, 64 + names + 24 * args);
+        let mut cmd = redis::Cmd::with_capacity(3 + self.names.len() + args, 64 + names + bytes);
         cmd.arg("EVALSHA")
             .arg(script.get_hash())
             .arg(self.names.len());
@@ -121,6 +121,25 @@ async fn eval<T: redis::FromRedisValue>(
             cmd.query_async(redis).await
         }
         other => other,
+    }
+}
+
+/// One request's question as `policy.lua` reads it: its words, separated by spaces. (Each
+/// argument of a command costs redis-rs more to write than its text: one per request, not
+/// twenty.)
+#[derive(Default)]
+struct Words(Vec<u8>);
+
+impl Words {
+    fn word(&mut self, word: &str) {
+        if !self.0.is_empty() {
+            self.0.push(b' ');
+        }
+        self.0.extend_from_slice(word.as_bytes());
+    }
+
+    fn number(&mut self, n: impl itoa::Integer) {
+        self.word(itoa::Buffer::new().format(n));
     }
 }
 
@@ -184,38 +203,44 @@ fn decide_command(questions: &[Question]) -> redis::Cmd {
         keys.number(&b.keys.holds);
         keys.number(&b.keys.leases);
     }
-    let args: usize = questions.iter().map(|q| 13 + 7 * q.budgets.len()).sum();
-    let mut cmd = keys.evalsha(&DECIDE, 3 + args);
+    // About 160 bytes a question, and 50 more a budget.
+    let bytes: usize = questions.iter().map(|q| 160 + 50 * q.budgets.len()).sum();
+    let mut cmd = keys.evalsha(&DECIDE, 3 + questions.len(), bytes);
     cmd.arg(WINDOW_MS).arg(rate_keys).arg(questions.len());
+    let mut words = Words::default();
     for q in questions {
-        cmd.arg(q.now_ms)
-            .arg(q.now_ms % WINDOW_MS)
-            .arg(q.estimated_tokens)
-            .arg(
-                q.reservation
-                    .hyphenated()
-                    .encode_lower(&mut Uuid::encode_buffer()) as &str,
-            )
-            .arg(q.lease_until_ms)
-            .arg(q.key_ttl_ms);
+        words.number(q.now_ms);
+        words.number(q.now_ms % WINDOW_MS);
+        words.number(q.estimated_tokens);
+        words.word(
+            q.reservation
+                .hyphenated()
+                .encode_lower(&mut Uuid::encode_buffer()),
+        );
+        words.number(q.lease_until_ms);
+        words.number(q.key_ttl_ms);
         for limit in [&q.rpm, &q.tpm] {
             match limit {
                 Some((limit, current, previous)) => {
-                    cmd.arg(*limit).arg(keys.at(current)).arg(keys.at(previous))
+                    words.number(*limit);
+                    words.number(keys.at(current));
+                    words.number(keys.at(previous));
                 }
-                None => cmd.arg(0).arg(0).arg(0),
-            };
+                None => (0..3).for_each(|_| words.number(0u8)),
+            }
         }
-        cmd.arg(q.budgets.len());
+        words.number(q.budgets.len());
         for b in &q.budgets {
-            cmd.arg(keys.at(&b.keys.mirror))
-                .arg(keys.at(&b.keys.holds))
-                .arg(keys.at(&b.keys.leases))
-                .arg(&b.keys.period)
-                .arg(b.limit)
-                .arg(b.cost)
-                .arg(u8::from(b.blocks));
+            words.number(keys.at(&b.keys.mirror));
+            words.number(keys.at(&b.keys.holds));
+            words.number(keys.at(&b.keys.leases));
+            words.word(&b.keys.period);
+            words.number(b.limit);
+            words.number(b.cost);
+            words.number(u8::from(b.blocks));
         }
+        cmd.arg(words.0.as_slice());
+        words.0.clear();
     }
     cmd
 }
