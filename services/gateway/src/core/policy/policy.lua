@@ -6,7 +6,7 @@
 -- KEYS: the rate counters first (ARGV[2] of them), then the budgets' mirrors (ledger-owned),
 --       holds hashes and leases zsets. Each request names its keys by index.
 -- ARGV: window_ms, rate key count, request count, then for each request one argument, its
---       words separated by spaces (an argument costs the gateway more to write than its text):
+--       words separated by spaces (see words.lua):
 --         now_ms, window_elapsed_ms, estimated tokens, reservation id, lease expiry (ms),
 --         key ttl (ms), rpm limit (0: none), rpm current, rpm previous, tpm limit (0: none),
 --         tpm current, tpm previous, budget count,
@@ -87,13 +87,6 @@ local function write_of(holds, leases)
         order[#order + 1] = holds
     end
     return w
-end
-
--- A request's question, one argument: its words, separated by spaces.
-local function words(text)
-    local q = {}
-    for word in string.gmatch(text, '[^ ]+') do q[#q + 1] = word end
-    return q
 end
 
 local replies = {}

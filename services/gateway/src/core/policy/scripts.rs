@@ -1,7 +1,7 @@
 //! How the policy's questions are written for Redis: the decisions of a batch as one
 //! `EVALSHA` of `policy.lua`, the settlements of a batch as one of `settle.lua`. Each key is
-//! named once in KEYS and referred to by number in the arguments, which are written straight
-//! into the command.
+//! named once in KEYS and referred to by number; each question (a request's, a settlement's)
+//! is one argument, its words separated by spaces (`words.lua` reads them).
 
 use foldhash::HashMap;
 use std::sync::{Arc, LazyLock};
@@ -26,8 +26,18 @@ pub struct Settlement {
     pub(super) budgets: Vec<Arc<BudgetKeys>>,
 }
 
-static DECIDE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("policy.lua")));
-static SETTLE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("settle.lua")));
+static DECIDE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("words.lua"),
+        include_str!("policy.lua")
+    ))
+});
+static SETTLE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("words.lua"),
+        include_str!("settle.lua")
+    ))
+});
 
 /// One `EVALSHA` settling all of these, to pipeline with their usage events. It fails with
 /// `NOSCRIPT` in a Redis that lost the script: then settle each with [`Policy::settle`].
@@ -42,23 +52,28 @@ pub fn settle_command(settlements: &[&Settlement]) -> redis::Cmd {
             keys.number(&budget.leases);
         }
     }
-    let args: usize = settlements.iter().map(|s| 6 + 2 * s.budgets.len()).sum();
-    let mut cmd = keys.evalsha(&SETTLE, 1 + args, 24 * args);
+    // About 90 bytes a settlement, and 10 more a budget.
+    let bytes: usize = settlements.iter().map(|s| 90 + 10 * s.budgets.len()).sum();
+    let mut cmd = keys.evalsha(&SETTLE, 1 + settlements.len(), bytes);
     cmd.arg(settlements.len());
+    let mut words = Words::default();
     for s in settlements {
-        cmd.arg(
+        words.word(
             s.reservation
                 .hyphenated()
-                .encode_lower(&mut Uuid::encode_buffer()) as &str,
-        )
-        .arg(s.cost)
-        .arg(s.correction)
-        .arg(s.hold_until_ms)
-        .arg(s.tpm.as_deref().map_or(0, |tpm| keys.at(tpm)))
-        .arg(s.budgets.len());
+                .encode_lower(&mut Uuid::encode_buffer()),
+        );
+        words.number(s.cost);
+        words.number(s.correction);
+        words.number(s.hold_until_ms);
+        words.number(s.tpm.as_deref().map_or(0, |tpm| keys.at(tpm)));
+        words.number(s.budgets.len());
         for budget in &s.budgets {
-            cmd.arg(keys.at(&budget.holds)).arg(keys.at(&budget.leases));
+            words.number(keys.at(&budget.holds));
+            words.number(keys.at(&budget.leases));
         }
+        cmd.arg(words.0.as_slice());
+        words.0.clear();
     }
     cmd
 }
@@ -124,9 +139,9 @@ async fn eval<T: redis::FromRedisValue>(
     }
 }
 
-/// One request's question as `policy.lua` reads it: its words, separated by spaces. (Each
-/// argument of a command costs redis-rs more to write than its text: one per request, not
-/// twenty.)
+/// A question (a decision's, a settlement's) as the scripts read it (`words.lua`): its words,
+/// separated by spaces. (Each argument of a command costs redis-rs more to write than its
+/// text: one per question, not twenty.)
 #[derive(Default)]
 struct Words(Vec<u8>);
 

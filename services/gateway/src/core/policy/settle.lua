@@ -7,16 +7,16 @@
 -- hold settled within the reservation's lease; see mod.rs.)
 --
 -- KEYS: the tpm counters and the budgets' holds hashes and leases zsets, named by index.
--- ARGV: reservation count, then for each: reservation id, real cost, token correction
---       (real - estimated), until (ms), tpm counter (0: no tpm limit), budget count, then for
---       each budget its holds and its leases.
+-- ARGV: reservation count, then for each one argument of words (see words.lua): reservation
+--       id, real cost, token correction (real - estimated), until (ms), tpm counter (0: no tpm
+--       limit), budget count, then for each budget its holds and its leases.
 local count = tonumber(ARGV[1])
 local corrections, corrected = {}, {}
 local settles, order = {}, {}
-local a = 2
-for _ = 1, count do
-    local reservation, cost, correction = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
-    local hold_until, tpm, n = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5])
+for r = 1, count do
+    local q = words(ARGV[1 + r])
+    local reservation, cost, correction = q[1], tonumber(q[2]), tonumber(q[3])
+    local hold_until, tpm, n = tonumber(q[4]), tonumber(q[5]), tonumber(q[6])
     if tpm > 0 and correction ~= 0 then
         if not corrections[tpm] then
             corrections[tpm] = 0
@@ -25,7 +25,7 @@ for _ = 1, count do
         corrections[tpm] = corrections[tpm] + correction
     end
     for i = 1, n do
-        local holds, leases = tonumber(ARGV[a + 4 + 2 * i]), tonumber(ARGV[a + 5 + 2 * i])
+        local holds, leases = tonumber(q[5 + 2 * i]), tonumber(q[6 + 2 * i])
         local s = settles[holds]
         if not s then
             s = { leases = leases, ids = {}, costs = {}, untils = {} }
@@ -36,7 +36,6 @@ for _ = 1, count do
         s.costs[#s.costs + 1] = cost
         s.untils[#s.untils + 1] = hold_until
     end
-    a = a + 6 + 2 * n
 end
 
 for _, tpm in ipairs(corrected) do
