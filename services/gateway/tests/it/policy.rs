@@ -318,8 +318,33 @@ async fn reservations_are_released_when_calls_settle() {
 #[tokio::test]
 async fn a_budgets_keys_still_expire_after_its_only_call_is_settled() {
     let stack = Stack::new().await;
+    let Settled {
+        holds,
+        leases,
+        mut redis,
+    } = one_settled_call(&stack, 1_000_000).await;
+    // Settling removed the reservation, the leases' only member, and added the second it is
+    // held until: the key must not have been re-created without an expiry.
+    for key in [&holds, &leases] {
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(key)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        assert!(ttl > 0, "{key} has no expiry ({ttl})");
+    }
+}
+
+/// A key budget of `limit` with one call made and settled: what it holds is the call's cost.
+struct Settled {
+    holds: String,
+    leases: String,
+    redis: redis::aio::ConnectionManager,
+}
+
+async fn one_settled_call(stack: &Stack, limit: i64) -> Settled {
     let budget = stack
-        .add_budget("api_key", Some(stack.key_id), "total", 1_000_000)
+        .add_budget("api_key", Some(stack.key_id), "total", limit)
         .await;
     assert_eq!(
         stack.chat(&small_call()).send().await.unwrap().status(),
@@ -337,15 +362,10 @@ async fn a_budgets_keys_still_expire_after_its_only_call_is_settled() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(held(&mut redis, &holds).await, Some(cost), "settled");
-    // Settling removed the reservation, the leases' only member, and added the second it is
-    // held until: the key must not have been re-created without an expiry.
-    for key in [&holds, &leases] {
-        let ttl: i64 = redis::cmd("PTTL")
-            .arg(key)
-            .query_async(&mut redis)
-            .await
-            .unwrap();
-        assert!(ttl > 0, "{key} has no expiry ({ttl})");
+    Settled {
+        holds,
+        leases,
+        redis,
     }
 }
 
@@ -459,27 +479,13 @@ async fn a_redis_that_lost_its_scripts_still_settles_and_meters_every_call() {
 #[tokio::test]
 async fn the_hold_of_a_call_whose_gateway_crashed_is_freed_when_its_lease_ends() {
     let stack = Stack::new().await;
-    // Room for one small call (its estimate is about 520), not two.
-    let budget = stack
-        .add_budget("api_key", Some(stack.key_id), "total", 900)
-        .await;
-    assert_eq!(
-        stack.chat(&small_call()).send().await.unwrap().status(),
-        StatusCode::OK
-    );
-    let spent = stack.wait_for_usage(1).await[0].cost_micros.0;
-    // The settled cost stays held (30 s by default); the mirror has not counted it yet.
-    let prefix = &stack.config.redis.key_prefix;
-    let holds = sb_contracts::budget::holds_key(prefix, budget);
-    let leases = sb_contracts::budget::leases_key(prefix, budget);
-    let mut redis = stack.redis.connection().await;
-    for _ in 0..50 {
-        if held(&mut redis, &holds).await == Some(spent) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(held(&mut redis, &holds).await, Some(spent), "settled");
+    // Room for one small call (its estimate is about 520), not two. The settled cost stays
+    // held (30 s by default); the mirror has not counted it yet.
+    let Settled {
+        holds,
+        leases,
+        mut redis,
+    } = one_settled_call(&stack, 900).await;
     // What policy.lua leaves of a call whose gateway died before settling it: its hold, its
     // lease (ending in 300 ms), and `next` lowered to that lease.
     let lease_end = std::time::SystemTime::now()

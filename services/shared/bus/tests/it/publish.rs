@@ -25,6 +25,12 @@ async fn entries(bus: &sb_bus::Bus, stream: &str) -> Vec<Envelope> {
         .collect()
 }
 
+async fn publish_all(bus: &sb_bus::Bus, envelopes: &[Envelope]) -> redis::RedisResult<()> {
+    bus.publish_all_command(Ping::STREAM, envelopes)
+        .query_async(&mut bus.redis())
+        .await
+}
+
 /// (Compared by id where the sent envelopes are the reference: a stream keeps the time to
 /// the microsecond.)
 fn ids(envelopes: &[Envelope]) -> Vec<Uuid> {
@@ -50,11 +56,7 @@ async fn publishing_all_at_once_adds_the_same_entries_in_order() {
     let bus = bus(&redis);
     let sent = envelopes();
     bus.load_scripts().await.unwrap();
-    let _: () = bus
-        .publish_all_command(Ping::STREAM, &sent)
-        .query_async(&mut bus.redis())
-        .await
-        .unwrap();
+    publish_all(&bus, &sent).await.unwrap();
     let mut one_by_one = redis::pipe();
     for envelope in &sent {
         one_by_one.add_command(bus.publish_command("single", envelope));
@@ -72,21 +74,13 @@ async fn a_redis_that_lost_the_script_says_noscript_until_it_is_loaded() {
     config.url = secrecy::SecretString::from(redis.url());
     let bus = sb_bus::Bus::new(&config).unwrap();
     let sent = envelopes();
-    let error = bus
-        .publish_all_command(Ping::STREAM, &sent)
-        .query_async::<()>(&mut bus.redis())
-        .await
-        .unwrap_err();
+    let error = publish_all(&bus, &sent).await.unwrap_err();
     assert_eq!(
         error.kind(),
         redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)
     );
     assert!(entries(&bus, Ping::STREAM).await.is_empty());
     bus.load_scripts().await.unwrap();
-    let _: () = bus
-        .publish_all_command(Ping::STREAM, &sent)
-        .query_async(&mut bus.redis())
-        .await
-        .unwrap();
+    publish_all(&bus, &sent).await.unwrap();
     assert_eq!(ids(&entries(&bus, Ping::STREAM).await), ids(&sent));
 }
