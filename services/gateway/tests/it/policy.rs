@@ -369,6 +369,26 @@ async fn one_settled_call(stack: &Stack, limit: i64) -> Settled {
     }
 }
 
+/// A stack on a Redis of its own (its scripts and command counts are the test's), with a key
+/// budget out of reach and a connection to that Redis. Keep the Redis alive while testing.
+async fn on_private_redis() -> (
+    sb_testkit::PrivateRedis,
+    Stack,
+    uuid::Uuid,
+    redis::aio::MultiplexedConnection,
+) {
+    let redis = sb_testkit::PrivateRedis::start().await;
+    let url = redis.url();
+    let stack =
+        Stack::with(move |config| config.redis.url = secrecy::SecretString::from(url)).await;
+    let budget = stack
+        .add_budget("api_key", Some(stack.key_id), "total", 1_000_000)
+        .await;
+    let client = redis::Client::open(redis.url()).unwrap();
+    let conn = client.get_multiplexed_async_connection().await.unwrap();
+    (redis, stack, budget, conn)
+}
+
 /// What a budget holds now (`total` of its holds hash).
 async fn held(redis: &mut redis::aio::ConnectionManager, key: &str) -> Option<i64> {
     redis::cmd("HGET")
@@ -426,15 +446,7 @@ async fn settled_holds_end_when_their_second_has_passed() {
 
 #[tokio::test]
 async fn a_redis_that_lost_its_scripts_still_settles_and_meters_every_call() {
-    let redis = sb_testkit::PrivateRedis::start().await;
-    let url = redis.url();
-    let stack =
-        Stack::with(move |config| config.redis.url = secrecy::SecretString::from(url)).await;
-    let budget = stack
-        .add_budget("api_key", Some(stack.key_id), "total", 1_000_000)
-        .await;
-    let client = redis::Client::open(redis.url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let (_redis, stack, budget, mut conn) = on_private_redis().await;
     for _ in 0..2 {
         assert_eq!(
             stack.chat(&small_call()).send().await.unwrap().status(),
@@ -533,15 +545,7 @@ async fn the_hold_of_a_call_whose_gateway_crashed_is_freed_when_its_lease_ends()
 
 #[tokio::test]
 async fn a_decision_between_lease_ends_neither_looks_for_expired_leases_nor_renews_expiry() {
-    let redis = sb_testkit::PrivateRedis::start().await;
-    let url = redis.url();
-    let stack =
-        Stack::with(move |config| config.redis.url = secrecy::SecretString::from(url)).await;
-    let budget = stack
-        .add_budget("api_key", Some(stack.key_id), "total", 1_000_000)
-        .await;
-    let client = redis::Client::open(redis.url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let (_redis, stack, budget, mut conn) = on_private_redis().await;
     let stream = format!("{}usage", stack.config.redis.key_prefix);
     // One call, waited for until its usage event (sent after its settlement) is on the stream.
     let watcher = conn.clone();
