@@ -7,16 +7,17 @@
 -- hold settled within the reservation's lease; see mod.rs.)
 --
 -- KEYS: the tpm counters and the budgets' holds hashes and leases zsets, named by index.
--- ARGV: reservation count, then for each one argument of words (see words.lua): reservation
---       id, real cost, token correction (real - estimated), until (ms), tpm counter (0: no tpm
---       limit), budget count, then for each budget its holds and its leases.
+-- ARGV: reservation count, then for each one argument, packed as `struct.unpack` reads it
+--       (numbers as little-endian 8-byte integers; see scripts.rs): reservation id (36
+--       characters), real cost, token correction (real - estimated), until (ms), tpm counter
+--       (0: no tpm limit), budget count, then for each budget its holds and its leases.
 local count = tonumber(ARGV[1])
 local corrections, corrected = {}, {}
 local settles, order = {}, {}
 for r = 1, count do
-    local q = words(ARGV[1 + r])
-    local reservation, cost, correction = q[1], tonumber(q[2]), tonumber(q[3])
-    local hold_until, tpm, n = tonumber(q[4]), tonumber(q[5]), tonumber(q[6])
+    local settlement = ARGV[1 + r]
+    local reservation, cost, correction, hold_until, tpm, n, pos =
+        struct.unpack('<c36i8i8i8i8i8', settlement)
     if tpm > 0 and correction ~= 0 then
         if not corrections[tpm] then
             corrections[tpm] = 0
@@ -25,7 +26,8 @@ for r = 1, count do
         corrections[tpm] = corrections[tpm] + correction
     end
     for i = 1, n do
-        local holds, leases = tonumber(q[5 + 2 * i]), tonumber(q[6 + 2 * i])
+        local holds, leases
+        holds, leases, pos = struct.unpack('<i8i8', settlement, pos)
         local s = settles[holds]
         if not s then
             s = { leases = leases, ids = {}, costs = {}, untils = {} }
