@@ -29,7 +29,7 @@ pub struct Gateway {
     pub router: routing::Router,
     pub usage: usage::UsageSink,
     pub prices: PriceBook,
-    pub http: reqwest::Client,
+    pub http: providers::Http,
     pub max_body_bytes: usize,
     pub metrics: metrics::GatewayMetrics,
 }
@@ -41,9 +41,10 @@ impl Gateway {
             &config.secrets.encryption_master_key,
             &config.secrets.previous_master_keys,
         ));
-        let http = reqwest::Client::builder()
+        // How long an upstream may keep a call waiting is ours to time (providers::Http), not
+        // reqwest's read timeout, which resets a timer at every read of a stream.
+        let client = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(5))
-            .read_timeout(gw.upstream_timeout)
             .pool_max_idle_per_host(256)
             .tcp_nodelay(true)
             // An upstream's redirect is its error to report, not a hop to follow with the
@@ -51,6 +52,10 @@ impl Gateway {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(std::io::Error::other)?;
+        let http = providers::Http {
+            client,
+            timeout: gw.upstream_timeout,
+        };
         Ok(Arc::new(Self {
             keys: keys::KeyCache::new(infra.system_db.clone(), gw.key_cache_ttl),
             tenants: tenants::TenantCache::new(

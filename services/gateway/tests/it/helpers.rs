@@ -2,7 +2,7 @@
 
 use futures_util::StreamExt;
 use sb_gateway::core::providers::{
-    ChunkStream, ProviderKind, StreamEvent, Upstream, UpstreamError, Usage,
+    ChunkStream, Http, ProviderKind, StreamEvent, Upstream, UpstreamError, Usage,
 };
 use sb_testkit::RunningApp;
 use secrecy::SecretString;
@@ -28,8 +28,11 @@ pub fn upstream(kind: ProviderKind, app: &RunningApp, path: &str) -> Upstream {
     }
 }
 
-pub fn http() -> reqwest::Client {
-    reqwest::Client::new()
+pub fn http() -> Http {
+    Http {
+        client: reqwest::Client::new(),
+        timeout: std::time::Duration::from_secs(30),
+    }
 }
 
 /// Everything a stream yielded, sorted out.
@@ -118,6 +121,18 @@ pub fn assert_status(error: &UpstreamError, status: u16, retryable: bool) {
 pub fn raw_server(
     response: &'static str,
 ) -> (std::net::SocketAddr, tokio::task::JoinHandle<String>) {
+    serve_raw(response, true)
+}
+
+/// Like [`raw_server`], but the connection stays open, silent, after `response`.
+pub fn stalling_server(response: &'static str) -> std::net::SocketAddr {
+    serve_raw(response, false).0
+}
+
+fn serve_raw(
+    response: &'static str,
+    close: bool,
+) -> (std::net::SocketAddr, tokio::task::JoinHandle<String>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
@@ -150,6 +165,9 @@ pub fn raw_server(
             }
         }
         socket.write_all(response.as_bytes()).await.unwrap();
+        if !close {
+            tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+        }
         socket.shutdown().await.unwrap();
         String::from_utf8_lossy(&request).into_owned()
     });

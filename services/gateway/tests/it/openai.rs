@@ -1,9 +1,11 @@
 //! The OpenAI adapter against mock-llm's `/v1`.
 
-use sb_gateway::core::providers::{ProviderKind, Upstream, UpstreamError, Usage, openai};
+use sb_gateway::core::providers::{Http, ProviderKind, Upstream, UpstreamError, Usage, openai};
 use serde_json::{Value, json};
 
-use crate::helpers::{SENTENCE, assert_status, collect, http, mock, raw_server, upstream, usage};
+use crate::helpers::{
+    SENTENCE, assert_status, collect, http, mock, raw_server, stalling_server, upstream, usage,
+};
 
 fn request() -> Value {
     json!({ "model": "mock-gpt-4o", "messages": [
@@ -21,7 +23,7 @@ fn tools() -> Value {
 async fn a_completion_passes_through_with_its_usage() {
     let app = mock().await;
     let done = openai::chat(
-        &http(),
+        &http().client,
         &upstream(ProviderKind::OpenAi, &app, "/v1"),
         &request().to_string().into(),
     )
@@ -167,14 +169,43 @@ async fn unreachable_and_slow_upstreams() {
 
     let app = mock().await;
     let slow = upstream(ProviderKind::OpenAi, &app, "/x/latency-ms=2000/v1");
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_millis(100))
-        .build()
-        .unwrap();
+    let impatient = Http {
+        client: reqwest::Client::new(),
+        timeout: std::time::Duration::from_millis(100),
+    };
     assert_eq!(
-        slow.chat(&client, &request().into()).await.unwrap_err(),
+        slow.chat(&impatient, &request().into()).await.unwrap_err(),
         UpstreamError::Timeout
     );
+    let error = slow
+        .chat_stream(&impatient, &request())
+        .await
+        .err()
+        .expect("the stream's start times out");
+    assert_eq!(error, UpstreamError::Timeout);
+}
+
+#[tokio::test]
+async fn a_stream_that_goes_silent_ends_with_a_timeout_after_what_it_sent() {
+    let addr = stalling_server(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n\
+         3a\r\ndata: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\n\r\n",
+    );
+    let up = Upstream {
+        kind: ProviderKind::OpenAi,
+        base_url: format!("http://{addr}/v1"),
+        api_key: None,
+    };
+    let impatient = Http {
+        client: reqwest::Client::new(),
+        timeout: std::time::Duration::from_millis(300),
+    };
+    let started = std::time::Instant::now();
+    let got = collect(up.chat_stream(&impatient, &request()).await.unwrap()).await;
+    assert_eq!(got.content(), "hi");
+    assert_eq!(got.error, Some(UpstreamError::Timeout), "{got:?}");
+    // Ended by the timeout, not by the server closing a minute later.
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
 
 #[tokio::test]

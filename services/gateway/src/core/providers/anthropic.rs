@@ -2,6 +2,8 @@
 //! /v1/messages`), and Anthropic's answers and named-event streams become OpenAI completions
 //! and chunks. Usage counts cached prompt tokens (read and written) as input.
 
+use std::time::Duration;
+
 use std::collections::HashMap;
 use std::collections::VecDeque;
 
@@ -37,10 +39,11 @@ pub async fn chat_stream(
     http: &reqwest::Client,
     upstream: &Upstream,
     body: &Value,
+    idle: Duration,
 ) -> Result<ChunkStream, UpstreamError> {
     let request = post(http, upstream)?.json(&request(body, true)?);
     let response = send(request, upstream.api_key.as_ref()).await?;
-    Ok(sse::translate(response, Events::default()))
+    Ok(sse::translate(response, Events::default(), idle))
 }
 
 fn post(

@@ -3,6 +3,8 @@
 //! chunks. Gemini has no tool call ids, so the adapter makes them up and maps them back to
 //! function names from the conversation.
 
+use std::time::Duration;
+
 use std::collections::HashMap;
 use std::collections::VecDeque;
 
@@ -33,12 +35,13 @@ pub async fn chat_stream(
     http: &reqwest::Client,
     upstream: &Upstream,
     body: &Value,
+    idle: Duration,
 ) -> Result<ChunkStream, UpstreamError> {
     let model = shape::model(body)?;
     let request =
         post(http, upstream, model, "streamGenerateContent?alt=sse")?.json(&request(body));
     let response = send(request, upstream.api_key.as_ref()).await?;
-    Ok(sse::translate(response, Events::new(model)))
+    Ok(sse::translate(response, Events::new(model), idle))
 }
 
 /// A POST to `method` of `model` (`models/…` is implied unless the name has its own

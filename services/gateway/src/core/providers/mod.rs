@@ -18,6 +18,7 @@ mod sse;
 
 use std::fmt;
 use std::pin::Pin;
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -186,19 +187,38 @@ impl StreamEvent {
 
 pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<StreamEvent, UpstreamError>> + Send>>;
 
+/// How every upstream is called: the HTTP client, and how long an upstream may keep the
+/// gateway waiting (`GATEWAY_UPSTREAM_TIMEOUT_SECONDS`): for a whole answer, for a stream's
+/// start, and between a stream's reads.
+#[derive(Clone)]
+pub struct Http {
+    pub client: reqwest::Client,
+    pub timeout: Duration,
+}
+
+/// `call`, or [`UpstreamError::Timeout`] once `limit` has passed.
+async fn within<T>(
+    limit: Duration,
+    call: impl Future<Output = Result<T, UpstreamError>>,
+) -> Result<T, UpstreamError> {
+    tokio::time::timeout(limit, call)
+        .await
+        .unwrap_or(Err(UpstreamError::Timeout))
+}
+
 impl Upstream {
     /// A `POST /chat/completions` with `stream` false or absent. `body` is the client's
     /// OpenAI request (tools, `response_format` and the rest pass through or are translated).
-    pub async fn chat(
-        &self,
-        http: &reqwest::Client,
-        body: &ClientBody,
-    ) -> Result<Completion, UpstreamError> {
-        match self.kind {
-            ProviderKind::OpenAi => openai::chat(http, self, &body.raw).await,
-            ProviderKind::Anthropic => anthropic::chat(http, self, &body.json).await,
-            ProviderKind::Gemini => gemini::chat(http, self, &body.json).await,
-        }
+    pub async fn chat(&self, http: &Http, body: &ClientBody) -> Result<Completion, UpstreamError> {
+        let client = &http.client;
+        within(http.timeout, async {
+            match self.kind {
+                ProviderKind::OpenAi => openai::chat(client, self, &body.raw).await,
+                ProviderKind::Anthropic => anthropic::chat(client, self, &body.json).await,
+                ProviderKind::Gemini => gemini::chat(client, self, &body.json).await,
+            }
+        })
+        .await
     }
 
     /// A streamed chat: the stream starts once the upstream has answered with a success
@@ -206,24 +226,34 @@ impl Upstream {
     /// Each chunk is yielded as soon as it arrives. The adapter always asks for usage.
     pub async fn chat_stream(
         &self,
-        http: &reqwest::Client,
+        http: &Http,
         body: &Value,
     ) -> Result<ChunkStream, UpstreamError> {
-        match self.kind {
-            ProviderKind::OpenAi => openai::chat_stream(http, self, body).await,
-            ProviderKind::Anthropic => anthropic::chat_stream(http, self, body).await,
-            ProviderKind::Gemini => gemini::chat_stream(http, self, body).await,
-        }
+        let (client, idle) = (&http.client, http.timeout);
+        within(http.timeout, async {
+            match self.kind {
+                ProviderKind::OpenAi => openai::chat_stream(client, self, body, idle).await,
+                ProviderKind::Anthropic => anthropic::chat_stream(client, self, body, idle).await,
+                ProviderKind::Gemini => gemini::chat_stream(client, self, body, idle).await,
+            }
+        })
+        .await
     }
 
     /// A `POST /embeddings`.
     pub async fn embeddings(
         &self,
-        http: &reqwest::Client,
+        http: &Http,
         body: &ClientBody,
     ) -> Result<Completion, UpstreamError> {
         match self.kind {
-            ProviderKind::OpenAi => openai::embeddings(http, self, &body.raw).await,
+            ProviderKind::OpenAi => {
+                within(
+                    http.timeout,
+                    openai::embeddings(&http.client, self, &body.raw),
+                )
+                .await
+            }
             ProviderKind::Anthropic => Err(UpstreamError::Unsupported("embeddings")),
             ProviderKind::Gemini => Err(UpstreamError::Unsupported("embeddings")),
         }

@@ -2,6 +2,8 @@
 //! deployments, vLLM, Ollama, mock-llm). Requests pass through unchanged, but a stream always
 //! asks for usage; answers pass through too, with usage read from them.
 
+use std::time::Duration;
+
 use std::collections::VecDeque;
 
 use bytes::Bytes;
@@ -35,13 +37,14 @@ pub async fn chat_stream(
     http: &reqwest::Client,
     upstream: &Upstream,
     body: &Value,
+    idle: Duration,
 ) -> Result<ChunkStream, UpstreamError> {
     let fields = body
         .as_object()
         .ok_or_else(|| UpstreamError::Protocol("the request body is not an object".to_owned()))?;
     let request = post(http, upstream, "chat/completions")?.json(&Streaming(fields));
     let response = send(request, key(upstream)).await?;
-    Ok(sse::translate(response, Chunks))
+    Ok(sse::translate(response, Chunks, idle))
 }
 
 /// Embeddings, passed through (the client's body as it sent it); they have input tokens only.

@@ -3,10 +3,14 @@
 //! and usage by the adapter's [`Translate`], yielded as soon as they are ready.
 
 use std::collections::VecDeque;
+use std::future::{Future, poll_fn};
 use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt, stream};
+use futures_util::{Stream, stream};
+use tokio::time::{Instant, Sleep};
 
 use super::http::from_reqwest;
 use super::{ChunkStream, StreamEvent, UpstreamError};
@@ -129,6 +133,12 @@ type Body = Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>;
 
 struct Driver<T> {
     body: Body,
+    /// Fires once the upstream may have been silent for `idle`; re-armed only then, from the
+    /// last read. (reqwest's read timeout resets a timer at every read, which was 4 % of a
+    /// stream's work in the gateway.)
+    silence: Pin<Box<Sleep>>,
+    idle: Duration,
+    last_read: Instant,
     parser: SseParser,
     translator: T,
     parsed: Vec<SseEvent>,
@@ -143,12 +153,12 @@ impl<T: Translate> Driver<T> {
         if self.finished {
             return false;
         }
-        let outcome = match self.body.next().await {
+        let outcome = match poll_fn(|cx| self.poll_read(cx)).await {
             Some(Ok(bytes)) => {
                 self.parser.feed(&bytes, &mut self.parsed);
                 self.translate_parsed()
             }
-            Some(Err(e)) => Err(from_reqwest(e)),
+            Some(Err(e)) => Err(e),
             None => {
                 self.parser.finish(&mut self.parsed);
                 match self.translate_parsed() {
@@ -168,6 +178,23 @@ impl<T: Translate> Driver<T> {
         true
     }
 
+    /// The body's next piece, or [`UpstreamError::Timeout`] once the upstream has been silent
+    /// for `idle`.
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, UpstreamError>>> {
+        if let Poll::Ready(next) = self.body.as_mut().poll_next(cx) {
+            self.last_read = Instant::now();
+            return Poll::Ready(next.map(|read| read.map_err(from_reqwest)));
+        }
+        while self.silence.as_mut().poll(cx).is_ready() {
+            let quiet_until = self.last_read + self.idle;
+            if Instant::now() >= quiet_until {
+                return Poll::Ready(Some(Err(UpstreamError::Timeout)));
+            }
+            self.silence.as_mut().reset(quiet_until);
+        }
+        Poll::Pending
+    }
+
     fn translate_parsed(&mut self) -> Result<Flow, UpstreamError> {
         for event in self.parsed.drain(..) {
             if self.translator.event(event, &mut self.ready)? == Flow::Done {
@@ -179,10 +206,18 @@ impl<T: Translate> Driver<T> {
 }
 
 /// The stream of a successful SSE response, translated by `translator`. Everything that
-/// arrived is yielded before an error; nothing follows an error or the end marker.
-pub(super) fn translate<T: Translate>(response: reqwest::Response, translator: T) -> ChunkStream {
+/// arrived is yielded before an error; nothing follows an error or the end marker. An upstream
+/// silent for `idle` ends it with [`UpstreamError::Timeout`].
+pub(super) fn translate<T: Translate>(
+    response: reqwest::Response,
+    translator: T,
+    idle: Duration,
+) -> ChunkStream {
     let driver = Driver {
         body: Box::pin(response.bytes_stream()),
+        silence: Box::pin(tokio::time::sleep(idle)),
+        idle,
+        last_read: Instant::now(),
         parser: SseParser::default(),
         translator,
         parsed: Vec::new(),
