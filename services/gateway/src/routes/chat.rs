@@ -119,6 +119,7 @@ async fn stream(
         include_usage,
         last: None,
         ended: false,
+        span: tracing::Span::current(),
     };
     let sse = futures_util::stream::unfold(metered, |mut m| async move {
         m.next_frame()
@@ -141,6 +142,8 @@ struct Metered {
     /// The last chunk's id, created and model, for the usage chunk.
     last: Option<(Value, Value, Value)>,
     ended: bool,
+    /// The request's span, for a line logged while the body is sent (it is not entered then).
+    span: tracing::Span,
 }
 
 impl Metered {
@@ -180,7 +183,8 @@ impl Metered {
                 Some(Ok(StreamEvent::Usage(usage))) => self.meter.usage = Some(usage),
                 Some(Err(e)) => {
                     self.ended = true;
-                    tracing::warn!(error = %e, "the upstream stream broke");
+                    self.span
+                        .in_scope(|| tracing::warn!(error = %e, "the upstream stream broke"));
                     let error = json!({"error": {"message": e.to_string(), "type": "api_error", "param": null, "code": "upstream_error"}});
                     self.meter.finish();
                     return Some(frame(&error));
