@@ -173,20 +173,7 @@ async fn shutdown_waits_for_the_usage_of_calls_that_just_ended() {
     // Redis is gone, so the event of a call that just ended is still on its way (Redis is
     // tried, then the buffer written) when the shutdown starts.
     redis.stop().await;
-    let event = sb_contracts::usage::UsageEvent {
-        workspace_id: None,
-        api_key_id: None,
-        run_id: None,
-        provider: "openai".into(),
-        model: "mock-gpt-4o".into(),
-        input_tokens: 10,
-        cached_input_tokens: 0,
-        output_tokens: 5,
-        cost_micros: sb_kernel::Micros(15),
-        latency_ms: 1,
-        status: "ok".into(),
-        hops: Vec::new(),
-    };
+    let event = sb_testkit::usage_event(15);
     let tenant = sb_kernel::TenantId::from_uuid(uuid::Uuid::new_v4());
     sink.send(tenant, event, None);
     let shutdown = tokio_util::sync::CancellationToken::new();

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sb_contracts::usage::UsageEvent;
 use sb_db::SystemPool;
-use sb_kernel::{ApiKeyId, Micros, TenantId, WorkspaceId};
+use sb_kernel::{ApiKeyId, TenantId, WorkspaceId};
 use sb_ledger::core::record::UsageRecord;
 use sb_testkit::TestDb;
 use uuid::Uuid;
@@ -60,16 +60,8 @@ pub fn usage(tenant: &Tenant, cost: i64) -> UsageEvent {
     UsageEvent {
         workspace_id: Some(tenant.workspace),
         api_key_id: Some(tenant.key),
-        run_id: None,
-        provider: "openai".into(),
-        model: "mock-gpt-4o".into(),
-        input_tokens: 10,
-        cached_input_tokens: 0,
-        output_tokens: 5,
-        cost_micros: Micros(cost),
         latency_ms: 12,
-        status: "ok".into(),
-        hops: Vec::new(),
+        ..sb_testkit::usage_event(cost)
     }
 }
 

@@ -6,6 +6,7 @@
 //! - [`TestRedis`]: a fresh key prefix per test on the shared Redis, cleaned up afterwards.
 //! - [`spawn`]: runs a built service on its port 0 address until the handle is dropped.
 //! - [`SmtpSink`]: a local SMTP server that keeps what it receives, a port of its own per test.
+//! - [`usage_event`]: a usage event to publish or record.
 //!
 //! `TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`, a role that may
 //! create databases and roles) and `TEST_REDIS_URL` (default `redis://127.0.0.1:6379`) point
@@ -20,6 +21,7 @@ mod redis_prefix;
 mod service;
 mod smtp;
 mod tenant;
+mod usage;
 
 pub use db::{TestDb, drop_database, owner_url_for};
 pub use private_redis::PrivateRedis;
@@ -27,3 +29,4 @@ pub use redis_prefix::{TestRedis, redis_url};
 pub use service::{RunningApp, spawn, test_config};
 pub use smtp::{Mail, SmtpSink};
 pub use tenant::{TestTenant, tenant};
+pub use usage::usage_event;

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use sb_bus::{Bus, ConsumerOptions, Delivery, Handler, Outcome};
 use sb_contracts::usage::UsageEvent;
-use sb_kernel::{Micros, TenantId};
-use sb_testkit::TestRedis;
+use sb_kernel::TenantId;
+use sb_testkit::{TestRedis, usage_event};
 use tokio::process::Command;
 
 struct Refuse;
@@ -18,18 +18,10 @@ impl Handler for Refuse {
 
 fn usage(model: &str) -> UsageEvent {
     UsageEvent {
-        workspace_id: None,
-        api_key_id: None,
-        run_id: None,
-        provider: "openai".into(),
         model: model.into(),
         input_tokens: 3,
-        cached_input_tokens: 0,
-        output_tokens: 5,
-        cost_micros: Micros(42),
         latency_ms: 7,
-        status: "ok".into(),
-        hops: Vec::new(),
+        ..usage_event(42)
     }
 }
 

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use sb_bus::Envelope;
 use sb_contracts::usage::UsageEvent;
-use sb_kernel::{Micros, TenantId, WorkspaceId};
-use sb_testkit::{TestDb, TestRedis};
+use sb_kernel::{TenantId, WorkspaceId};
+use sb_testkit::{TestDb, TestRedis, usage_event};
 use secrecy::ExposeSecret;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::Child;
@@ -285,17 +285,8 @@ async fn sigterm_mid_stream_leaves_no_bus_entry_unacked() {
                     let (tenant, workspace) = tenants[i % tenants.len()];
                     let usage = UsageEvent {
                         workspace_id: Some(workspace),
-                        api_key_id: None,
-                        run_id: None,
-                        provider: "openai".into(),
-                        model: "mock-gpt-4o".into(),
-                        input_tokens: 10,
-                        cached_input_tokens: 0,
-                        output_tokens: 5,
-                        cost_micros: Micros((i % 97) as i64 + 1),
                         latency_ms: 5,
-                        status: "ok".into(),
-                        hops: Vec::new(),
+                        ..usage_event((i % 97) as i64 + 1)
                     };
                     let envelope = Envelope::new(tenant, &usage).unwrap();
                     ids.push(envelope.id);
