@@ -4,7 +4,7 @@ mod routes;
 
 use std::net::SocketAddr;
 
-use sb_http::{App, Infra};
+use sb_runtime::{App, Infra};
 
 pub const SERVICE: &str = "agent-worker";
 
@@ -13,7 +13,7 @@ pub async fn build(infra: &Infra, addr: SocketAddr) -> std::io::Result<App> {
     App::bind(
         SERVICE,
         addr,
-        sb_http::standard_layers(routes::router(infra), SERVICE),
+        sb_runtime::standard_layers(routes::router(infra), SERVICE),
     )
     .await
 }

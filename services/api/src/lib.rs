@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 
 use sb_bus::OutboxRelay;
 use sb_config::Config;
-use sb_http::{App, Infra};
+use sb_runtime::{App, Infra};
 
 pub use state::ApiState;
 
@@ -43,7 +43,7 @@ pub async fn build(infra: &Infra, config: &Config, addr: SocketAddr) -> Result<A
         config.api.max_body_bytes,
         config.api.request_timeout,
     );
-    let app = App::bind(SERVICE, addr, sb_http::standard_layers(router, SERVICE)).await?;
+    let app = App::bind(SERVICE, addr, sb_runtime::standard_layers(router, SERVICE)).await?;
     // Rows committed to the outbox (agent jobs) reach the bus through this relay.
     let relay = OutboxRelay::new(infra.system_db.clone(), infra.bus.clone());
     Ok(app.with_task(Box::new(move |shutdown| Box::pin(relay.run(shutdown)))))

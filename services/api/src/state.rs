@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use sb_config::{ApiConfig, Config};
 use sb_crypto::Keyring;
-use sb_http::Infra;
+use sb_runtime::Infra;
 
 use crate::core::mail::{MailError, Mailer};
 use crate::core::ratelimit::Limiter;

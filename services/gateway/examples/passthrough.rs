@@ -52,7 +52,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/v1/chat/completions", post(forward))
         .with_state(Proxy { http, upstream });
     let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await?;
-    // As the services do (sb_http::App): without it, streamed chunks wait for delayed ACKs.
+    // As the services do (sb_runtime::App): without it, streamed chunks wait for delayed ACKs.
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
     });

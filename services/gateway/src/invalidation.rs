@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use sb_contracts::invalidation::{Invalidation, channel};
-use sb_http::Infra;
+use sb_runtime::Infra;
 use tokio_util::sync::CancellationToken;
 
 use crate::core::Gateway;

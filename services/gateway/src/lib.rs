@@ -8,7 +8,7 @@ mod routes;
 use std::net::SocketAddr;
 
 use sb_config::Config;
-use sb_http::{App, Infra};
+use sb_runtime::{App, Infra};
 
 use crate::core::Gateway;
 
@@ -22,7 +22,7 @@ pub async fn build(infra: &Infra, config: &Config, addr: SocketAddr) -> std::io:
     let subscriber = invalidation::Subscriber::new(gateway.clone(), infra);
     let flusher = gateway.clone();
     Ok(
-        App::bind(SERVICE, addr, sb_http::standard_layers(router, SERVICE))
+        App::bind(SERVICE, addr, sb_runtime::standard_layers(router, SERVICE))
             .await?
             .with_task(Box::new(move |shutdown| Box::pin(subscriber.run(shutdown))))
             .with_task(Box::new(move |shutdown| {

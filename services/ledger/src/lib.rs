@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use sb_bus::{ConsumerOptions, OutboxRelay};
 use sb_config::Config;
 use sb_contracts::streams;
-use sb_http::{App, Infra};
+use sb_runtime::{App, Infra};
 
 pub use handler::UsageHandler;
 
@@ -29,7 +29,7 @@ pub async fn build(infra: &Infra, config: &Config, addr: SocketAddr) -> std::io:
     let mut app = App::bind(
         SERVICE,
         addr,
-        sb_http::standard_layers(routes::router(infra), SERVICE),
+        sb_runtime::standard_layers(routes::router(infra), SERVICE),
     )
     .await?;
     let mut options = ConsumerOptions::new(streams::USAGE, GROUP);

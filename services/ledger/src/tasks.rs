@@ -5,7 +5,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use sb_config::LedgerConfig;
-use sb_http::Infra;
+use sb_runtime::Infra;
 use tokio_util::sync::CancellationToken;
 
 use crate::core::{partitions, reconcile};

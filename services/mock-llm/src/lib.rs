@@ -8,7 +8,7 @@ mod routes;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use sb_http::App;
+use sb_runtime::App;
 
 pub use routes::MockState;
 pub use routes::openai::MODELS;
@@ -18,6 +18,6 @@ pub const SERVICE: &str = "mock-llm";
 /// Binds the mock on `addr` (port 0 picks a free port).
 pub async fn build(addr: SocketAddr) -> std::io::Result<App> {
     let router = routes::router(Arc::new(MockState::default()))
-        .merge(sb_http::health::router_without_dependencies(SERVICE));
-    App::bind(SERVICE, addr, sb_http::standard_layers(router, SERVICE)).await
+        .merge(sb_runtime::health::router_without_dependencies(SERVICE));
+    App::bind(SERVICE, addr, sb_runtime::standard_layers(router, SERVICE)).await
 }

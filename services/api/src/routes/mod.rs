@@ -13,7 +13,7 @@ mod tenant;
 mod workspaces;
 
 use axum::Router;
-use sb_http::Infra;
+use sb_runtime::Infra;
 use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -46,6 +46,6 @@ pub fn router(infra: &Infra, state: ApiState) -> (Router, Value) {
         .merge(docs::swagger(doc.clone()))
         .merge(crate::graphql::router(&state))
         .with_state(state)
-        .merge(sb_http::health::router(SERVICE, infra));
+        .merge(sb_runtime::health::router(SERVICE, infra));
     (router, doc)
 }

@@ -3,7 +3,7 @@
 
 use reqwest::{Client, Method, StatusCode};
 use sb_config::Config;
-use sb_http::Infra;
+use sb_runtime::Infra;
 use sb_kernel::Role;
 use sb_testkit::{RunningApp, SmtpSink, TestDb, TestRedis, spawn, test_config};
 use serde_json::{Value, json};

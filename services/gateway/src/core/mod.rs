@@ -19,7 +19,7 @@ use std::sync::Arc;
 use sb_config::Config;
 use sb_crypto::Keyring;
 use sb_db::prices::PriceBook;
-use sb_http::Infra;
+use sb_runtime::Infra;
 
 /// Everything a request needs, shared by all requests.
 pub struct Gateway {

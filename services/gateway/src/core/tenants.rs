@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate, Utc};
-use sb_contracts::budget::{holds_key, leases_key, mirror_key};
+use sb_budget::{holds_key, leases_key, mirror_key};
 use sb_crypto::Keyring;
 use sb_db::AppPool;
 use sb_kernel::TenantId;

@@ -10,7 +10,7 @@ mod whole;
 use std::sync::Arc;
 
 use axum::Router;
-use sb_http::Infra;
+use sb_runtime::Infra;
 
 use crate::SERVICE;
 use crate::core::Gateway;
@@ -21,5 +21,5 @@ pub fn router(infra: &Infra, gateway: Arc<Gateway>) -> Router {
         .merge(embeddings::router())
         .merge(models::router())
         .with_state(gateway)
-        .merge(sb_http::health::router(SERVICE, infra))
+        .merge(sb_runtime::health::router(SERVICE, infra))
 }

@@ -91,7 +91,7 @@ async fn without_redis_a_fail_open_tenant_is_served_and_its_usage_survives_a_res
     assert_eq!(std::fs::read_to_string(&buffer).unwrap().lines().count(), 3);
     // The gateway stops with the events on disk; a new one starts on the same directory.
     let again = start_gateway(
-        &sb_http::Infra::connect_lazy(&stack.config).unwrap(),
+        &sb_runtime::Infra::connect_lazy(&stack.config).unwrap(),
         &stack.config,
     )
     .await;

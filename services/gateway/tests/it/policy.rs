@@ -120,7 +120,7 @@ async fn a_budget_missing_from_redis_is_rebuilt_from_the_rollups_before_deciding
     assert_eq!(response.status(), StatusCode::PAYMENT_REQUIRED);
     let mut redis = stack.redis.connection().await;
     let spent: Option<i64> = redis::cmd("HGET")
-        .arg(sb_contracts::budget::mirror_key(
+        .arg(sb_budget::mirror_key(
             &stack.config.redis.key_prefix,
             budget,
         ))
@@ -265,7 +265,7 @@ async fn reservations_are_released_when_calls_settle() {
     // After settling, what is held is the real cost of each call (until the ledger counts it),
     // not the larger estimate.
     let mut redis = stack.redis.connection().await;
-    let key = sb_contracts::budget::holds_key(&stack.config.redis.key_prefix, budget);
+    let key = sb_budget::holds_key(&stack.config.redis.key_prefix, budget);
     let mut held = None;
     for _ in 0..50 {
         held = redis::cmd("HGET")
@@ -297,7 +297,7 @@ async fn reservations_are_released_when_calls_settle() {
         fields.len(),
         "settled calls hold per second, not per reservation: {fields:?}"
     );
-    let leases = sb_contracts::budget::leases_key(&stack.config.redis.key_prefix, budget);
+    let leases = sb_budget::leases_key(&stack.config.redis.key_prefix, budget);
     let leased: Vec<String> = redis::cmd("ZRANGE")
         .arg(&leases)
         .arg(0)
@@ -352,8 +352,8 @@ async fn one_settled_call(stack: &Stack, limit: i64) -> Settled {
     );
     let cost = stack.wait_for_usage(1).await[0].cost_micros.0;
     let prefix = &stack.config.redis.key_prefix;
-    let holds = sb_contracts::budget::holds_key(prefix, budget);
-    let leases = sb_contracts::budget::leases_key(prefix, budget);
+    let holds = sb_budget::holds_key(prefix, budget);
+    let leases = sb_budget::leases_key(prefix, budget);
     let mut redis = stack.redis.connection().await;
     for _ in 0..50 {
         if held(&mut redis, &holds).await == Some(cost) {
@@ -406,7 +406,7 @@ async fn settled_holds_end_when_their_second_has_passed() {
         .add_budget("api_key", Some(stack.key_id), "total", 1_000_000)
         .await;
     let mut redis = stack.redis.connection().await;
-    let key = sb_contracts::budget::holds_key(&stack.config.redis.key_prefix, budget);
+    let key = sb_budget::holds_key(&stack.config.redis.key_prefix, budget);
     for _ in 0..2 {
         assert_eq!(
             stack.chat(&small_call()).send().await.unwrap().status(),
@@ -460,7 +460,7 @@ async fn a_redis_that_lost_its_scripts_still_settles_and_meters_every_call() {
             .unwrap();
     }
     let key = format!("{}usage", stack.config.redis.key_prefix);
-    let holds = sb_contracts::budget::holds_key(&stack.config.redis.key_prefix, budget);
+    let holds = sb_budget::holds_key(&stack.config.redis.key_prefix, budget);
     let (mut events, mut held) = (0, None::<i64>);
     for _ in 0..100 {
         events = redis::cmd("XLEN")
@@ -599,7 +599,7 @@ async fn a_decision_between_lease_ends_neither_looks_for_expired_leases_nor_rene
         "the keys had most of their time left"
     );
     // The keys still expire.
-    let holds = sb_contracts::budget::holds_key(&stack.config.redis.key_prefix, budget);
+    let holds = sb_budget::holds_key(&stack.config.redis.key_prefix, budget);
     let ttl: i64 = redis::cmd("PTTL")
         .arg(&holds)
         .query_async(&mut conn)

@@ -7,7 +7,7 @@ use reqwest::{Client, RequestBuilder};
 use sb_config::Config;
 use sb_contracts::invalidation::{Invalidation, channel};
 use sb_contracts::usage::UsageEvent;
-use sb_http::Infra;
+use sb_runtime::Infra;
 use sb_kernel::TenantId;
 use sb_testkit::{RunningApp, TestDb, TestRedis, TestTenant, spawn, tenant, test_config};
 use serde_json::Value;

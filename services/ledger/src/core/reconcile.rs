@@ -5,7 +5,7 @@
 
 use chrono::NaiveDate;
 use redis::aio::ConnectionManager;
-use sb_contracts::budget::{holds_key, mirror_key};
+use sb_budget::{holds_key, mirror_key};
 use sb_db::SystemPool;
 use sb_kernel::Micros;
 use uuid::Uuid;

@@ -10,9 +10,8 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use sb_contracts::budget::BudgetThresholdCrossed;
 use sb_contracts::usage::UsageEvent;
-use sb_contracts::{Event, streams};
 use sb_db::SystemPool;
-use sb_kernel::{Micros, TenantId};
+use sb_kernel::{BudgetPeriod, BudgetScope, Micros, TenantId};
 use sqlx::{PgConnection, Postgres, Transaction};
 use uuid::Uuid;
 
@@ -27,7 +26,7 @@ pub struct UsageRecord {
     pub usage: UsageEvent,
 }
 
-pub use sb_contracts::budget::BudgetSpend;
+pub use sb_budget::BudgetSpend;
 
 #[derive(Debug, Default)]
 pub struct Recorded {
@@ -45,6 +44,8 @@ pub enum RecordError {
     Postgres(#[from] sqlx::Error),
     #[error("a token count, or a batch's sum of costs, does not fit in Postgres' bigint")]
     TooLarge,
+    #[error("could not put the budget alerts in the outbox: {0}")]
+    Outbox(#[from] sb_bus::BusError),
 }
 
 /// Records `batch` in one transaction.
@@ -383,9 +384,9 @@ impl BinaryCopy {
 /// A budget whose rollup changed in this batch.
 struct TouchedBudget {
     tenant_id: Uuid,
-    scope: String,
+    scope: BudgetScope,
     scope_id: Option<Uuid>,
-    period: String,
+    period: BudgetPeriod,
     limit: i64,
     thresholds: Vec<i16>,
     spend: BudgetSpend,
@@ -438,9 +439,9 @@ async fn touched_budgets(
 struct BudgetRow {
     budget_id: Uuid,
     tenant_id: Uuid,
-    scope: String,
+    scope: BudgetScope,
     scope_id: Option<Uuid>,
-    period: String,
+    period: BudgetPeriod,
     limit_micros: i64,
     thresholds: Vec<i16>,
     period_start: NaiveDate,
@@ -491,9 +492,9 @@ async fn send_alerts(
                 b.tenant_id,
                 BudgetThresholdCrossed {
                     budget_id,
-                    scope: b.scope.clone(),
+                    scope: b.scope,
                     scope_id: b.scope_id,
-                    period: b.period.clone(),
+                    period: b.period,
                     period_start,
                     threshold,
                     spent_micros: b.spend.spent,
@@ -505,22 +506,11 @@ async fn send_alerts(
     if alerts.is_empty() {
         return Ok(Vec::new());
     }
-    let payloads: Vec<serde_json::Value> = alerts
+    let events: Vec<(TenantId, &BudgetThresholdCrossed)> = alerts
         .iter()
-        .map(|(_, a)| serde_json::to_value(a).unwrap_or_default())
+        .map(|(tenant, alert)| (TenantId::from_uuid(*tenant), alert))
         .collect();
-    sqlx::query(
-        "INSERT INTO outbox (tenant_id, stream, event_id, event_type, payload, traceparent)
-         SELECT t, $2, e, $3, p, $5 FROM UNNEST($1::uuid[], $4::uuid[], $6::jsonb[]) AS x(t, e, p)",
-    )
-    .bind(alerts.iter().map(|(t, _)| *t).collect::<Vec<_>>())
-    .bind(streams::BUDGET_ALERTS)
-    .bind(BudgetThresholdCrossed::TYPE)
-    .bind(alerts.iter().map(|_| Uuid::now_v7()).collect::<Vec<_>>())
     // The alert's trace continues from the batch that caused it.
-    .bind(sb_telemetry::trace::current_traceparent())
-    .bind(&payloads)
-    .execute(&mut *tx)
-    .await?;
+    sb_bus::outbox::enqueue_all(&mut *tx, &events).await?;
     Ok(alerts.into_iter().map(|(_, a)| a).collect())
 }

@@ -1,10 +1,10 @@
 //! The ledger's routes; each resource gets its own module with its own `router()`.
 
 use axum::Router;
-use sb_http::Infra;
+use sb_runtime::Infra;
 
 use crate::SERVICE;
 
 pub fn router(infra: &Infra) -> Router {
-    Router::new().merge(sb_http::health::router(SERVICE, infra))
+    Router::new().merge(sb_runtime::health::router(SERVICE, infra))
 }

@@ -109,7 +109,7 @@ async fn one_batch_crossing_several_thresholds_sends_each_once() {
     let mut thresholds: Vec<(String, i16)> = recorded
         .alerts
         .iter()
-        .map(|a| (a.period.clone(), a.threshold))
+        .map(|a| (a.period.to_string(), a.threshold))
         .collect();
     thresholds.sort();
     assert_eq!(

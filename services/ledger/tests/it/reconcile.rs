@@ -2,7 +2,7 @@
 
 use chrono::Utc;
 use redis::AsyncCommands;
-use sb_contracts::budget::{holds_key, mirror_key};
+use sb_budget::{holds_key, mirror_key};
 use sb_ledger::core::mirror;
 use sb_ledger::core::reconcile::reconcile;
 use sb_ledger::core::record::record_batch;

@@ -9,7 +9,7 @@ mod dlq;
 mod envelope;
 mod error;
 mod metrics;
-mod outbox;
+pub mod outbox;
 mod trim;
 
 pub use bus::Bus;

@@ -1,5 +1,6 @@
-//! The outbox relay: publishes rows that were committed in the same transaction as a domain
-//! change, in id order, at least once, and marks them published.
+//! The transactional outbox: [`enqueue`] writes an event in the same transaction as the domain
+//! change it reports, and the relay publishes committed rows in id order, at least once, and
+//! marks them published. No service writes the outbox `INSERT` itself.
 //!
 //! One relay publishes at a time across all instances (a transaction-scoped advisory lock),
 //! which keeps the order. A batch is published in one pipeline and marked in the same
@@ -10,8 +11,10 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use sb_contracts::Event;
 use sb_db::SystemPool;
 use sb_kernel::TenantId;
+use sqlx::PgConnection;
 use sqlx::postgres::PgListener;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -26,6 +29,48 @@ const RELAY_LOCK: i64 = 0x6f75_7462_6f78;
 const CHANNEL: &str = "outbox_inserted";
 /// A sweep even without notifications, in case one was missed while reconnecting.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Puts one event in the outbox, in the caller's transaction: it is published if and only if
+/// that transaction commits. Returns the event's id (the envelope id consumers deduplicate on).
+pub async fn enqueue<E: Event>(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    event: &E,
+) -> Result<Uuid, BusError> {
+    let ids = enqueue_all(conn, std::slice::from_ref(&(tenant, event))).await?;
+    Ok(ids.into_iter().next().unwrap_or_default())
+}
+
+/// Puts several events of one type in the outbox with one statement, in the caller's
+/// transaction. Each event carries the current trace context, so the consumer's span continues
+/// the trace that caused it.
+pub async fn enqueue_all<E: Event>(
+    conn: &mut PgConnection,
+    events: &[(TenantId, &E)],
+) -> Result<Vec<Uuid>, BusError> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = events.iter().map(|_| Uuid::now_v7()).collect();
+    let tenants: Vec<Uuid> = events.iter().map(|(t, _)| t.as_uuid()).collect();
+    let payloads = events
+        .iter()
+        .map(|(_, e)| serde_json::to_value(e))
+        .collect::<Result<Vec<_>, _>>()?;
+    sqlx::query(
+        "INSERT INTO outbox (tenant_id, stream, event_id, event_type, payload, traceparent)
+         SELECT t, $2, e, $3, p, $5 FROM UNNEST($1::uuid[], $4::uuid[], $6::jsonb[]) AS x(t, e, p)",
+    )
+    .bind(&tenants)
+    .bind(E::STREAM)
+    .bind(E::TYPE)
+    .bind(&ids)
+    .bind(sb_telemetry::trace::current_traceparent())
+    .bind(&payloads)
+    .execute(&mut *conn)
+    .await?;
+    Ok(ids)
+}
 
 #[derive(Clone)]
 pub struct OutboxRelay {

@@ -2,10 +2,12 @@
 //!
 //! No I/O lives here, so every crate (and every test) can depend on it for free.
 
+pub mod budget;
 pub mod id;
 pub mod money;
 pub mod role;
 
+pub use budget::{BudgetPeriod, BudgetScope};
 pub use id::{ApiKeyId, ProviderCredentialId, RunId, TenantId, UserId, WorkspaceId};
 pub use money::{Micros, Price};
 pub use role::Role;

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use sb_config::{Config, Source};
-use sb_http::App;
+use sb_runtime::App;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 

@@ -1,6 +1,6 @@
 //! `switchboard serve`: run one service or all five, until SIGINT or SIGTERM.
 //!
-//! On the signal every service drains (see `sb_http::App::run`: readiness false, the drain
+//! On the signal every service drains (see `sb_runtime::App::run`: readiness false, the drain
 //! delay, in-flight requests, then background work such as the bus batch in hand). The process
 //! exits 0 once all have stopped, or with an error naming the services still busy when
 //! `SHUTDOWN_TIMEOUT_SECONDS` have passed since the signal.
@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use sb_config::Config;
-use sb_http::{App, Infra};
+use sb_runtime::{App, Infra};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use sb_http::{App, Infra};
+use sb_runtime::{App, Infra};
 use sb_testkit::{RunningApp, TestDb, TestRedis, spawn, test_config};
 use secrecy::SecretString;
 use serde_json::Value;

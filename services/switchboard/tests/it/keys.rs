@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use sb_contracts::invalidation::{Invalidation, channel};
 use sb_crypto::Keyring;
-use sb_http::Infra;
+use sb_runtime::Infra;
 use sb_testkit::{TestDb, TestRedis, spawn, tenant, test_config};
 use secrecy::SecretString;
 use serde_json::json;

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use sb_http::Infra;
+use sb_runtime::Infra;
 use sb_kernel::TenantId;
 use sb_testkit::{RunningApp, TestDb, TestRedis, spawn, tenant, test_config};
 use serde_json::Value;

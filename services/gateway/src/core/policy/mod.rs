@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::aio::ConnectionManager;
-use sb_contracts::budget::{BudgetSpend, write_mirror};
+use sb_budget::{BudgetSpend, write_mirror};
 use sb_db::AppPool;
 use sb_kernel::{Micros, TenantId};
 use uuid::Uuid;
