@@ -37,9 +37,13 @@ FROM rust:${RUST_VERSION}-slim-${DEBIAN_RELEASE} AS build
 # aws-lc-sys (rustls' crypto) compiles C with the gcc the slim image has; no cmake needed on
 # x86_64 or aarch64 Linux.
 WORKDIR /src
-# Only what the binary is built from: the workspace manifests, the crates and the migrations
-# (embedded by sqlx::migrate!). tests/, docs/, infra/ stay out, so editing them keeps the cache.
+# Only what the binary is built from: the workspace manifests, the crates, the migrations
+# (embedded by sqlx::migrate!) and the query data of the compile-time checked SQL (.sqlx/, read
+# offline as .cargo/config.toml says). tests/, docs/, infra/ stay out, so editing them keeps the
+# cache.
 COPY Cargo.toml Cargo.lock ./
+COPY .cargo ./.cargo
+COPY .sqlx ./.sqlx
 COPY services ./services
 COPY migrations ./migrations
 COPY --from=web /src/web/dist ./web/dist

@@ -59,16 +59,16 @@ pub fn reconciler(
 
 /// `budget_spend_micros{tenant}` for the top tenants by spend this (UTC) month.
 async fn export_tenant_spend(db: &sb_db::SystemPool, top: usize) -> Result<(), sqlx::Error> {
-    let rows: Vec<(uuid::Uuid, i64)> = sqlx::query_as(
+    let rows = sqlx::query!(
         "SELECT tenant_id, spent_micros FROM spend_rollups
           WHERE scope = 'tenant' AND granularity = 'month' AND period_start = date_trunc('month', now())::date
           ORDER BY spent_micros DESC LIMIT $1",
+        i64::try_from(top).unwrap_or(i64::MAX),
     )
-    .bind(i64::try_from(top).unwrap_or(i64::MAX))
     .fetch_all(db.pool())
     .await?;
-    for (tenant, spent) in rows {
-        metrics::tenant_spend(tenant.to_string(), spent);
+    for row in rows {
+        metrics::tenant_spend(row.tenant_id.to_string(), row.spent_micros);
     }
     Ok(())
 }

@@ -16,9 +16,11 @@ pub async fn ensure(
     months: HashSet<NaiveDate>,
 ) -> Result<(), sqlx::Error> {
     let months: Vec<NaiveDate> = months.into_iter().collect();
-    sqlx::query("SELECT usage_ledger_ensure_partition(m) FROM unnest($1::date[]) AS m")
-        .bind(&months)
-        .execute(&mut *conn)
+    sqlx::query_scalar!(
+        "SELECT usage_ledger_ensure_partition(m) FROM unnest($1::date[]) AS m",
+        &months,
+    )
+    .fetch_all(&mut *conn)
         .await?;
     Ok(())
 }
@@ -41,18 +43,21 @@ pub async fn maintain(
     let ahead: Vec<NaiveDate> = (0..3)
         .filter_map(|m| this_month.checked_add_months(Months::new(m)))
         .collect();
-    let ensured: Vec<String> =
-        sqlx::query_scalar("SELECT usage_ledger_ensure_partition(m) FROM unnest($1::date[]) AS m")
-            .bind(&ahead)
-            .fetch_all(db.pool())
-            .await?;
+    let ensured = sqlx::query_scalar!(
+        r#"SELECT usage_ledger_ensure_partition(m) AS "partition!" FROM unnest($1::date[]) AS m"#,
+        &ahead,
+    )
+    .fetch_all(db.pool())
+    .await?;
     let cutoff = this_month
         .checked_sub_months(Months::new(retention_months))
         .unwrap_or(NaiveDate::MIN);
-    let dropped: Vec<String> = sqlx::query_scalar("SELECT usage_ledger_drop_partitions_before($1)")
-        .bind(cutoff)
-        .fetch_all(db.pool())
-        .await?;
+    let dropped = sqlx::query_scalar!(
+        r#"SELECT usage_ledger_drop_partitions_before($1) AS "partition!""#,
+        cutoff,
+    )
+    .fetch_all(db.pool())
+    .await?;
     if !dropped.is_empty() {
         tracing::info!(?dropped, "dropped usage_ledger partitions past retention");
     }

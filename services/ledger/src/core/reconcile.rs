@@ -3,12 +3,10 @@
 //! and rewrites counters that are wrong or missing. Open reservations are the gateway's and
 //! are kept apart from the mirror, so they never count as drift.
 
-use chrono::NaiveDate;
 use redis::aio::ConnectionManager;
 use sb_budget::{holds_key, mirror_key};
 use sb_db::SystemPool;
 use sb_kernel::Micros;
-use uuid::Uuid;
 
 use crate::core::mirror;
 use crate::core::record::BudgetSpend;
@@ -39,8 +37,9 @@ pub async fn reconcile(
     redis: &mut ConnectionManager,
     prefix: &str,
 ) -> Result<Reconciliation, ReconcileError> {
-    let rows: Vec<(Uuid, NaiveDate, i64, i64)> = sqlx::query_as(
-        "SELECT b.id, cur.period_start, coalesce(r.spent_micros, 0), coalesce(r.revision, 0)
+    let rows = sqlx::query!(
+        r#"SELECT b.id, cur.period_start AS "period_start!", coalesce(r.spent_micros, 0) AS "spent!",
+                  coalesce(r.revision, 0) AS "revision!"
            FROM budgets b
            JOIN tenants t ON t.id = b.tenant_id
           CROSS JOIN LATERAL (SELECT CASE b.period
@@ -50,10 +49,13 @@ pub async fn reconcile(
            LEFT JOIN spend_rollups r
                   ON r.tenant_id = b.tenant_id AND r.scope = b.scope AND r.scope_id = coalesce(b.scope_id, b.tenant_id)
                  AND r.granularity = CASE b.period WHEN 'daily' THEN 'day' WHEN 'monthly' THEN 'month' ELSE 'total' END
-                 AND r.period_start = cur.period_start",
+                 AND r.period_start = cur.period_start"#,
     )
     .fetch_all(db.pool())
-    .await?;
+    .await?
+    .into_iter()
+    .map(|r| (r.id, r.period_start, r.spent, r.revision))
+    .collect::<Vec<_>>();
     let mut report = Reconciliation {
         budgets: rows.len(),
         ..Reconciliation::default()

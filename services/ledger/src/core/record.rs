@@ -59,8 +59,7 @@ pub async fn record_batch(db: &SystemPool, batch: &[UsageRecord]) -> Result<Reco
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
-    let known: HashSet<Uuid> = sqlx::query_scalar("SELECT id FROM tenants WHERE id = ANY($1)")
-        .bind(&tenants)
+    let known: HashSet<Uuid> = sqlx::query_scalar!("SELECT id FROM tenants WHERE id = ANY($1)", &tenants)
         .fetch_all(&mut *tx)
         .await?
         .into_iter()
@@ -92,7 +91,6 @@ pub async fn record_batch(db: &SystemPool, batch: &[UsageRecord]) -> Result<Reco
 }
 
 /// A rollup row after this batch.
-#[derive(sqlx::FromRow)]
 struct Rollup {
     tenant_id: Uuid,
     scope: String,
@@ -107,46 +105,6 @@ struct Inserted {
     inserted: Vec<Uuid>,
     changed: Vec<Rollup>,
 }
-
-/// Adds the inserted events, summed per UTC quarter hour (`$1`…`$7`, see [`Quarters`]), to
-/// the rollups; returns the changed rollups.
-const ROLLUPS: &str = "
-         WITH quarters AS (
-             SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::timestamptz[], $6::int8[], $7::int8[])
-                 AS q(tenant_id, workspace_id, api_key_id, run_id, quarter, spent, n)
-         ),
-         dated AS MATERIALIZED (
-             SELECT q.tenant_id, q.workspace_id, q.api_key_id, q.run_id, q.spent, q.n,
-                    (q.quarter AT TIME ZONE t.time_zone)::date AS local_day
-               FROM quarters q JOIN tenants t ON t.id = q.tenant_id
-         ),
-         summed AS (
-             SELECT tenant_id, workspace_id, api_key_id, run_id, local_day, sum(spent) AS spent, sum(n) AS n
-               FROM dated GROUP BY 1, 2, 3, 4, 5
-         ),
-         spread AS (
-             SELECT d.tenant_id, s.scope, s.scope_id, g.granularity,
-                    CASE g.granularity WHEN 'day' THEN d.local_day
-                                       WHEN 'month' THEN date_trunc('month', d.local_day)::date
-                                       ELSE DATE '1970-01-01' END AS period_start,
-                    d.spent, d.n
-               FROM summed d
-              CROSS JOIN LATERAL (VALUES ('tenant', d.tenant_id), ('workspace', d.workspace_id),
-                                         ('api_key', d.api_key_id), ('agent_run', d.run_id)) AS s(scope, scope_id)
-              CROSS JOIN (VALUES ('day'), ('month'), ('total')) AS g(granularity)
-              WHERE s.scope_id IS NOT NULL
-         )
-         INSERT INTO spend_rollups AS r (tenant_id, scope, scope_id, granularity, period_start, spent_micros, request_count)
-         SELECT tenant_id, scope, scope_id, granularity, period_start, sum(spent)::bigint, sum(n)::bigint
-           FROM spread GROUP BY 1, 2, 3, 4, 5
-          -- A fixed order of row locks: concurrent ledger instances cannot deadlock.
-          ORDER BY 1, 2, 3, 4, 5
-         ON CONFLICT (tenant_id, scope, scope_id, granularity, period_start) DO UPDATE
-            SET spent_micros = r.spent_micros + EXCLUDED.spent_micros,
-                request_count = r.request_count + EXCLUDED.request_count,
-                updated_at = now(),
-                revision = nextval('spend_rollups_revision_seq')
-         RETURNING tenant_id, scope, scope_id, granularity, period_start, spent_micros AS spent, revision";
 
 /// The staged batch into the ledger.
 const INSERT_STAGED: &str = "INSERT INTO usage_ledger (event_id, tenant_id, workspace_id, api_key_id, run_id, provider, model,
@@ -223,15 +181,56 @@ async fn insert_rows(
     let changed: Vec<Rollup> = if quarters.tenant.is_empty() {
         Vec::new()
     } else {
-        sqlx::query_as(ROLLUPS)
-            .bind(&quarters.tenant)
-            .bind(&quarters.workspace)
-            .bind(&quarters.api_key)
-            .bind(&quarters.run)
-            .bind(&quarters.quarter)
-            .bind(&quarters.spent)
-            .bind(&quarters.count)
-            .fetch_all(&mut **tx)
+        // The inserted events, summed per UTC quarter hour (see [`Quarters`]), are added to the
+        // rollups; the changed rollups come back.
+        sqlx::query_as!(
+            Rollup,
+            r#"
+         WITH quarters AS (
+             SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::timestamptz[], $6::int8[], $7::int8[])
+                 AS q(tenant_id, workspace_id, api_key_id, run_id, quarter, spent, n)
+         ),
+         dated AS MATERIALIZED (
+             SELECT q.tenant_id, q.workspace_id, q.api_key_id, q.run_id, q.spent, q.n,
+                    (q.quarter AT TIME ZONE t.time_zone)::date AS local_day
+               FROM quarters q JOIN tenants t ON t.id = q.tenant_id
+         ),
+         summed AS (
+             SELECT tenant_id, workspace_id, api_key_id, run_id, local_day, sum(spent) AS spent, sum(n) AS n
+               FROM dated GROUP BY 1, 2, 3, 4, 5
+         ),
+         spread AS (
+             SELECT d.tenant_id, s.scope, s.scope_id, g.granularity,
+                    CASE g.granularity WHEN 'day' THEN d.local_day
+                                       WHEN 'month' THEN date_trunc('month', d.local_day)::date
+                                       ELSE DATE '1970-01-01' END AS period_start,
+                    d.spent, d.n
+               FROM summed d
+              CROSS JOIN LATERAL (VALUES ('tenant', d.tenant_id), ('workspace', d.workspace_id),
+                                         ('api_key', d.api_key_id), ('agent_run', d.run_id)) AS s(scope, scope_id)
+              CROSS JOIN (VALUES ('day'), ('month'), ('total')) AS g(granularity)
+              WHERE s.scope_id IS NOT NULL
+         )
+         INSERT INTO spend_rollups AS r (tenant_id, scope, scope_id, granularity, period_start, spent_micros, request_count)
+         SELECT tenant_id, scope, scope_id, granularity, period_start, sum(spent)::bigint, sum(n)::bigint
+           FROM spread GROUP BY 1, 2, 3, 4, 5
+          -- A fixed order of row locks: concurrent ledger instances cannot deadlock.
+          ORDER BY 1, 2, 3, 4, 5
+         ON CONFLICT (tenant_id, scope, scope_id, granularity, period_start) DO UPDATE
+            SET spent_micros = r.spent_micros + EXCLUDED.spent_micros,
+                request_count = r.request_count + EXCLUDED.request_count,
+                updated_at = now(),
+                revision = nextval('spend_rollups_revision_seq')
+         RETURNING tenant_id, scope, scope_id, granularity, period_start, spent_micros AS spent, revision"#,
+            &quarters.tenant,
+            &quarters.workspace as &[Option<Uuid>],
+            &quarters.api_key as &[Option<Uuid>],
+            &quarters.run as &[Option<Uuid>],
+            &quarters.quarter,
+            &quarters.spent,
+            &quarters.count,
+        )
+        .fetch_all(&mut **tx)
             .await?
     };
     Ok(Inserted {
@@ -398,22 +397,24 @@ async fn touched_budgets(
     changed: &[Rollup],
 ) -> Result<Vec<TouchedBudget>, RecordError> {
     let column = |f: fn(&Rollup) -> String| changed.iter().map(f).collect::<Vec<_>>();
-    let rows: Vec<BudgetRow> = sqlx::query_as(
-        "SELECT b.id AS budget_id, b.tenant_id, b.scope, b.scope_id, b.period, b.limit_micros, b.thresholds,
-                up.period_start, up.spent, up.revision
+    let rows = sqlx::query_as!(
+        BudgetRow,
+        r#"SELECT b.id AS budget_id, b.tenant_id, b.scope AS "scope: BudgetScope", b.scope_id,
+                b.period AS "period: BudgetPeriod", b.limit_micros, b.thresholds,
+                up.period_start AS "period_start!", up.spent AS "spent!", up.revision AS "revision!"
            FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::date[], $6::int8[], $7::int8[])
                 AS up(tenant_id, scope, scope_id, granularity, period_start, spent, revision)
            JOIN budgets b ON b.tenant_id = up.tenant_id AND b.scope = up.scope
                          AND coalesce(b.scope_id, b.tenant_id) = up.scope_id
-                         AND up.granularity = CASE b.period WHEN 'daily' THEN 'day' WHEN 'monthly' THEN 'month' ELSE 'total' END",
+                         AND up.granularity = CASE b.period WHEN 'daily' THEN 'day' WHEN 'monthly' THEN 'month' ELSE 'total' END"#,
+        &changed.iter().map(|r| r.tenant_id).collect::<Vec<_>>(),
+        &column(|r| r.scope.clone()),
+        &changed.iter().map(|r| r.scope_id).collect::<Vec<_>>(),
+        &column(|r| r.granularity.clone()),
+        &changed.iter().map(|r| r.period_start).collect::<Vec<_>>(),
+        &changed.iter().map(|r| r.spent).collect::<Vec<_>>(),
+        &changed.iter().map(|r| r.revision).collect::<Vec<_>>(),
     )
-    .bind(changed.iter().map(|r| r.tenant_id).collect::<Vec<_>>())
-    .bind(column(|r| r.scope.clone()))
-    .bind(changed.iter().map(|r| r.scope_id).collect::<Vec<_>>())
-    .bind(column(|r| r.granularity.clone()))
-    .bind(changed.iter().map(|r| r.period_start).collect::<Vec<_>>())
-    .bind(changed.iter().map(|r| r.spent).collect::<Vec<_>>())
-    .bind(changed.iter().map(|r| r.revision).collect::<Vec<_>>())
     .fetch_all(&mut *tx)
     .await?;
     Ok(rows
@@ -435,7 +436,6 @@ async fn touched_budgets(
         .collect())
 }
 
-#[derive(sqlx::FromRow)]
 struct BudgetRow {
     budget_id: Uuid,
     tenant_id: Uuid,
@@ -469,24 +469,25 @@ async fn send_alerts(
     if crossed.is_empty() {
         return Ok(Vec::new());
     }
-    let new: Vec<(Uuid, NaiveDate, i16)> = sqlx::query_as(
+    let new = sqlx::query!(
         "INSERT INTO budget_alerts_sent (tenant_id, budget_id, period_start, threshold, spent_micros)
          SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::date[], $4::int2[], $5::int8[])
          ON CONFLICT DO NOTHING
          RETURNING budget_id, period_start, threshold",
+        &crossed.iter().map(|(b, _)| b.tenant_id).collect::<Vec<_>>(),
+        &crossed.iter().map(|(b, _)| b.spend.budget_id).collect::<Vec<_>>(),
+        &crossed.iter().map(|(b, _)| b.spend.period_start).collect::<Vec<_>>(),
+        &crossed.iter().map(|(_, t)| *t).collect::<Vec<_>>(),
+        &crossed.iter().map(|(b, _)| b.spend.spent.0).collect::<Vec<_>>(),
     )
-    .bind(crossed.iter().map(|(b, _)| b.tenant_id).collect::<Vec<_>>())
-    .bind(crossed.iter().map(|(b, _)| b.spend.budget_id).collect::<Vec<_>>())
-    .bind(crossed.iter().map(|(b, _)| b.spend.period_start).collect::<Vec<_>>())
-    .bind(crossed.iter().map(|(_, t)| *t).collect::<Vec<_>>())
-    .bind(crossed.iter().map(|(b, _)| b.spend.spent.0).collect::<Vec<_>>())
     .fetch_all(&mut *tx)
     .await?;
     let by_budget: HashMap<Uuid, &TouchedBudget> =
         budgets.iter().map(|b| (b.spend.budget_id, b)).collect();
     let alerts: Vec<(Uuid, BudgetThresholdCrossed)> = new
         .into_iter()
-        .filter_map(|(budget_id, period_start, threshold)| {
+        .filter_map(|row| {
+            let (budget_id, period_start, threshold) = (row.budget_id, row.period_start, row.threshold);
             let b = by_budget.get(&budget_id)?;
             Some((
                 b.tenant_id,

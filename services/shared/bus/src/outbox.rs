@@ -57,16 +57,16 @@ pub async fn enqueue_all<E: Event>(
         .iter()
         .map(|(_, e)| serde_json::to_value(e))
         .collect::<Result<Vec<_>, _>>()?;
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO outbox (tenant_id, stream, event_id, event_type, payload, traceparent)
          SELECT t, $2, e, $3, p, $5 FROM UNNEST($1::uuid[], $4::uuid[], $6::jsonb[]) AS x(t, e, p)",
+        &tenants,
+        E::STREAM,
+        E::TYPE,
+        &ids,
+        sb_telemetry::trace::current_traceparent(),
+        &payloads,
     )
-    .bind(&tenants)
-    .bind(E::STREAM)
-    .bind(E::TYPE)
-    .bind(&ids)
-    .bind(sb_telemetry::trace::current_traceparent())
-    .bind(&payloads)
     .execute(&mut *conn)
     .await?;
     Ok(ids)
@@ -79,7 +79,6 @@ pub struct OutboxRelay {
     batch_size: i64,
 }
 
-#[derive(sqlx::FromRow)]
 struct Row {
     id: i64,
     tenant_id: Uuid,
@@ -104,18 +103,18 @@ impl OutboxRelay {
     /// do, or another instance holds the relay lock).
     pub async fn step(&self) -> Result<usize, BusError> {
         let mut tx = self.db.pool().begin().await?;
-        let leader: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-            .bind(RELAY_LOCK)
+        let leader = sqlx::query_scalar!(r#"SELECT pg_try_advisory_xact_lock($1) AS "locked!""#, RELAY_LOCK)
             .fetch_one(&mut *tx)
             .await?;
         if !leader {
             return Ok(0);
         }
-        let rows: Vec<Row> = sqlx::query_as(
+        let rows = sqlx::query_as!(
+            Row,
             "SELECT id, tenant_id, stream, event_id, event_type, payload, traceparent, created_at
                FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1",
+            self.batch_size,
         )
-        .bind(self.batch_size)
         .fetch_all(&mut *tx)
         .await?;
         if rows.is_empty() {
@@ -136,8 +135,7 @@ impl OutboxRelay {
         }
         let _: () = pipe.query_async(&mut self.bus.conn()).await?;
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-        sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")
-            .bind(&ids)
+        sqlx::query!("UPDATE outbox SET published_at = now() WHERE id = ANY($1)", &ids)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;

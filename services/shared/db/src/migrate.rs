@@ -88,12 +88,13 @@ pub async fn set_role_passwords(
         let Some(password) = password_for(url, role) else {
             continue;
         };
-        let statement: String =
-            sqlx::query_scalar("SELECT format('ALTER ROLE %I PASSWORD %L', $1::text, $2::text)")
-                .bind(role)
-                .bind(&password)
-                .fetch_one(&mut conn)
-                .await?;
+        let statement = sqlx::query_scalar!(
+            r#"SELECT format('ALTER ROLE %I PASSWORD %L', $1::text, $2::text) AS "statement!""#,
+            *role,
+            password.as_str(),
+        )
+        .fetch_one(&mut conn)
+        .await?;
         sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
             .execute(&mut conn)
             .await?;

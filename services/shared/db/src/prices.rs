@@ -95,24 +95,24 @@ impl PriceBook {
     }
 
     async fn load(&self) -> Result<Prices, sqlx::Error> {
-        let rows: Vec<(String, String, DateTime<Utc>, i64, i64, i64)> = sqlx::query_as(
+        let rows = sqlx::query!(
             "SELECT provider, model, effective_from, input_micros_per_mtok, cached_input_micros_per_mtok, output_micros_per_mtok FROM model_prices",
         )
         .fetch_all(self.db.pool())
         .await?;
         let mut prices = Prices::default();
-        for (provider, model, from, input, cached_input, output) in rows {
+        for row in rows {
             let price = Price {
-                input: Micros(input),
-                cached_input: Micros(cached_input),
-                output: Micros(output),
+                input: Micros(row.input_micros_per_mtok),
+                cached_input: Micros(row.cached_input_micros_per_mtok),
+                output: Micros(row.output_micros_per_mtok),
             };
             prices
-                .entry(provider)
+                .entry(row.provider)
                 .or_default()
-                .entry(model)
+                .entry(row.model)
                 .or_default()
-                .push((from, price));
+                .push((row.effective_from, price));
         }
         Ok(prices)
     }

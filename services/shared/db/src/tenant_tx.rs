@@ -44,10 +44,12 @@ impl TenantTx {
         tenant: TenantId,
     ) -> Result<Self, DbError> {
         let mut tx = begin(pool, pgbouncer).await?;
-        sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
-            .bind(tenant.to_string())
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query_scalar!(
+            "SELECT set_config('app.tenant_id', $1, true)",
+            tenant.to_string()
+        )
+        .fetch_one(&mut *tx)
+        .await?;
         Ok(Self { tx, tenant })
     }
 
