@@ -1,6 +1,7 @@
 //! Wire contracts shared between services: stream names, event types and their payloads.
 //! A producer and its consumers agree through these types, never through copied strings.
 
+pub mod agents;
 pub mod budget;
 pub mod invalidation;
 pub mod streams;

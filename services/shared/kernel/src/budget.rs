@@ -3,9 +3,6 @@
 //! by them; all three agree through these enums and their stored spellings (the `budgets`
 //! table checks the same spellings with a constraint).
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
 
 /// What a budget counts.
@@ -76,65 +73,12 @@ impl BudgetPeriod {
     }
 }
 
-macro_rules! spelled {
-    ($name:ident, $error:ident, $expected:literal) => {
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        #[derive(Debug, thiserror::Error)]
-        #[error("unknown {kind} {0:?}: expected {expected}", kind = stringify!($name), expected = $expected)]
-        pub struct $error(String);
-
-        impl FromStr for $name {
-            type Err = $error;
-
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                Self::ALL
-                    .into_iter()
-                    .find(|v| v.as_str() == s)
-                    .ok_or_else(|| $error(s.to_owned()))
-            }
-        }
-
-        /// Stored as its spelling in a `text` column.
-        #[cfg(feature = "sqlx")]
-        impl sqlx::Type<sqlx::Postgres> for $name {
-            fn type_info() -> sqlx::postgres::PgTypeInfo {
-                <&str as sqlx::Type<sqlx::Postgres>>::type_info()
-            }
-
-            fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
-                <&str as sqlx::Type<sqlx::Postgres>>::compatible(ty)
-            }
-        }
-
-        #[cfg(feature = "sqlx")]
-        impl sqlx::Encode<'_, sqlx::Postgres> for $name {
-            fn encode_by_ref(
-                &self,
-                buf: &mut sqlx::postgres::PgArgumentBuffer,
-            ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
-                <&str as sqlx::Encode<sqlx::Postgres>>::encode(self.as_str(), buf)
-            }
-        }
-
-        #[cfg(feature = "sqlx")]
-        impl sqlx::Decode<'_, sqlx::Postgres> for $name {
-            fn decode(
-                value: sqlx::postgres::PgValueRef<'_>,
-            ) -> Result<Self, sqlx::error::BoxDynError> {
-                let text = <&str as sqlx::Decode<sqlx::Postgres>>::decode(value)?;
-                Ok(text.parse()?)
-            }
-        }
-    };
-}
-
-spelled!(BudgetScope, UnknownBudgetScope, "tenant, workspace, api_key or agent_run");
-spelled!(BudgetPeriod, UnknownBudgetPeriod, "daily, monthly or total");
+crate::spelling::spelled!(
+    BudgetScope,
+    UnknownBudgetScope,
+    "tenant, workspace, api_key or agent_run"
+);
+crate::spelling::spelled!(BudgetPeriod, UnknownBudgetPeriod, "daily, monthly or total");
 
 #[cfg(test)]
 mod tests {

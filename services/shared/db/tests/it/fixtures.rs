@@ -22,6 +22,8 @@ pub fn statements(tenant: TenantId, user: Uuid) -> Vec<(&'static str, String)> {
     let t = tenant.as_uuid();
     let w = Uuid::now_v7();
     let run = Uuid::now_v7();
+    let agent = Uuid::now_v7();
+    let step = Uuid::now_v7();
     let short = &t.simple().to_string()[..12];
     vec![
         ("tenants", format!("INSERT INTO tenants (id, name, slug) VALUES ('{t}', 'Tenant {short}', 't-{short}')")),
@@ -37,9 +39,11 @@ pub fn statements(tenant: TenantId, user: Uuid) -> Vec<(&'static str, String)> {
         ),
         ("provider_credentials", format!("INSERT INTO provider_credentials (id, tenant_id, name, provider, base_url) VALUES ('{}', '{t}', 'p', 'openai', 'http://x')", Uuid::now_v7())),
         ("budgets", format!("INSERT INTO budgets (id, tenant_id, scope, period, limit_micros) VALUES ('{}', '{t}', 'tenant', 'monthly', 1000)", Uuid::now_v7())),
-        ("agent_runs", format!("INSERT INTO agent_runs (id, tenant_id, workspace_id, agent) VALUES ('{run}', '{t}', '{w}', 'a')")),
+        ("agents", format!("INSERT INTO agents (id, tenant_id, name, model) VALUES ('{agent}', '{t}', 'a', 'mock-agent')")),
+        ("agent_runs", format!("INSERT INTO agent_runs (id, tenant_id, workspace_id, agent, agent_id) VALUES ('{run}', '{t}', '{w}', 'a', '{agent}')")),
         ("agent_events", format!("INSERT INTO agent_events (id, tenant_id, run_id, seq, type) VALUES ('{}', '{t}', '{run}', 1, 'started')", Uuid::now_v7())),
-        ("approvals", format!("INSERT INTO approvals (id, tenant_id, run_id, tool) VALUES ('{}', '{t}', '{run}', 'bash')", Uuid::now_v7())),
+        ("agent_steps", format!("INSERT INTO agent_steps (id, tenant_id, run_id, step, kind, state, tool, arguments, call_hash) VALUES ('{step}', '{t}', '{run}', 1, 'tool', 'proposed', 'bash', '{{}}', 'h')")),
+        ("approvals", format!("INSERT INTO approvals (id, tenant_id, run_id, tool, step_id, call_hash) VALUES ('{}', '{t}', '{run}', 'bash', '{step}', 'h')", Uuid::now_v7())),
         ("audit_log", format!("INSERT INTO audit_log (id, tenant_id, action) VALUES ('{}', '{t}', 'test.fixture')", Uuid::now_v7())),
         ("outbox", format!("INSERT INTO outbox (tenant_id, stream, event_id, event_type, payload) VALUES ('{t}', 'agent-jobs', '{}', 'run.created', '{{}}')", Uuid::now_v7())),
         (
