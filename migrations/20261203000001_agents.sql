@@ -121,4 +121,10 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON agents, agent_steps TO switchboard_app;
 CREATE POLICY system_cross_tenant ON agent_runs TO switchboard_system USING (true) WITH CHECK (true);
 CREATE POLICY system_cross_tenant ON approvals TO switchboard_system USING (true) WITH CHECK (true);
 GRANT SELECT ON agent_runs, approvals TO switchboard_system;
-GRANT INSERT ON outbox TO switchboard_system;
+
+-- mock-llm's scripted agent model (`mock-agent`), priced like mock-gpt-4o-mini so that run
+-- budgets bite in the demo and the tests as they would on a real model.
+INSERT INTO model_prices (provider, model, effective_from, input_micros_per_mtok,
+                          cached_input_micros_per_mtok, output_micros_per_mtok)
+VALUES ('openai', 'mock-agent', '2024-01-01', 150000, 75000, 600000)
+ON CONFLICT DO NOTHING;

@@ -23,6 +23,13 @@ pub struct Prompt {
     pub json_output: bool,
 }
 
+impl Prompt {
+    /// The prompt's token count: every text in it, one token a word.
+    pub fn tokens(&self) -> u32 {
+        self.texts.iter().map(|t| tokens::count(t)).sum()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Finish {
     Stop,
@@ -77,7 +84,7 @@ impl Completion {
 
 /// Answers `prompt`. `wanted_tokens` (a fault directive) overrides the natural length.
 pub fn complete(prompt: &Prompt, wanted_tokens: Option<u32>) -> Completion {
-    let prompt_tokens = prompt.texts.iter().map(|t| tokens::count(t)).sum();
+    let prompt_tokens = prompt.tokens();
     let tool = prompt
         .forced_tool
         .clone()

@@ -1,6 +1,7 @@
 //! The OpenAI dialect: `/v1/chat/completions` (JSON and SSE), `/v1/models`, `/v1/embeddings`.
 //! Like the real API, a stream carries usage only when asked for with
-//! `stream_options.include_usage`, in a last chunk with empty `choices`.
+//! `stream_options.include_usage`, in a last chunk with empty `choices`. The model
+//! `mock-agent` answers from a script in the conversation (see [`crate::core::agent`]).
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -12,6 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Dialect, Directives, SharedState, data, inject, paced, parse};
+use crate::core::agent;
 use crate::core::completion::{Completion, Finish, Output, Prompt, complete};
 use crate::core::embedding::{DEFAULT_DIMENSIONS, embed};
 use crate::core::tokens;
@@ -23,6 +25,7 @@ pub const MODELS: &[&str] = &[
     "mock-claude-sonnet",
     "mock-gemini-flash",
     "mock-embedding",
+    agent::MODEL,
 ];
 
 pub fn router() -> Router<SharedState> {
@@ -111,17 +114,48 @@ impl ChatRequest {
     }
 }
 
-/// Text of a message's content: a string, or the text parts of an array.
-fn content_text(content: &Value) -> String {
+/// Text of a message's content: a string, or the text parts of an array joined by `separator`.
+fn content_text_joined(content: &Value, separator: &str) -> String {
     match content {
         Value::String(s) => s.clone(),
         Value::Array(parts) => parts
             .iter()
             .filter_map(|p| p.get("text").and_then(Value::as_str))
             .collect::<Vec<_>>()
-            .join(" "),
+            .join(separator),
         _ => String::new(),
     }
+}
+
+fn content_text(content: &Value) -> String {
+    content_text_joined(content, " ")
+}
+
+/// `mock-agent`'s answer: the script is the first user message (text parts one per line, so a
+/// script split across parts keeps its lines), the position its count of assistant messages.
+/// `Err` is the 400 for a script line that does not parse.
+// The error is the finished response, returned straight to axum.
+#[allow(clippy::result_large_err)]
+fn agent_turn(request: &ChatRequest, prompt_tokens: u32) -> Result<agent::Turn, Response> {
+    let script = request
+        .messages
+        .iter()
+        .find(|m| m.role == "user")
+        .and_then(|m| m.content.as_ref())
+        .map(|c| content_text_joined(c, "\n"))
+        .unwrap_or_default();
+    let assistant_messages = request
+        .messages
+        .iter()
+        .filter(|m| m.role == "assistant")
+        .count();
+    agent::answer(&script, assistant_messages, prompt_tokens).map_err(|e| {
+        super::error(
+            Dialect::OpenAi,
+            axum::http::StatusCode::BAD_REQUEST,
+            &e.to_string(),
+        )
+    })
 }
 
 fn finish_reason(finish: &Finish) -> &'static str {
@@ -153,7 +187,21 @@ async fn chat(
         Ok(r) => r,
         Err(e) => return e,
     };
-    let completion = complete(&request.prompt(), faults.completion_tokens);
+    let prompt = request.prompt();
+    let completion = if request.model == agent::MODEL {
+        match agent_turn(&request, prompt.tokens()) {
+            Ok(turn) => {
+                // Before the response starts, streamed or not: a slow model is slow to answer.
+                if !turn.delay.is_zero() {
+                    tokio::time::sleep(turn.delay).await;
+                }
+                turn.completion
+            }
+            Err(e) => return e,
+        }
+    } else {
+        complete(&prompt, faults.completion_tokens)
+    };
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
     let created = unix_now();
     if !request.stream {
