@@ -1,5 +1,11 @@
 //! REST errors: `application/problem+json` (RFC 9457) with a stable `code`, and for validation
 //! the offending fields. A 500 says nothing about its cause; the log does.
+//!
+//! `ApiError` is the service's one boundary error, and `core` returns it too: it lives here, at
+//! the crate root beside `core` rather than in the HTTP layer (`extract`, `routes`), so `core`
+//! depends on no extractor, route or axum type. Its status is an `http::StatusCode` (the status
+//! *is* the error's meaning for REST and, through `extensions.status`, for GraphQL); turning it
+//! into a response (`IntoResponse`) is the only axum-specific part.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -86,7 +92,12 @@ impl ApiError {
     }
 
     pub fn forbidden(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", detail)
+        Self::forbidden_because("forbidden", detail)
+    }
+
+    /// A 403 with its own code, such as `tenant_suspended`.
+    pub fn forbidden_because(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, code, detail)
     }
 
     /// Also the answer for another tenant's resources, so their existence is not revealed.
@@ -187,6 +198,31 @@ impl From<sqlx::Error> for ApiError {
             }
             _ => Self::internal(e),
         }
+    }
+}
+
+/// Gives a constraint violation its own answer, where the generic one (`already_exists`,
+/// `reference`) would not tell the caller what to fix.
+pub trait OnConstraint<T> {
+    /// A unique violation becomes `error()`; any other failure maps as usual.
+    fn on_unique(self, error: impl FnOnce() -> ApiError) -> ApiResult<T>;
+    /// A foreign key violation becomes `error()`; any other failure maps as usual.
+    fn on_foreign_key(self, error: impl FnOnce() -> ApiError) -> ApiResult<T>;
+}
+
+impl<T> OnConstraint<T> for Result<T, sqlx::Error> {
+    fn on_unique(self, error: impl FnOnce() -> ApiError) -> ApiResult<T> {
+        self.map_err(|e| match e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => error(),
+            other => other.into(),
+        })
+    }
+
+    fn on_foreign_key(self, error: impl FnOnce() -> ApiError) -> ApiResult<T> {
+        self.map_err(|e| match e {
+            sqlx::Error::Database(db) if db.is_foreign_key_violation() => error(),
+            other => other.into(),
+        })
     }
 }
 

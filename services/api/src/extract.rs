@@ -10,14 +10,16 @@ use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, RawPathParams, R
 use axum::http::header;
 use axum::http::request::Parts;
 use sb_db::TenantTx;
-use sb_kernel::{Role, TenantId};
+use sb_kernel::{Role, TenantId, UserId};
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use crate::core::access::{self, Access};
+use crate::core::audit::{self, Actor, Entry, RequestMeta};
+use crate::core::invalidation::{self, Stale};
+use crate::core::sessions;
 use crate::core::tokens::{Claims, Purpose, TokenError};
-use crate::core::{audit::Actor, sessions};
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult};
 use crate::state::ApiState;
 
 /// A JSON body: 415 without a JSON content type, 413 above the body limit, 400 when it is not
@@ -88,14 +90,7 @@ fn strip_position(message: &str) -> String {
         .to_owned()
 }
 
-/// Who is asking and from where, for the audit log.
-#[derive(Clone, Debug, Default)]
-pub struct RequestMeta {
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
-    pub request_id: Option<String>,
-}
-
+/// Where the request came from, for the audit log.
 impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
     type Rejection = std::convert::Infallible;
 
@@ -121,17 +116,14 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
 /// A signed-in user: a valid, unrevoked access token in `Authorization: Bearer …`.
 #[derive(Clone, Debug)]
 pub struct Session {
-    pub user: Uuid,
+    pub user: UserId,
     pub claims: Claims,
     pub meta: RequestMeta,
 }
 
 impl Session {
     pub fn actor(&self) -> Actor<'_> {
-        Actor {
-            user: Some(self.user),
-            meta: &self.meta,
-        }
+        Actor::anonymous(&self.meta).as_user(self.user)
     }
 }
 
@@ -214,22 +206,36 @@ impl MinRole for Owner {
 }
 
 /// A member of the tenant in the path (`{tenant_id}`) with at least role `R`, and a
-/// transaction in that tenant's context for the handler to do its work and audit in. A user who
-/// is not a member gets 404, as if the tenant did not exist.
+/// transaction in that tenant's context for the handler to do its work in. A user who is not a
+/// member gets 404, as if the tenant did not exist.
+///
+/// A handler that changes something ends with `finish` (or `finish_and_invalidate`): the audit
+/// row, the commit and the gateways' invalidation in that order, written once here. A read
+/// simply drops the transaction.
 pub struct Tenant<R: MinRole = Viewer> {
     pub tx: TenantTx,
     pub access: Access,
     pub session: Session,
+    state: ApiState,
     _role: PhantomData<R>,
 }
 
 impl<R: MinRole> Tenant<R> {
     pub fn id(&self) -> TenantId {
-        self.access.tenant
+        self.tx.tenant()
     }
 
-    pub fn actor(&self) -> Actor<'_> {
-        self.session.actor()
+    /// Records `entry` in the request's transaction, as its actor, and commits.
+    pub async fn finish(self, entry: Entry<'_>) -> ApiResult<()> {
+        audit::commit(self.tx, self.session.actor(), entry).await
+    }
+
+    /// `finish`, then tells the gateways what the change made stale.
+    pub async fn finish_and_invalidate(self, entry: Entry<'_>, stale: Stale) -> ApiResult<()> {
+        let (tenant, state) = (self.id(), self.state.clone());
+        self.finish(entry).await?;
+        invalidation::publish(&state, tenant, stale).await;
+        Ok(())
     }
 }
 
@@ -259,41 +265,17 @@ impl<R: MinRole> FromRequestParts<ApiState> for Tenant<R> {
             tx,
             access,
             session,
+            state: state.clone(),
             _role: PhantomData,
         })
     }
 }
 
-impl<R: MinRole> Tenant<R> {
-    /// Records `entry` in this request's transaction, as its actor.
-    pub async fn audit(&mut self, entry: crate::core::audit::Entry<'_>) -> Result<(), ApiError> {
-        let tenant = Some(self.access.tenant.as_uuid());
-        let actor = self.session.actor();
-        crate::core::audit::record(&mut self.tx, tenant, actor, entry).await
-    }
+/// The resource id in the path (its last parameter other than `tenant_id`), as a typed id
+/// (`Id<ApiKeyId>`) or a plain `Uuid`; a malformed id is answered 404 like an unknown one.
+pub struct Id<T = Uuid>(pub T);
 
-    pub async fn commit(self) -> Result<(), ApiError> {
-        Ok(self.tx.commit().await?)
-    }
-
-    /// Commits, then tells the gateways that this tenant's entries or budgets changed.
-    pub async fn commit_and_invalidate(self, state: &ApiState) -> Result<(), ApiError> {
-        let tenant = self.access.tenant.as_uuid();
-        self.tx.commit().await?;
-        crate::core::invalidate(
-            state,
-            sb_contracts::invalidation::Invalidation::Tenant(tenant),
-        )
-        .await;
-        Ok(())
-    }
-}
-
-/// The resource id in the path (its last parameter other than `tenant_id`); a malformed id is
-/// answered 404 like an unknown one.
-pub struct Id(pub Uuid);
-
-impl<S: Send + Sync> FromRequestParts<S> for Id {
+impl<S: Send + Sync, T: From<Uuid>> FromRequestParts<S> for Id<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
@@ -305,7 +287,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Id {
             .filter(|(name, _)| *name != "tenant_id")
             .last()
             .and_then(|(_, value)| Uuid::parse_str(value).ok())
-            .map(Id)
+            .map(|id| Id(T::from(id)))
             .ok_or_else(|| ApiError::not_found("resource"))
     }
 }

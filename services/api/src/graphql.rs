@@ -13,7 +13,7 @@ use axum::http::HeaderMap;
 use axum::routing::post;
 use chrono::{DateTime, Utc};
 use sb_db::TenantTx;
-use sb_kernel::{Role, TenantId};
+use sb_kernel::{Role, TenantId, UserId};
 use uuid::Uuid;
 
 use crate::core::accounts::UserView;
@@ -123,7 +123,7 @@ impl QueryRoot {
 /// A tenant and what the dashboard reads of it. Each field checks the role it needs.
 pub struct TenantNode {
     id: TenantId,
-    user: Uuid,
+    user: UserId,
 }
 
 pub struct TenantWithView {

@@ -5,8 +5,7 @@
 //! - A suspended tenant can be read but not changed.
 
 use sb_db::TenantTx;
-use sb_kernel::{Role, TenantId};
-use uuid::Uuid;
+use sb_kernel::{Role, TenantId, UserId};
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::ApiState;
@@ -14,14 +13,14 @@ use crate::state::ApiState;
 #[derive(Clone, Copy, Debug)]
 pub struct Access {
     pub tenant: TenantId,
-    pub user: Uuid,
+    pub user: UserId,
     pub role: Role,
 }
 
 /// Opens a transaction in `tenant`'s context for `user`, if their membership allows `needed`.
 pub async fn enter(
     state: &ApiState,
-    user: Uuid,
+    user: UserId,
     tenant: TenantId,
     needed: Role,
     write: bool,
@@ -31,7 +30,7 @@ pub async fn enter(
         "SELECT m.role, t.status FROM memberships m JOIN tenants t ON t.id = m.tenant_id
           WHERE m.user_id = $1",
     )
-    .bind(user)
+    .bind(user.as_uuid())
     .fetch_optional(&mut *tx)
     .await?;
     let Some((role, status)) = row else {
@@ -44,8 +43,7 @@ pub async fn enter(
         )));
     }
     if write && status != "active" {
-        return Err(ApiError::new(
-            axum::http::StatusCode::FORBIDDEN,
+        return Err(ApiError::forbidden_because(
             "tenant_suspended",
             "the tenant is suspended: it can be read but not changed; ask a platform admin",
         ));
@@ -53,11 +51,11 @@ pub async fn enter(
     Ok((tx, Access { tenant, user, role }))
 }
 
-pub async fn require_platform_admin(state: &ApiState, user: Uuid) -> ApiResult<()> {
+pub async fn require_platform_admin(state: &ApiState, user: UserId) -> ApiResult<()> {
     let mut tx = state.infra.app_db.begin_global().await?;
     let admin: Option<(bool,)> =
         sqlx::query_as("SELECT is_platform_admin FROM users WHERE id = $1 AND erased_at IS NULL")
-            .bind(user)
+            .bind(user.as_uuid())
             .fetch_optional(&mut *tx)
             .await?;
     tx.commit().await?;

@@ -1,12 +1,14 @@
 //! Platform administration: creating and suspending tenants, and the bus's dead-letter queues.
+//! Every action here is audited; a dead-letter operation as a platform action (no tenant).
 
-use sb_bus::{DeadLetter, Selection};
+use sb_bus::{BusError, DeadLetter, Selection};
 use sb_kernel::{Role, TenantId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use uuid::Uuid;
 
+use crate::core::accounts;
 use crate::core::audit::{self, Actor, Entry};
+use crate::core::invalidation::{self, Stale};
 use crate::core::tenants::{self, NewTenant, TenantView};
 use crate::core::validate::Checks;
 use crate::error::{ApiError, ApiResult};
@@ -22,12 +24,13 @@ pub struct AdminNewTenant {
     pub owner_email: String,
 }
 
-/// Creates a tenant with its first owner; returns it and, for a new account, the invitee.
+/// Creates a tenant with its first owner and, once it has committed, tells an owner who had no
+/// account yet (with a link to choose their password).
 pub async fn create_tenant(
     state: &ApiState,
     actor: Actor<'_>,
     req: AdminNewTenant,
-) -> ApiResult<(TenantView, Option<(Uuid, String)>)> {
+) -> ApiResult<TenantView> {
     let new = NewTenant {
         name: req.name,
         slug: req.slug,
@@ -36,64 +39,37 @@ pub async fn create_tenant(
     let mut checks = Checks::new();
     tenants::check_new(&mut checks, "", &new);
     checks.email("owner_email", &req.owner_email).finish()?;
-    let id = TenantId::new();
-    let mut tx = state.infra.app_db.begin(id).await?;
-    let existing: Option<(Uuid,)> =
-        sqlx::query_as("SELECT id FROM users WHERE lower(email) = lower($1) AND erased_at IS NULL")
-            .bind(req.owner_email.trim())
-            .fetch_optional(&mut *tx)
-            .await?;
-    let (owner, invited) = match existing {
-        Some((owner,)) => (owner, None),
-        None => {
-            let owner = Uuid::now_v7();
-            sqlx::query("INSERT INTO users (id, email) VALUES ($1, $2)")
-                .bind(owner)
-                .bind(req.owner_email.trim())
-                .execute(&mut *tx)
-                .await?;
-            (owner, Some((owner, req.owner_email.trim().to_owned())))
-        }
-    };
-    let view = tenants::create(&mut tx, id, &new, owner, Role::Owner).await?;
-    audit::record(
-        &mut tx,
-        Some(id.as_uuid()),
-        actor,
-        Entry::new("tenant.create", "tenant", id.as_uuid())
-            .details(serde_json::json!({"slug": view.slug, "owner": owner, "via": "admin"})),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok((view, invited))
+    let owner_email = req.owner_email.trim();
+    let mut tx = state.infra.app_db.begin(TenantId::new()).await?;
+    let (owner, new_account) = accounts::find_or_create(&mut tx, owner_email).await?;
+    let view = tenants::create(&mut tx, &new, owner, Role::Owner).await?;
+    let entry = Entry::new("tenant.create", "tenant", view.id)
+        .details(serde_json::json!({"slug": view.slug, "owner": owner, "via": "admin"}));
+    audit::commit(tx, actor, entry).await?;
+    // An owner who already had an account finds the tenant among their memberships.
+    if new_account {
+        accounts::send_invitation(state, owner, owner_email, &view.name, true)?;
+    }
+    Ok(view)
 }
 
-/// Suspends (`suspended`) or reinstates (`active`) a tenant.
+/// Suspends (`suspended`) or reinstates (`active`) a tenant, then tells the gateways (a
+/// suspended tenant's keys stop working).
 pub async fn set_status(
     state: &ApiState,
     actor: Actor<'_>,
-    tenant: Uuid,
+    tenant: TenantId,
     status: &str,
 ) -> ApiResult<TenantView> {
-    let mut tx = state
-        .infra
-        .app_db
-        .begin(TenantId::from_uuid(tenant))
-        .await?;
+    let mut tx = state.infra.app_db.begin(tenant).await?;
     let view = tenants::set_status(&mut tx, status).await?;
     let action = if status == "active" {
         "tenant.reinstate"
     } else {
         "tenant.suspend"
     };
-    audit::record(
-        &mut tx,
-        Some(tenant),
-        actor,
-        Entry::new(action, "tenant", tenant),
-    )
-    .await?;
-    tx.commit().await?;
+    audit::commit(tx, actor, Entry::new(action, "tenant", tenant)).await?;
+    invalidation::publish(state, tenant, Stale::Tenant).await;
     Ok(view)
 }
 
@@ -128,7 +104,7 @@ impl From<DeadLetter> for DeadLetterView {
 }
 
 /// Checks that `stream` is one of the platform's streams.
-pub fn stream(name: &str) -> ApiResult<&'static str> {
+fn stream(name: &str) -> ApiResult<&'static str> {
     sb_contracts::streams::ALL
         .iter()
         .find(|s| **s == name)
@@ -141,28 +117,83 @@ pub fn stream(name: &str) -> ApiResult<&'static str> {
         })
 }
 
-/// `All` without an id; one dead letter with it.
-pub fn selection(id: Option<String>) -> Selection {
-    id.map_or(Selection::All, Selection::One)
+/// Dead letters of `stream`, oldest first; `limit` 1 to 1000 (default 100).
+pub async fn dead_letters(
+    state: &ApiState,
+    stream_name: &str,
+    limit: Option<usize>,
+) -> ApiResult<Vec<DeadLetterView>> {
+    let stream = stream(stream_name)?;
+    let limit = limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid("limit", "must be from 1 to 1000"));
+    }
+    let letters = state
+        .infra
+        .bus
+        .dlq_list(stream, limit)
+        .await
+        .map_err(ApiError::unavailable)?;
+    Ok(letters.into_iter().map(Into::into).collect())
 }
 
-/// Records a dead-letter operation: a platform action, so a row without a tenant.
-pub async fn audit_dlq(
+/// Which dead letters: one by id, or all of the stream's when `id` is absent.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DlqAction {
+    pub stream: String,
+    pub id: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DlqOutcome {
+    /// How many dead letters were replayed or purged.
+    pub count: usize,
+}
+
+/// What to do with dead letters.
+#[derive(Clone, Copy, Debug)]
+pub enum DlqOperation {
+    /// Put them back on their stream for another try.
+    Replay,
+    /// Delete them for good.
+    Purge,
+}
+
+impl DlqOperation {
+    fn action(self) -> &'static str {
+        match self {
+            Self::Replay => "dlq.replay",
+            Self::Purge => "dlq.purge",
+        }
+    }
+}
+
+/// Replays or purges the dead letters `req` selects, and records it: a platform action, so an
+/// audit row without a tenant.
+pub async fn handle_dead_letters(
     state: &ApiState,
     actor: Actor<'_>,
-    action: &str,
-    stream: &str,
-    id: Option<String>,
-    count: usize,
-) -> ApiResult<()> {
-    let mut tx = state.infra.app_db.begin_global().await?;
-    audit::record(
-        &mut tx,
-        None,
-        actor,
-        Entry::new(action, "dlq", stream).details(serde_json::json!({"id": id, "count": count})),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(())
+    operation: DlqOperation,
+    req: DlqAction,
+) -> ApiResult<DlqOutcome> {
+    let stream = stream(&req.stream)?;
+    let selection = req.id.clone().map_or(Selection::All, Selection::One);
+    let bus = &state.infra.bus;
+    let count = match operation {
+        DlqOperation::Replay => bus
+            .dlq_replay(stream, &selection)
+            .await
+            .map(|done| done.len()),
+        DlqOperation::Purge => bus.dlq_purge(stream, &selection).await,
+    }
+    .map_err(|e| match e {
+        BusError::NoSuchDeadLetter { .. } => ApiError::not_found("dead letter"),
+        other => ApiError::unavailable(other),
+    })?;
+    let tx = state.infra.app_db.begin_global().await?;
+    let entry = Entry::new(operation.action(), "dlq", stream)
+        .details(serde_json::json!({"id": req.id, "count": count}));
+    audit::commit(tx, actor, entry).await?;
+    Ok(DlqOutcome { count })
 }

@@ -2,13 +2,14 @@
 //! publishes an invalidation after the commit, so every gateway refuses the key within a second.
 
 use chrono::{DateTime, Utc};
+use sb_db::TenantTx;
+use sb_kernel::{ApiKeyId, UserId};
 use serde::{Deserialize, Serialize};
-use sqlx::PgConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::core::validate::Checks;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, OnConstraint};
 
 #[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow, async_graphql::SimpleObject)]
 pub struct ApiKeyView {
@@ -50,28 +51,27 @@ pub struct NewApiKey {
 const COLUMNS: &str = "id, name, prefix, workspace_id, allowed_models, rpm_limit, tpm_limit,
                        expires_at, revoked_at, last_used_at, created_at";
 
-pub async fn list(conn: &mut PgConnection) -> ApiResult<Vec<ApiKeyView>> {
+pub async fn list(tx: &mut TenantTx) -> ApiResult<Vec<ApiKeyView>> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM api_keys ORDER BY created_at DESC, id"
     )))
-    .fetch_all(conn)
+    .fetch_all(&mut **tx)
     .await?)
 }
 
-pub async fn get(conn: &mut PgConnection, id: Uuid) -> ApiResult<ApiKeyView> {
+pub async fn get(tx: &mut TenantTx, id: ApiKeyId) -> ApiResult<ApiKeyView> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM api_keys WHERE id = $1"
     )))
-    .bind(id)
-    .fetch_optional(conn)
+    .bind(id.as_uuid())
+    .fetch_optional(&mut **tx)
     .await?
     .ok_or_else(|| ApiError::not_found("API key"))
 }
 
 pub async fn create(
-    conn: &mut PgConnection,
-    tenant: Uuid,
-    created_by: Uuid,
+    tx: &mut TenantTx,
+    created_by: UserId,
     req: &NewApiKey,
 ) -> ApiResult<CreatedApiKey> {
     let mut checks = Checks::new();
@@ -107,8 +107,8 @@ pub async fn create(
                                rpm_limit, tpm_limit, expires_at, created_by)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {COLUMNS}"
     )))
-    .bind(Uuid::now_v7())
-    .bind(tenant)
+    .bind(ApiKeyId::new().as_uuid())
+    .bind(tx.tenant().as_uuid())
     .bind(req.workspace_id)
     .bind(&req.name)
     .bind(&key.prefix)
@@ -117,27 +117,22 @@ pub async fn create(
     .bind(req.rpm_limit)
     .bind(req.tpm_limit)
     .bind(req.expires_at)
-    .bind(created_by)
-    .fetch_one(conn)
+    .bind(created_by.as_uuid())
+    .fetch_one(&mut **tx)
     .await
-    .map_err(|e| match e {
-        sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
-            ApiError::invalid("workspace_id", "no such workspace in this tenant")
-        }
-        other => other.into(),
-    })?;
+    .on_foreign_key(|| ApiError::invalid("workspace_id", "no such workspace in this tenant"))?;
     Ok(CreatedApiKey {
         secret: key.secret,
         key: view,
     })
 }
 
-pub async fn revoke(conn: &mut PgConnection, id: Uuid) -> ApiResult<ApiKeyView> {
+pub async fn revoke(tx: &mut TenantTx, id: ApiKeyId) -> ApiResult<ApiKeyView> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 RETURNING {COLUMNS}"
     )))
-    .bind(id)
-    .fetch_optional(conn)
+    .bind(id.as_uuid())
+    .fetch_optional(&mut **tx)
     .await?
     .ok_or_else(|| ApiError::not_found("API key"))
 }

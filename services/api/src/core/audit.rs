@@ -1,25 +1,45 @@
 //! The audit log: one row per state-changing action, written in the transaction of the change
 //! (so a change and its record commit or vanish together). The application role may insert and
 //! read rows, never update or delete them.
+//!
+//! The transaction decides the row's tenant (`AuditScope`): a tenant's transaction files it
+//! under that tenant, the global one (account and platform actions) under none.
 
+use std::future::Future;
+use std::ops::DerefMut;
+
+use sb_db::{DbError, GlobalTx, TenantTx};
+use sb_kernel::{TenantId, UserId};
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::error::ApiResult;
-use crate::extract::RequestMeta;
+use crate::error::{ApiError, ApiResult};
+
+/// Where a request came from, for the audit log (the HTTP layer fills it in).
+#[derive(Clone, Debug, Default)]
+pub struct RequestMeta {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+}
 
 /// Who acted, and from where.
 #[derive(Clone, Copy, Debug)]
 pub struct Actor<'a> {
-    pub user: Option<Uuid>,
+    pub user: Option<UserId>,
     pub meta: &'a RequestMeta,
 }
 
 impl<'a> Actor<'a> {
+    /// Someone not signed in (signup, login, a link from an e-mail).
+    pub fn anonymous(meta: &'a RequestMeta) -> Self {
+        Self { user: None, meta }
+    }
+
     /// The same request, acting as `user` (an account action whose user was only just known).
-    pub fn as_user(self, user: Uuid) -> Self {
+    pub fn as_user(self, user: UserId) -> Self {
         Self {
             user: Some(user),
             ..self
@@ -51,13 +71,41 @@ impl<'a> Entry<'a> {
     }
 }
 
-/// Records `entry` in `conn`'s transaction; `tenant` is `None` for account actions.
-pub async fn record(
-    conn: &mut PgConnection,
-    tenant: Option<Uuid>,
+/// A transaction an audit row can be written in, and the tenant the row then belongs to (the
+/// row-level policy on `audit_log` accepts no other).
+pub trait AuditScope: DerefMut<Target = PgConnection> + Send {
+    fn audit_tenant(&self) -> Option<TenantId>;
+
+    fn commit(self) -> impl Future<Output = Result<(), DbError>> + Send;
+}
+
+impl AuditScope for TenantTx {
+    fn audit_tenant(&self) -> Option<TenantId> {
+        Some(self.tenant())
+    }
+
+    fn commit(self) -> impl Future<Output = Result<(), DbError>> + Send {
+        TenantTx::commit(self)
+    }
+}
+
+impl AuditScope for GlobalTx {
+    fn audit_tenant(&self) -> Option<TenantId> {
+        None
+    }
+
+    fn commit(self) -> impl Future<Output = Result<(), DbError>> + Send {
+        GlobalTx::commit(self)
+    }
+}
+
+/// Records `entry` in `tx`'s transaction.
+pub async fn record<T: AuditScope>(
+    tx: &mut T,
     actor: Actor<'_>,
     entry: Entry<'_>,
 ) -> ApiResult<()> {
+    let tenant = tx.audit_tenant().map(|t| t.as_uuid());
     sqlx::query(
         "INSERT INTO audit_log (id, tenant_id, actor_user_id, action, target_type, target_id,
                                 ip, user_agent, request_id, details)
@@ -65,7 +113,7 @@ pub async fn record(
     )
     .bind(Uuid::now_v7())
     .bind(tenant)
-    .bind(actor.user)
+    .bind(actor.user.map(|u| u.as_uuid()))
     .bind(entry.action)
     .bind(entry.target_type)
     .bind(entry.target_id)
@@ -73,9 +121,15 @@ pub async fn record(
     .bind(actor.meta.user_agent.as_deref())
     .bind(actor.meta.request_id.as_deref())
     .bind(entry.details)
-    .execute(conn)
+    .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// Records `entry` and commits: the end of every state-changing action.
+pub async fn commit<T: AuditScope>(mut tx: T, actor: Actor<'_>, entry: Entry<'_>) -> ApiResult<()> {
+    record(&mut tx, actor, entry).await?;
+    Ok(tx.commit().await?)
 }
 
 /// One audit row as the api shows it.
@@ -118,20 +172,17 @@ pub struct AuditPage {
 
 /// A page of the tenant's audit log, newest first. The cursor is the last row's id: ids are
 /// UUIDv7, so they order like their creation times.
-pub async fn list(conn: &mut PgConnection, q: &AuditQuery) -> ApiResult<AuditPage> {
+pub async fn list(tx: &mut TenantTx, q: &AuditQuery) -> ApiResult<AuditPage> {
     let limit = q.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
-        return Err(crate::error::ApiError::invalid(
-            "limit",
-            "must be from 1 to 200",
-        ));
+        return Err(ApiError::invalid("limit", "must be from 1 to 200"));
     }
     let cursor = q
         .cursor
         .as_deref()
         .map(Uuid::parse_str)
         .transpose()
-        .map_err(|_| crate::error::ApiError::invalid("cursor", "not a cursor this api gave"))?;
+        .map_err(|_| ApiError::invalid("cursor", "not a cursor this api gave"))?;
     let mut items: Vec<AuditRow> = sqlx::query_as(
         "SELECT id, actor_user_id, action, target_type, target_id, host(ip) AS ip, user_agent,
                 request_id, details, created_at
@@ -147,7 +198,7 @@ pub async fn list(conn: &mut PgConnection, q: &AuditQuery) -> ApiResult<AuditPag
     .bind(&q.target_type)
     .bind(cursor)
     .bind(limit + 1)
-    .fetch_all(conn)
+    .fetch_all(&mut **tx)
     .await?;
     let more = items.len() > usize::try_from(limit).unwrap_or(usize::MAX);
     items.truncate(usize::try_from(limit).unwrap_or(0));

@@ -4,13 +4,14 @@
 //! publishes a tenant invalidation so gateways enforce the new limit at once.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use sb_db::TenantTx;
+use sb_kernel::{BudgetPeriod, BudgetScope};
 use serde::{Deserialize, Serialize};
-use sqlx::PgConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::core::validate::Checks;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, OnConstraint};
 
 #[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow, async_graphql::SimpleObject)]
 pub struct BudgetView {
@@ -36,6 +37,10 @@ pub struct BudgetView {
     pub updated_at: DateTime<Utc>,
 }
 
+// `scope` and `period` stay text here, so that an unknown one is reported with the other
+// fields' problems (in one 422) instead of failing the body's decoding; `create` parses them
+// into `BudgetScope` and `BudgetPeriod`. (A plain comment: a doc comment would change the
+// OpenAPI document.)
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewBudget {
@@ -57,7 +62,8 @@ pub struct BudgetUpdate {
 
 /// Budgets with their period and spend, computed in SQL in the tenant's time zone. The spend is
 /// the ledger's rollup for the budget's scope and current period (`total` budgets read the
-/// whole-life rollup, whose period starts 1970-01-01).
+/// whole-life rollup, whose period starts 1970-01-01). The `CASE` on `b.period` spells out
+/// `BudgetPeriod::granularity` in SQL.
 const SELECT: &str = "
 SELECT b.id, b.scope, b.scope_id, b.period, b.limit_micros, b.thresholds, b.action,
        b.created_at, b.updated_at,
@@ -74,18 +80,18 @@ SELECT b.id, b.scope, b.scope_id, b.period, b.limit_micros, b.thresholds, b.acti
   JOIN tenants t ON t.id = b.tenant_id
  CROSS JOIN LATERAL budget_period(b.period, t.time_zone) p";
 
-pub async fn list(conn: &mut PgConnection) -> ApiResult<Vec<BudgetView>> {
+pub async fn list(tx: &mut TenantTx) -> ApiResult<Vec<BudgetView>> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{SELECT} ORDER BY b.scope, b.period, b.id"
     )))
-    .fetch_all(conn)
+    .fetch_all(&mut **tx)
     .await?)
 }
 
-pub async fn get(conn: &mut PgConnection, id: Uuid) -> ApiResult<BudgetView> {
+pub async fn get(tx: &mut TenantTx, id: Uuid) -> ApiResult<BudgetView> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} WHERE b.id = $1")))
         .bind(id)
-        .fetch_optional(conn)
+        .fetch_optional(&mut **tx)
         .await?
         .ok_or_else(|| ApiError::not_found("budget"))
 }
@@ -115,28 +121,33 @@ fn check_common(
     );
 }
 
-pub async fn create(
-    conn: &mut PgConnection,
-    tenant: Uuid,
-    req: &NewBudget,
-) -> ApiResult<BudgetView> {
+/// The scope's table, where a `scope_id` must name a row of this tenant.
+fn scope_table(scope: BudgetScope) -> Option<&'static str> {
+    match scope {
+        BudgetScope::Tenant => None,
+        BudgetScope::Workspace => Some("workspaces"),
+        BudgetScope::ApiKey => Some("api_keys"),
+        BudgetScope::AgentRun => Some("agent_runs"),
+    }
+}
+
+pub async fn create(tx: &mut TenantTx, req: &NewBudget) -> ApiResult<BudgetView> {
+    let scope: Option<BudgetScope> = req.scope.parse().ok();
+    let period: Option<BudgetPeriod> = req.period.parse().ok();
     let mut checks = Checks::new();
     checks
         .check(
-            matches!(
-                req.scope.as_str(),
-                "tenant" | "workspace" | "api_key" | "agent_run"
-            ),
+            scope.is_some(),
             "scope",
             "must be tenant, workspace, api_key or agent_run",
         )
         .check(
-            matches!(req.period.as_str(), "daily" | "monthly" | "total"),
+            period.is_some(),
             "period",
             "must be daily, monthly or total",
         )
         .check(
-            (req.scope == "tenant") == req.scope_id.is_none(),
+            scope.is_some_and(|s| !s.has_scope_id()) == req.scope_id.is_none(),
             "scope_id",
             "required for workspace, api_key and agent_run scopes; absent for the tenant scope",
         );
@@ -147,22 +158,23 @@ pub async fn create(
         req.action.as_deref(),
     );
     checks.finish()?;
-    if let Some(scope_id) = req.scope_id {
-        let table = match req.scope.as_str() {
-            "workspace" => "workspaces",
-            "api_key" => "api_keys",
-            _ => "agent_runs",
-        };
+    let (Some(scope), Some(period)) = (scope, period) else {
+        // `finish` has refused the request unless both parsed.
+        return Err(ApiError::internal(
+            "budget checks passed an unknown scope or period",
+        ));
+    };
+    if let (Some(table), Some(scope_id)) = (scope_table(scope), req.scope_id) {
         let found: Option<(Uuid,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT id FROM {table} WHERE id = $1"
         )))
         .bind(scope_id)
-        .fetch_optional(&mut *conn)
+        .fetch_optional(&mut **tx)
         .await?;
         if found.is_none() {
             return Err(ApiError::invalid(
                 "scope_id",
-                format!("no such {} in this tenant", req.scope),
+                format!("no such {scope} in this tenant"),
             ));
         }
     }
@@ -172,30 +184,25 @@ pub async fn create(
          VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, '{50,80,100}'::smallint[]), coalesce($8, 'block'))",
     )
     .bind(id)
-    .bind(tenant)
-    .bind(&req.scope)
+    .bind(tx.tenant().as_uuid())
+    .bind(scope)
     .bind(req.scope_id)
-    .bind(&req.period)
+    .bind(period)
     .bind(req.limit_micros)
     .bind(&req.thresholds)
     .bind(&req.action)
-    .execute(&mut *conn)
+    .execute(&mut **tx)
     .await
-    .map_err(|e| match e {
-        sqlx::Error::Database(db) if db.is_unique_violation() => ApiError::conflict(
+    .on_unique(|| {
+        ApiError::conflict(
             "budget_exists",
             "this scope already has a budget for this period; update it instead",
-        ),
-        other => other.into(),
+        )
     })?;
-    get(conn, id).await
+    get(tx, id).await
 }
 
-pub async fn update(
-    conn: &mut PgConnection,
-    id: Uuid,
-    req: &BudgetUpdate,
-) -> ApiResult<BudgetView> {
+pub async fn update(tx: &mut TenantTx, id: Uuid, req: &BudgetUpdate) -> ApiResult<BudgetView> {
     let mut checks = Checks::new();
     check_common(
         &mut checks,
@@ -214,19 +221,19 @@ pub async fn update(
     .bind(req.limit_micros)
     .bind(&req.thresholds)
     .bind(&req.action)
-    .execute(&mut *conn)
+    .execute(&mut **tx)
     .await?;
     if done.rows_affected() == 0 {
         return Err(ApiError::not_found("budget"));
     }
-    get(conn, id).await
+    get(tx, id).await
 }
 
-pub async fn delete(conn: &mut PgConnection, id: Uuid) -> ApiResult<BudgetView> {
-    let view = get(conn, id).await?;
+pub async fn delete(tx: &mut TenantTx, id: Uuid) -> ApiResult<BudgetView> {
+    let view = get(tx, id).await?;
     sqlx::query("DELETE FROM budgets WHERE id = $1")
         .bind(id)
-        .execute(conn)
+        .execute(&mut **tx)
         .await?;
     Ok(view)
 }

@@ -4,15 +4,16 @@
 //! characters only. Every change publishes a tenant invalidation so gateways reload.
 
 use chrono::{DateTime, Utc};
+use sb_crypto::Keyring;
+use sb_db::TenantTx;
+use sb_kernel::ProviderCredentialId;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use sqlx::PgConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::core::validate::Checks;
 use crate::error::{ApiError, ApiResult};
-use crate::state::ApiState;
 
 #[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow, async_graphql::SimpleObject)]
 pub struct CredentialView {
@@ -105,28 +106,51 @@ fn last4(secret: &SecretString) -> Option<String> {
     (chars.len() >= 16).then(|| chars[chars.len() - 4..].iter().collect())
 }
 
-pub async fn list(conn: &mut PgConnection) -> ApiResult<Vec<CredentialView>> {
+/// A secret as stored: sealed under the keyring's current key (the credential id is the
+/// associated data), with its last four characters; all none without a secret.
+#[derive(Default)]
+struct StoredSecret {
+    ciphertext: Option<Vec<u8>>,
+    key_id: Option<String>,
+    last4: Option<String>,
+}
+
+fn seal(keyring: &Keyring, id: Uuid, secret: Option<&SecretString>) -> ApiResult<StoredSecret> {
+    let Some(secret) = secret else {
+        return Ok(StoredSecret::default());
+    };
+    let sealed = keyring
+        .seal_str(secret, id.as_bytes())
+        .map_err(ApiError::internal)?;
+    Ok(StoredSecret {
+        ciphertext: Some(sealed.ciphertext),
+        key_id: Some(sealed.key_id),
+        last4: last4(secret),
+    })
+}
+
+pub async fn list(tx: &mut TenantTx) -> ApiResult<Vec<CredentialView>> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM provider_credentials ORDER BY priority, name"
     )))
-    .fetch_all(conn)
+    .fetch_all(&mut **tx)
     .await?)
 }
 
-pub async fn get(conn: &mut PgConnection, id: Uuid) -> ApiResult<CredentialView> {
+pub async fn get(tx: &mut TenantTx, id: ProviderCredentialId) -> ApiResult<CredentialView> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM provider_credentials WHERE id = $1"
     )))
-    .bind(id)
-    .fetch_optional(conn)
+    .bind(id.as_uuid())
+    .fetch_optional(&mut **tx)
     .await?
     .ok_or_else(|| ApiError::not_found("provider credential"))
 }
 
+/// Stores a provider entry, its secret sealed with `keyring`'s current key.
 pub async fn create(
-    state: &ApiState,
-    conn: &mut PgConnection,
-    tenant: Uuid,
+    keyring: &Keyring,
+    tx: &mut TenantTx,
     req: &NewCredential,
 ) -> ApiResult<CredentialView> {
     let mut checks = Checks::new();
@@ -142,36 +166,31 @@ pub async fn create(
     }
     checks.finish()?;
     let id = Uuid::now_v7();
-    let sealed = req
-        .secret
-        .as_ref()
-        .map(|s| state.keyring.seal_str(s, id.as_bytes()))
-        .transpose()
-        .map_err(ApiError::internal)?;
+    let sealed = seal(keyring, id, req.secret.as_ref())?;
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO provider_credentials (id, tenant_id, name, provider, base_url, models, priority,
                                            enabled, secret_ciphertext, secret_key_id, secret_last4)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {COLUMNS}"
     )))
     .bind(id)
-    .bind(tenant)
+    .bind(tx.tenant().as_uuid())
     .bind(&req.name)
     .bind(&req.provider)
     .bind(&req.base_url)
     .bind(&req.models)
     .bind(req.priority)
     .bind(req.enabled)
-    .bind(sealed.as_ref().map(|s| s.ciphertext.clone()))
-    .bind(sealed.as_ref().map(|s| s.key_id.clone()))
-    .bind(req.secret.as_ref().and_then(last4))
-    .fetch_one(conn)
+    .bind(sealed.ciphertext)
+    .bind(sealed.key_id)
+    .bind(sealed.last4)
+    .fetch_one(&mut **tx)
     .await?)
 }
 
 pub async fn update(
-    state: &ApiState,
-    conn: &mut PgConnection,
-    id: Uuid,
+    keyring: &Keyring,
+    tx: &mut TenantTx,
+    id: ProviderCredentialId,
     req: &CredentialUpdate,
 ) -> ApiResult<CredentialView> {
     let mut checks = Checks::new();
@@ -188,7 +207,7 @@ pub async fn update(
         check_secret(&mut checks, secret);
     }
     checks.finish()?;
-    let current = get(conn, id).await?;
+    let current = get(tx, id).await?;
     let view: CredentialView = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE provider_credentials
             SET name = coalesce($2, name), base_url = coalesce($3, base_url),
@@ -202,35 +221,31 @@ pub async fn update(
     .bind(&req.models)
     .bind(req.priority)
     .bind(req.enabled)
-    .fetch_one(&mut *conn)
+    .fetch_one(&mut **tx)
     .await?;
     let Some(secret) = &req.secret else {
         return Ok(view);
     };
-    let sealed = secret
-        .as_ref()
-        .map(|s| state.keyring.seal_str(s, id.as_bytes()))
-        .transpose()
-        .map_err(ApiError::internal)?;
+    let sealed = seal(keyring, current.id, secret.as_ref())?;
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE provider_credentials
             SET secret_ciphertext = $2, secret_key_id = $3, secret_last4 = $4, updated_at = now()
           WHERE id = $1 RETURNING {COLUMNS}"
     )))
-    .bind(id)
-    .bind(sealed.as_ref().map(|s| s.ciphertext.clone()))
-    .bind(sealed.as_ref().map(|s| s.key_id.clone()))
-    .bind(secret.as_ref().and_then(last4))
-    .fetch_one(conn)
+    .bind(current.id)
+    .bind(sealed.ciphertext)
+    .bind(sealed.key_id)
+    .bind(sealed.last4)
+    .fetch_one(&mut **tx)
     .await?)
 }
 
-pub async fn delete(conn: &mut PgConnection, id: Uuid) -> ApiResult<CredentialView> {
+pub async fn delete(tx: &mut TenantTx, id: ProviderCredentialId) -> ApiResult<CredentialView> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "DELETE FROM provider_credentials WHERE id = $1 RETURNING {COLUMNS}"
     )))
-    .bind(id)
-    .fetch_optional(conn)
+    .bind(id.as_uuid())
+    .fetch_optional(&mut **tx)
     .await?
     .ok_or_else(|| ApiError::not_found("provider credential"))
 }

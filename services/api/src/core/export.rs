@@ -3,8 +3,8 @@
 //! characters, as everywhere else).
 
 use chrono::{DateTime, Utc};
+use sb_db::TenantTx;
 use serde::Serialize;
-use sqlx::PgConnection;
 use utoipa::ToSchema;
 
 use crate::core::api_keys::ApiKeyView;
@@ -33,7 +33,7 @@ pub struct TenantExport {
     pub audit_log: Vec<AuditRow>,
 }
 
-pub async fn tenant(conn: &mut PgConnection) -> ApiResult<TenantExport> {
+pub async fn tenant(tx: &mut TenantTx) -> ApiResult<TenantExport> {
     let usage_by_month = sqlx::query_as(
         "SELECT to_char(date_trunc('month', occurred_at AT TIME ZONE 'UTC'), 'YYYY-MM') AS key,
                 count(*) AS requests,
@@ -43,23 +43,23 @@ pub async fn tenant(conn: &mut PgConnection) -> ApiResult<TenantExport> {
                 coalesce(sum(cost_micros), 0)::bigint AS cost_micros
            FROM usage_ledger GROUP BY 1 ORDER BY 1",
     )
-    .fetch_all(&mut *conn)
+    .fetch_all(&mut **tx)
     .await?;
     let audit_log = sqlx::query_as(
         "SELECT id, actor_user_id, action, target_type, target_id, host(ip) AS ip, user_agent,
                 request_id, details, created_at
            FROM audit_log ORDER BY id",
     )
-    .fetch_all(&mut *conn)
+    .fetch_all(&mut **tx)
     .await?;
     Ok(TenantExport {
         exported_at: Utc::now(),
-        tenant: tenants::get(conn).await?,
-        workspaces: workspaces::list(conn).await?,
-        members: members::list(conn).await?,
-        api_keys: api_keys::list(conn).await?,
-        provider_credentials: credentials::list(conn).await?,
-        budgets: budgets::list(conn).await?,
+        tenant: tenants::get(tx).await?,
+        workspaces: workspaces::list(tx).await?,
+        members: members::list(tx).await?,
+        api_keys: api_keys::list(tx).await?,
+        provider_credentials: credentials::list(tx).await?,
+        budgets: budgets::list(tx).await?,
         usage_by_month,
         audit_log,
     })

@@ -3,13 +3,15 @@
 //! runs keep a consistent (now anonymous) actor and every total stays what it was.
 
 use chrono::{DateTime, Utc};
+use sb_kernel::{Role, TenantId, UserId};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::core::accounts::{USER_COLUMNS, UserView};
+use crate::core::accounts::{self, USER_COLUMNS, UserView};
 use crate::core::audit::{self, Actor, Entry};
-use crate::core::sessions;
+use crate::core::tokens::Claims;
+use crate::core::{members, sessions};
 use crate::error::{ApiError, ApiResult};
 use crate::state::ApiState;
 
@@ -28,12 +30,12 @@ pub struct Me {
     pub memberships: Vec<MembershipView>,
 }
 
-pub async fn user(state: &ApiState, id: Uuid) -> ApiResult<UserView> {
+pub async fn user(state: &ApiState, id: UserId) -> ApiResult<UserView> {
     let mut tx = state.infra.app_db.begin_global().await?;
     let user = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {USER_COLUMNS} FROM users WHERE id = $1 AND erased_at IS NULL"
     )))
-    .bind(id)
+    .bind(id.as_uuid())
     .fetch_optional(&mut *tx)
     .await?
     .ok_or_else(|| ApiError::not_found("user"))?;
@@ -42,33 +44,44 @@ pub async fn user(state: &ApiState, id: Uuid) -> ApiResult<UserView> {
 }
 
 /// The user's memberships: a cross-tenant read by user id, so through the system role.
-pub async fn memberships(state: &ApiState, user: Uuid) -> ApiResult<Vec<MembershipView>> {
+pub async fn memberships(state: &ApiState, user: UserId) -> ApiResult<Vec<MembershipView>> {
     Ok(sqlx::query_as(
         "SELECT m.tenant_id, t.name AS tenant_name, t.slug AS tenant_slug, m.role,
                 m.created_at AS joined_at
            FROM memberships m JOIN tenants t ON t.id = m.tenant_id
           WHERE m.user_id = $1 ORDER BY t.name",
     )
-    .bind(user)
+    .bind(user.as_uuid())
     .fetch_all(state.infra.system_db.pool())
     .await?)
 }
 
-pub async fn me(state: &ApiState, id: Uuid) -> ApiResult<Me> {
+pub async fn me(state: &ApiState, id: UserId) -> ApiResult<Me> {
     Ok(Me {
         user: user(state, id).await?,
         memberships: memberships(state, id).await?,
     })
 }
 
-/// Erases the user: refused while they are a tenant's only owner; otherwise their memberships
-/// go (each in its tenant's transaction, audited there), then the account is pseudonymised and
-/// every session ended.
-pub async fn erase(state: &ApiState, actor: Actor<'_>, id: Uuid) -> ApiResult<()> {
+/// Erases the signed-in user of `claims` once `password` is confirmed: refused while they are a
+/// tenant's only owner; otherwise their memberships go (each in its tenant's transaction,
+/// audited there), then the account is pseudonymised, every session ended and this access
+/// token refused.
+pub async fn erase(
+    state: &ApiState,
+    actor: Actor<'_>,
+    claims: &Claims,
+    password: String,
+) -> ApiResult<()> {
+    let id = claims.sub;
+    accounts::confirm_password(state, id, password).await?;
     let memberships = memberships(state, id).await?;
     // Every refusal first, so that nothing is removed from one tenant before another refuses
     // (each removal below checks again, under lock).
-    for m in memberships.iter().filter(|m| m.role == "owner") {
+    for m in memberships
+        .iter()
+        .filter(|m| m.role == Role::Owner.as_str())
+    {
         let owners: (i64,) = sqlx::query_as(
             "SELECT count(*) FROM memberships WHERE tenant_id = $1 AND role = 'owner'",
         )
@@ -80,29 +93,19 @@ pub async fn erase(state: &ApiState, actor: Actor<'_>, id: Uuid) -> ApiResult<()
         }
     }
     for m in &memberships {
-        let tenant = sb_kernel::TenantId::from_uuid(m.tenant_id);
-        let mut tx = state.infra.app_db.begin(tenant).await?;
-        if m.role == "owner" {
-            let owners: Vec<(Uuid,)> =
-                sqlx::query_as("SELECT user_id FROM memberships WHERE role = 'owner' FOR UPDATE")
-                    .fetch_all(&mut *tx)
-                    .await?;
-            if owners.len() <= 1 {
-                return Err(only_owner(&m.tenant_slug));
-            }
+        let mut tx = state
+            .infra
+            .app_db
+            .begin(TenantId::from_uuid(m.tenant_id))
+            .await?;
+        if m.role == Role::Owner.as_str() && members::owners(&mut tx).await? <= 1 {
+            return Err(only_owner(&m.tenant_slug));
         }
         sqlx::query("DELETE FROM memberships WHERE user_id = $1")
-            .bind(id)
+            .bind(id.as_uuid())
             .execute(&mut *tx)
             .await?;
-        audit::record(
-            &mut tx,
-            Some(m.tenant_id),
-            actor,
-            Entry::new("member.erase", "user", id),
-        )
-        .await?;
-        tx.commit().await?;
+        audit::commit(tx, actor, Entry::new("member.erase", "user", id)).await?;
     }
     let mut tx = state.infra.app_db.begin_global().await?;
     sqlx::query(
@@ -112,13 +115,12 @@ pub async fn erase(state: &ApiState, actor: Actor<'_>, id: Uuid) -> ApiResult<()
                           erased_at = now(), updated_at = now()
           WHERE id = $1",
     )
-    .bind(id)
+    .bind(id.as_uuid())
     .execute(&mut *tx)
     .await?;
     sessions::revoke_all(state, &mut tx, id).await?;
-    audit::record(&mut tx, None, actor, Entry::new("user.erase", "user", id)).await?;
-    tx.commit().await?;
-    Ok(())
+    audit::commit(tx, actor, Entry::new("user.erase", "user", id)).await?;
+    sessions::deny(state, claims).await
 }
 
 fn only_owner(tenant: &str) -> ApiError {

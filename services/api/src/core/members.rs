@@ -3,15 +3,17 @@
 //! least one owner.
 
 use chrono::{DateTime, Utc};
-use sb_kernel::Role;
+use sb_db::TenantTx;
+use sb_kernel::{Role, UserId};
 use serde::{Deserialize, Serialize};
-use sqlx::PgConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::core::access::Access;
 use crate::core::validate::Checks;
+use crate::core::{accounts, tenants};
 use crate::error::{ApiError, ApiResult};
+use crate::state::ApiState;
 
 #[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow, async_graphql::SimpleObject)]
 pub struct MemberView {
@@ -41,31 +43,31 @@ pub struct RoleChange {
 const SELECT: &str = "SELECT m.user_id, u.email, u.display_name, m.role, m.created_at AS joined_at
                         FROM memberships m JOIN users u ON u.id = m.user_id";
 
-pub async fn list(conn: &mut PgConnection) -> ApiResult<Vec<MemberView>> {
+pub async fn list(tx: &mut TenantTx) -> ApiResult<Vec<MemberView>> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{SELECT} ORDER BY m.created_at, m.user_id"
     )))
-    .fetch_all(conn)
+    .fetch_all(&mut **tx)
     .await?)
 }
 
-pub async fn get(conn: &mut PgConnection, user: Uuid) -> ApiResult<MemberView> {
+pub async fn get(tx: &mut TenantTx, user: UserId) -> ApiResult<MemberView> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{SELECT} WHERE m.user_id = $1"
     )))
-    .bind(user)
-    .fetch_optional(conn)
+    .bind(user.as_uuid())
+    .fetch_optional(&mut **tx)
     .await?
     .ok_or_else(|| ApiError::not_found("member"))
 }
 
 /// The member, its row locked until the transaction ends: a role is changed on what was read.
-async fn get_for_update(conn: &mut PgConnection, user: Uuid) -> ApiResult<MemberView> {
+async fn get_for_update(tx: &mut TenantTx, user: UserId) -> ApiResult<MemberView> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{SELECT} WHERE m.user_id = $1 FOR UPDATE OF m"
     )))
-    .bind(user)
-    .fetch_optional(conn)
+    .bind(user.as_uuid())
+    .fetch_optional(&mut **tx)
     .await?
     .ok_or_else(|| ApiError::not_found("member"))
 }
@@ -79,42 +81,39 @@ fn guard_owner_power(access: &Access, role: Role) -> ApiResult<()> {
     Ok(())
 }
 
-/// What an invitation did: the member, and whether a new account was made for them (it then
-/// needs a link to choose its password).
+/// What an invitation did: the member, whether a new account was made for them (it then needs a
+/// link to choose its password), and the tenant's name for the e-mail.
 pub struct Invited {
     pub member: MemberView,
     pub new_account: bool,
+    pub tenant_name: String,
 }
 
-pub async fn invite(conn: &mut PgConnection, access: &Access, req: &Invite) -> ApiResult<Invited> {
+impl Invited {
+    /// Tells the invited person; call it once the invitation has committed.
+    pub fn notify(&self, state: &ApiState) -> ApiResult<()> {
+        accounts::send_invitation(
+            state,
+            UserId::from_uuid(self.member.user_id),
+            &self.member.email,
+            &self.tenant_name,
+            self.new_account,
+        )
+    }
+}
+
+pub async fn invite(tx: &mut TenantTx, access: &Access, req: &Invite) -> ApiResult<Invited> {
     Checks::new().email("email", &req.email).finish()?;
     guard_owner_power(access, req.role)?;
-    let email = req.email.trim();
-    let existing: Option<(Uuid,)> =
-        sqlx::query_as("SELECT id FROM users WHERE lower(email) = lower($1) AND erased_at IS NULL")
-            .bind(email)
-            .fetch_optional(&mut *conn)
-            .await?;
-    let (user, new_account) = match existing {
-        Some((id,)) => (id, false),
-        None => {
-            let id = Uuid::now_v7();
-            sqlx::query("INSERT INTO users (id, email) VALUES ($1, $2)")
-                .bind(id)
-                .bind(email)
-                .execute(&mut *conn)
-                .await?;
-            (id, true)
-        }
-    };
+    let (user, new_account) = accounts::find_or_create(tx, req.email.trim()).await?;
     let inserted = sqlx::query(
         "INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, $3)
          ON CONFLICT DO NOTHING",
     )
-    .bind(access.tenant.as_uuid())
-    .bind(user)
+    .bind(tx.tenant().as_uuid())
+    .bind(user.as_uuid())
     .bind(req.role.as_str())
-    .execute(&mut *conn)
+    .execute(&mut **tx)
     .await?;
     if inserted.rows_affected() == 0 {
         return Err(ApiError::conflict(
@@ -123,51 +122,53 @@ pub async fn invite(conn: &mut PgConnection, access: &Access, req: &Invite) -> A
         ));
     }
     Ok(Invited {
-        member: get(conn, user).await?,
+        member: get(tx, user).await?,
         new_account,
+        tenant_name: tenants::get(tx).await?.name,
     })
 }
 
-/// Locks the owners' rows and counts them, so two concurrent demotions cannot both pass.
-async fn owners(conn: &mut PgConnection) -> ApiResult<usize> {
+/// Locks the owners' rows and counts them, so two concurrent demotions (or an erasure) cannot
+/// both pass.
+pub async fn owners(tx: &mut TenantTx) -> ApiResult<usize> {
     let rows: Vec<(Uuid,)> =
         sqlx::query_as("SELECT user_id FROM memberships WHERE role = 'owner' FOR UPDATE")
-            .fetch_all(conn)
+            .fetch_all(&mut **tx)
             .await?;
     Ok(rows.len())
 }
 
 pub async fn change_role(
-    conn: &mut PgConnection,
+    tx: &mut TenantTx,
     access: &Access,
-    user: Uuid,
+    user: UserId,
     role: Role,
 ) -> ApiResult<MemberView> {
-    let current = get_for_update(conn, user).await?;
+    let current = get_for_update(tx, user).await?;
     let current_role: Role = current.role.parse().map_err(ApiError::internal)?;
     guard_owner_power(access, current_role)?;
     guard_owner_power(access, role)?;
-    if current_role == Role::Owner && role != Role::Owner && owners(conn).await? <= 1 {
+    if current_role == Role::Owner && role != Role::Owner && owners(tx).await? <= 1 {
         return Err(last_owner());
     }
     sqlx::query("UPDATE memberships SET role = $2 WHERE user_id = $1")
-        .bind(user)
+        .bind(user.as_uuid())
         .bind(role.as_str())
-        .execute(&mut *conn)
+        .execute(&mut **tx)
         .await?;
-    get(conn, user).await
+    get(tx, user).await
 }
 
-pub async fn remove(conn: &mut PgConnection, access: &Access, user: Uuid) -> ApiResult<MemberView> {
-    let current = get_for_update(conn, user).await?;
+pub async fn remove(tx: &mut TenantTx, access: &Access, user: UserId) -> ApiResult<MemberView> {
+    let current = get_for_update(tx, user).await?;
     let current_role: Role = current.role.parse().map_err(ApiError::internal)?;
     guard_owner_power(access, current_role)?;
-    if current_role == Role::Owner && owners(conn).await? <= 1 {
+    if current_role == Role::Owner && owners(tx).await? <= 1 {
         return Err(last_owner());
     }
     sqlx::query("DELETE FROM memberships WHERE user_id = $1")
-        .bind(user)
-        .execute(&mut *conn)
+        .bind(user.as_uuid())
+        .execute(&mut **tx)
         .await?;
     Ok(current)
 }

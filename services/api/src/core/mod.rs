@@ -1,4 +1,9 @@
 //! The api's logic, free of HTTP types: REST handlers and GraphQL resolvers both call these.
+//!
+//! Nothing here imports the HTTP layer (extractors, routes, the web framework): errors are
+//! `crate::error::ApiError`, the request's origin is `audit::RequestMeta`. Work on a tenant's
+//! data takes a `&mut TenantTx` (the tenant comes from the transaction, never beside it); work
+//! on the global tables (accounts, sessions) takes a `&mut GlobalTx`.
 
 pub mod access;
 pub mod accounts;
@@ -8,6 +13,7 @@ pub mod audit;
 pub mod budgets;
 pub mod credentials;
 pub mod export;
+pub mod invalidation;
 pub mod mail;
 pub mod me;
 pub mod members;
@@ -18,21 +24,3 @@ pub mod tokens;
 pub mod usage;
 pub mod validate;
 pub mod workspaces;
-
-use sb_contracts::invalidation::{Invalidation, channel};
-
-use crate::state::ApiState;
-
-/// Tells every gateway to drop what it cached (after the change has committed). If Redis is
-/// down the gateways' cache lifetime (`GATEWAY_KEY_CACHE_SECONDS`) still bounds the staleness.
-pub async fn invalidate(state: &ApiState, what: Invalidation) {
-    let mut redis = state.infra.redis();
-    let published: Result<i64, _> = redis::cmd("PUBLISH")
-        .arg(channel(&state.prefix))
-        .arg(what.encode())
-        .query_async(&mut redis)
-        .await;
-    if let Err(e) = published {
-        tracing::warn!(error = %e, message = what.encode(), "could not tell the gateways about a change; their caches expire on their own");
-    }
-}

@@ -12,8 +12,9 @@ use std::time::Duration;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use redis::AsyncCommands;
+use sb_db::GlobalTx;
+use sb_kernel::UserId;
 use sha2::{Digest, Sha256};
-use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::core::tokens::{Claims, Purpose};
@@ -36,7 +37,7 @@ fn deny_key(state: &ApiState, jti: Uuid) -> String {
     format!("{}auth:deny:{jti}", state.prefix)
 }
 
-fn revoked_before_key(state: &ApiState, user: Uuid) -> String {
+fn revoked_before_key(state: &ApiState, user: UserId) -> String {
     format!("{}auth:revoked-before:{user}", state.prefix)
 }
 
@@ -52,8 +53,8 @@ fn random_token() -> String {
 /// Issues an access token and a refresh token in `family` (a new family for a new login).
 pub async fn issue(
     state: &ApiState,
-    conn: &mut PgConnection,
-    user: Uuid,
+    tx: &mut GlobalTx,
+    user: UserId,
     family: Uuid,
 ) -> ApiResult<Session> {
     let (access_token, _) = state
@@ -68,18 +69,18 @@ pub async fn issue(
          VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(Uuid::now_v7())
-    .bind(user)
+    .bind(user.as_uuid())
     .bind(family)
     .bind(hash(&refresh_token))
     .bind(expires_at)
-    .execute(conn)
+    .execute(&mut **tx)
     .await?;
     Ok(Session {
         access_token,
         token_type: "Bearer",
         expires_in: state.tokens.access_ttl.as_secs(),
         refresh_token,
-        user_id: user,
+        user_id: user.as_uuid(),
     })
 }
 
@@ -103,13 +104,13 @@ pub enum Rotation {
 
 /// Exchanges a refresh token for a new session. The row is locked, so two concurrent uses of
 /// one token cannot both succeed.
-pub async fn rotate(state: &ApiState, conn: &mut PgConnection, token: &str) -> ApiResult<Rotation> {
+pub async fn rotate(state: &ApiState, tx: &mut GlobalTx, token: &str) -> ApiResult<Rotation> {
     let row: Option<RefreshRow> = sqlx::query_as(
         "SELECT id, user_id, family_id, expires_at, used_at, revoked_at
            FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE",
     )
     .bind(hash(token))
-    .fetch_optional(&mut *conn)
+    .fetch_optional(&mut **tx)
     .await?;
     let Some(row) = row else {
         return Ok(Rotation::Invalid);
@@ -119,7 +120,7 @@ pub async fn rotate(state: &ApiState, conn: &mut PgConnection, token: &str) -> A
             "UPDATE refresh_tokens SET revoked_at = coalesce(revoked_at, now()) WHERE family_id = $1",
         )
         .bind(row.family_id)
-        .execute(&mut *conn)
+        .execute(&mut **tx)
         .await?;
         tracing::warn!(user = %row.user_id, family = %row.family_id, "a refresh token was reused: its family is revoked");
         return Ok(Rotation::Reused);
@@ -130,30 +131,30 @@ pub async fn rotate(state: &ApiState, conn: &mut PgConnection, token: &str) -> A
     let erased: Option<(Option<DateTime<Utc>>,)> =
         sqlx::query_as("SELECT erased_at FROM users WHERE id = $1")
             .bind(row.user_id)
-            .fetch_optional(&mut *conn)
+            .fetch_optional(&mut **tx)
             .await?;
     if !matches!(erased, Some((None,))) {
         return Ok(Rotation::Invalid);
     }
     sqlx::query("UPDATE refresh_tokens SET used_at = now() WHERE id = $1")
         .bind(row.id)
-        .execute(&mut *conn)
+        .execute(&mut **tx)
         .await?;
     Ok(Rotation::Rotated(
-        issue(state, conn, row.user_id, row.family_id).await?,
+        issue(state, tx, UserId::from_uuid(row.user_id), row.family_id).await?,
     ))
 }
 
 /// Revokes the family of a refresh token of `user` (logout); other tokens are ignored.
-pub async fn revoke_family(conn: &mut PgConnection, user: Uuid, token: &str) -> ApiResult<()> {
+pub async fn revoke_family(tx: &mut GlobalTx, user: UserId, token: &str) -> ApiResult<()> {
     sqlx::query(
         "UPDATE refresh_tokens SET revoked_at = coalesce(revoked_at, now())
           WHERE user_id = $2
             AND family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1)",
     )
     .bind(hash(token))
-    .bind(user)
-    .execute(conn)
+    .bind(user.as_uuid())
+    .execute(&mut **tx)
     .await?;
     Ok(())
 }
@@ -172,14 +173,14 @@ pub async fn deny(state: &ApiState, claims: &Claims) -> ApiResult<()> {
     Ok(())
 }
 
-/// Ends every session of `user`: refresh tokens revoked (in `conn`'s transaction) and access
-/// tokens issued until now refused.
-pub async fn revoke_all(state: &ApiState, conn: &mut PgConnection, user: Uuid) -> ApiResult<()> {
+/// Ends every session of `user`: refresh tokens revoked (in `tx`) and access tokens issued until
+/// now refused.
+pub async fn revoke_all(state: &ApiState, tx: &mut GlobalTx, user: UserId) -> ApiResult<()> {
     sqlx::query(
         "UPDATE refresh_tokens SET revoked_at = coalesce(revoked_at, now()) WHERE user_id = $1",
     )
-    .bind(user)
-    .execute(conn)
+    .bind(user.as_uuid())
+    .execute(&mut **tx)
     .await?;
     let ttl = state.tokens.access_ttl + Duration::from_secs(60);
     let mut redis = state.infra.redis();

@@ -4,14 +4,14 @@
 //! cross-tenant read here, and goes through the system role.
 
 use chrono::{DateTime, Utc};
-use sb_kernel::{Role, TenantId};
+use sb_db::TenantTx;
+use sb_kernel::{Role, UserId};
 use serde::{Deserialize, Serialize};
-use sqlx::PgConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::core::validate::Checks;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, OnConstraint};
 use crate::state::ApiState;
 
 #[derive(Clone, Debug, Deserialize, ToSchema)]
@@ -46,18 +46,19 @@ pub fn check_new(checks: &mut Checks, prefix: &str, t: &NewTenant) {
     }
 }
 
-/// Creates the tenant `id` (in `conn`, a transaction bound to `id`) with `user` as a member.
+/// Creates the tenant of `tx` (a transaction bound to the new tenant's id) with `user` as a
+/// member.
 pub async fn create(
-    conn: &mut PgConnection,
-    id: TenantId,
+    tx: &mut TenantTx,
     new: &NewTenant,
-    user: Uuid,
+    user: UserId,
     role: Role,
 ) -> ApiResult<TenantView> {
+    let id = tx.tenant().as_uuid();
     let zone = new.time_zone.as_deref().unwrap_or("UTC");
     let known: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM pg_timezone_names WHERE name = $1")
         .bind(zone)
-        .fetch_optional(&mut *conn)
+        .fetch_optional(&mut **tx)
         .await?;
     if known.is_none() {
         return Err(ApiError::invalid(
@@ -68,40 +69,49 @@ pub async fn create(
     let view: TenantView = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO tenants (id, name, slug, time_zone) VALUES ($1, $2, $3, $4) RETURNING {COLUMNS}"
     )))
-    .bind(id.as_uuid())
+    .bind(id)
     .bind(&new.name)
     .bind(&new.slug)
     .bind(zone)
-    .fetch_one(&mut *conn)
+    .fetch_one(&mut **tx)
     .await
-    .map_err(|e| match e {
-        sqlx::Error::Database(db) if db.is_unique_violation() => ApiError::conflict(
+    .on_unique(|| {
+        ApiError::conflict(
             "slug_taken",
             "another tenant has this slug; choose another",
-        ),
-        other => other.into(),
+        )
     })?;
     sqlx::query("INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, $3)")
-        .bind(id.as_uuid())
-        .bind(user)
+        .bind(id)
+        .bind(user.as_uuid())
         .bind(role.as_str())
-        .execute(&mut *conn)
+        .execute(&mut **tx)
         .await?;
     Ok(view)
 }
 
 /// The tenant of the current context.
-pub async fn get(conn: &mut PgConnection) -> ApiResult<TenantView> {
+pub async fn get(tx: &mut TenantTx) -> ApiResult<TenantView> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM tenants"
     )))
-    .fetch_optional(conn)
+    .fetch_optional(&mut **tx)
     .await?
     .ok_or_else(|| ApiError::not_found("tenant"))
 }
 
-/// Every tenant, newest first, for platform admins (system role).
-pub async fn list_all(state: &ApiState, limit: i64, offset: i64) -> ApiResult<Vec<TenantView>> {
+/// A page of every tenant, newest first, for platform admins (system role): `limit` 1 to 500
+/// (default 100), from `offset` (default 0).
+pub async fn list_all(
+    state: &ApiState,
+    limit: Option<i64>,
+    offset: Option<i64>,
+) -> ApiResult<Vec<TenantView>> {
+    let limit = limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::invalid("limit", "must be from 1 to 500"));
+    }
+    let offset = offset.unwrap_or(0).max(0);
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM tenants ORDER BY created_at DESC, id LIMIT $1 OFFSET $2"
     )))
@@ -112,20 +122,22 @@ pub async fn list_all(state: &ApiState, limit: i64, offset: i64) -> ApiResult<Ve
 }
 
 /// Sets the status of the tenant of the current context.
-pub async fn set_status(conn: &mut PgConnection, status: &str) -> ApiResult<TenantView> {
+pub async fn set_status(tx: &mut TenantTx, status: &str) -> ApiResult<TenantView> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE tenants SET status = $1, updated_at = now() RETURNING {COLUMNS}"
     )))
     .bind(status)
-    .fetch_optional(conn)
+    .fetch_optional(&mut **tx)
     .await?
     .ok_or_else(|| ApiError::not_found("tenant"))
 }
 
 /// Deletes the tenant of the current context and everything it owns. The usage ledger and
 /// rollups have no foreign keys, so platform totals stay what they were.
-pub async fn delete(conn: &mut PgConnection) -> ApiResult<()> {
-    let deleted = sqlx::query("DELETE FROM tenants").execute(conn).await?;
+pub async fn delete(tx: &mut TenantTx) -> ApiResult<()> {
+    let deleted = sqlx::query("DELETE FROM tenants")
+        .execute(&mut **tx)
+        .await?;
     if deleted.rows_affected() == 0 {
         return Err(ApiError::not_found("tenant"));
     }

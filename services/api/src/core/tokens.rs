@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use sb_kernel::UserId;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -37,7 +38,7 @@ pub struct Claims {
     pub iss: String,
     pub aud: String,
     /// The user.
-    pub sub: Uuid,
+    pub sub: UserId,
     pub iat: i64,
     pub exp: i64,
     /// The token's id: what logout puts on the deny-list.
@@ -75,7 +76,7 @@ impl Tokens {
     pub fn issue(
         &self,
         purpose: Purpose,
-        user: Uuid,
+        user: UserId,
         ttl: Duration,
         state: Option<String>,
     ) -> Result<(String, Claims), TokenError> {
@@ -122,7 +123,7 @@ mod tests {
     #[test]
     fn a_token_verifies_for_its_own_purpose_only() {
         let t = tokens("0123456789abcdef0123456789abcdef");
-        let user = Uuid::now_v7();
+        let user = UserId::new();
         let (token, claims) = t.issue(Purpose::Access, user, t.access_ttl, None).unwrap();
         assert_eq!(t.verify(&token, Purpose::Access).unwrap().jti, claims.jti);
         assert!(t.verify(&token, Purpose::PasswordReset).is_err());
@@ -134,7 +135,7 @@ mod tests {
     fn expired_tokens_say_so() {
         let t = tokens("0123456789abcdef0123456789abcdef");
         let mut claims = t
-            .issue(Purpose::Access, Uuid::now_v7(), t.access_ttl, None)
+            .issue(Purpose::Access, UserId::new(), t.access_ttl, None)
             .unwrap()
             .1;
         claims.exp = Utc::now().timestamp() - 60;

@@ -2,8 +2,8 @@
 //! key or workspace, read from the ledger's rows through row-level security.
 
 use chrono::{DateTime, Duration, Utc};
+use sb_db::TenantTx;
 use serde::{Deserialize, Serialize};
-use sqlx::PgConnection;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ApiResult};
@@ -51,7 +51,7 @@ pub struct UsageReport {
     pub rows: Vec<UsageRow>,
 }
 
-pub async fn aggregate(conn: &mut PgConnection, q: &UsageQuery) -> ApiResult<UsageReport> {
+pub async fn aggregate(tx: &mut TenantTx, q: &UsageQuery) -> ApiResult<UsageReport> {
     let to = q.to.unwrap_or_else(Utc::now);
     let from = q.from.unwrap_or(to - Duration::days(30));
     if from >= to {
@@ -85,7 +85,7 @@ pub async fn aggregate(conn: &mut PgConnection, q: &UsageQuery) -> ApiResult<Usa
     )))
     .bind(from)
     .bind(to)
-    .fetch_all(conn)
+    .fetch_all(&mut **tx)
     .await?;
     Ok(UsageReport {
         from,

@@ -1,8 +1,9 @@
 //! Workspaces: named groups inside a tenant that keys, runs and budgets can belong to.
 
 use chrono::{DateTime, Utc};
+use sb_db::TenantTx;
+use sb_kernel::{ApiKeyId, BudgetScope, WorkspaceId};
 use serde::{Deserialize, Serialize};
-use sqlx::PgConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -26,61 +27,58 @@ fn check(input: &WorkspaceInput) -> ApiResult<()> {
     Checks::new().text("name", &input.name, 1, 200).finish()
 }
 
-pub async fn list(conn: &mut PgConnection) -> ApiResult<Vec<WorkspaceView>> {
+pub async fn list(tx: &mut TenantTx) -> ApiResult<Vec<WorkspaceView>> {
     Ok(
         sqlx::query_as("SELECT id, name, created_at FROM workspaces ORDER BY name")
-            .fetch_all(conn)
+            .fetch_all(&mut **tx)
             .await?,
     )
 }
 
-pub async fn get(conn: &mut PgConnection, id: Uuid) -> ApiResult<WorkspaceView> {
+pub async fn get(tx: &mut TenantTx, id: WorkspaceId) -> ApiResult<WorkspaceView> {
     sqlx::query_as("SELECT id, name, created_at FROM workspaces WHERE id = $1")
-        .bind(id)
-        .fetch_optional(conn)
+        .bind(id.as_uuid())
+        .fetch_optional(&mut **tx)
         .await?
         .ok_or_else(|| ApiError::not_found("workspace"))
 }
 
-pub async fn create(
-    conn: &mut PgConnection,
-    tenant: Uuid,
-    input: &WorkspaceInput,
-) -> ApiResult<WorkspaceView> {
+pub async fn create(tx: &mut TenantTx, input: &WorkspaceInput) -> ApiResult<WorkspaceView> {
     check(input)?;
     Ok(sqlx::query_as(
         "INSERT INTO workspaces (id, tenant_id, name) VALUES ($1, $2, $3)
          RETURNING id, name, created_at",
     )
-    .bind(Uuid::now_v7())
-    .bind(tenant)
+    .bind(WorkspaceId::new().as_uuid())
+    .bind(tx.tenant().as_uuid())
     .bind(&input.name)
-    .fetch_one(conn)
+    .fetch_one(&mut **tx)
     .await?)
 }
 
 pub async fn rename(
-    conn: &mut PgConnection,
-    id: Uuid,
+    tx: &mut TenantTx,
+    id: WorkspaceId,
     input: &WorkspaceInput,
 ) -> ApiResult<WorkspaceView> {
     check(input)?;
     sqlx::query_as("UPDATE workspaces SET name = $2 WHERE id = $1 RETURNING id, name, created_at")
-        .bind(id)
+        .bind(id.as_uuid())
         .bind(&input.name)
-        .fetch_optional(conn)
+        .fetch_optional(&mut **tx)
         .await?
         .ok_or_else(|| ApiError::not_found("workspace"))
 }
 
 /// Deletes the workspace, the keys scoped to it and the budgets of both; returns the keys' ids
 /// so the gateways can be told.
-pub async fn delete(conn: &mut PgConnection, id: Uuid) -> ApiResult<Vec<Uuid>> {
+pub async fn delete(tx: &mut TenantTx, id: WorkspaceId) -> ApiResult<Vec<ApiKeyId>> {
+    let id = id.as_uuid();
     // Lock the workspace first: a key created in it meanwhile waits, then fails its foreign key.
     let found: Option<(Uuid,)> =
         sqlx::query_as("SELECT id FROM workspaces WHERE id = $1 FOR UPDATE")
             .bind(id)
-            .fetch_optional(&mut *conn)
+            .fetch_optional(&mut **tx)
             .await?;
     if found.is_none() {
         return Err(ApiError::not_found("workspace"));
@@ -88,19 +86,21 @@ pub async fn delete(conn: &mut PgConnection, id: Uuid) -> ApiResult<Vec<Uuid>> {
     let keys: Vec<Uuid> =
         sqlx::query_scalar("DELETE FROM api_keys WHERE workspace_id = $1 RETURNING id")
             .bind(id)
-            .fetch_all(&mut *conn)
+            .fetch_all(&mut **tx)
             .await?;
     sqlx::query(
-        "DELETE FROM budgets WHERE (scope = 'workspace' AND scope_id = $1)
-                                OR (scope = 'api_key' AND scope_id = ANY($2))",
+        "DELETE FROM budgets WHERE (scope = $3 AND scope_id = $1)
+                                OR (scope = $4 AND scope_id = ANY($2))",
     )
     .bind(id)
     .bind(&keys)
-    .execute(&mut *conn)
+    .bind(BudgetScope::Workspace)
+    .bind(BudgetScope::ApiKey)
+    .execute(&mut **tx)
     .await?;
     sqlx::query("DELETE FROM workspaces WHERE id = $1")
         .bind(id)
-        .execute(conn)
+        .execute(&mut **tx)
         .await?;
-    Ok(keys)
+    Ok(keys.into_iter().map(ApiKeyId::from_uuid).collect())
 }

@@ -2,15 +2,17 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use sb_kernel::TenantId;
 use serde::Deserialize;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::core::accounts;
-use crate::core::admin::{self, AdminNewTenant, DeadLetterView};
+use crate::core::admin::{
+    self, AdminNewTenant, DeadLetterView, DlqAction, DlqOperation, DlqOutcome,
+};
 use crate::core::tenants::{self, TenantView};
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::extract::{Id, Json, PlatformAdmin, Query};
 use crate::state::ApiState;
 
@@ -40,12 +42,9 @@ async fn list_tenants(
     _: PlatformAdmin,
     Query(page): Query<Page>,
 ) -> ApiResult<axum::Json<Vec<TenantView>>> {
-    let limit = page.limit.unwrap_or(100);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::invalid("limit", "must be from 1 to 500"));
-    }
-    let offset = page.offset.unwrap_or(0).max(0);
-    Ok(axum::Json(tenants::list_all(&state, limit, offset).await?))
+    Ok(axum::Json(
+        tenants::list_all(&state, page.limit, page.offset).await?,
+    ))
 }
 
 /// Creates a tenant with its first owner.
@@ -56,13 +55,7 @@ async fn create_tenant(
     PlatformAdmin(session): PlatformAdmin,
     Json(req): Json<AdminNewTenant>,
 ) -> ApiResult<(StatusCode, axum::Json<TenantView>)> {
-    let (tenant, invited) = admin::create_tenant(&state, session.actor(), req).await?;
-    if let Some((user, email)) = invited {
-        let token = accounts::invitation_token(&state, user)?;
-        state
-            .mailer
-            .send_invitation(&email, &tenant.name, Some(&token));
-    }
+    let tenant = admin::create_tenant(&state, session.actor(), req).await?;
     Ok((StatusCode::CREATED, axum::Json(tenant)))
 }
 
@@ -72,10 +65,9 @@ async fn create_tenant(
 async fn suspend(
     State(state): State<ApiState>,
     PlatformAdmin(session): PlatformAdmin,
-    Id(id): Id,
+    Id(id): Id<TenantId>,
 ) -> ApiResult<axum::Json<TenantView>> {
     let view = admin::set_status(&state, session.actor(), id, "suspended").await?;
-    crate::core::invalidate(&state, sb_contracts::invalidation::Invalidation::Tenant(id)).await;
     Ok(axum::Json(view))
 }
 
@@ -84,10 +76,9 @@ async fn suspend(
 async fn reinstate(
     State(state): State<ApiState>,
     PlatformAdmin(session): PlatformAdmin,
-    Id(id): Id,
+    Id(id): Id<TenantId>,
 ) -> ApiResult<axum::Json<TenantView>> {
     let view = admin::set_status(&state, session.actor(), id, "active").await?;
-    crate::core::invalidate(&state, sb_contracts::invalidation::Invalidation::Tenant(id)).await;
     Ok(axum::Json(view))
 }
 
@@ -108,32 +99,9 @@ async fn dlq_list(
     _: PlatformAdmin,
     Query(q): Query<DlqQuery>,
 ) -> ApiResult<axum::Json<Vec<DeadLetterView>>> {
-    let stream = admin::stream(&q.stream)?;
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::invalid("limit", "must be from 1 to 1000"));
-    }
-    let letters = state
-        .infra
-        .bus
-        .dlq_list(stream, limit)
-        .await
-        .map_err(ApiError::unavailable)?;
-    Ok(axum::Json(letters.into_iter().map(Into::into).collect()))
-}
-
-/// Which dead letters: one by id, or all of the stream's when `id` is absent.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DlqAction {
-    pub stream: String,
-    pub id: Option<String>,
-}
-
-#[derive(Debug, serde::Serialize, ToSchema)]
-pub struct DlqOutcome {
-    /// How many dead letters were replayed or purged.
-    pub count: usize,
+    Ok(axum::Json(
+        admin::dead_letters(&state, &q.stream, q.limit).await?,
+    ))
 }
 
 /// Puts dead letters back on their stream for another try.
@@ -144,23 +112,9 @@ async fn dlq_replay(
     PlatformAdmin(session): PlatformAdmin,
     Json(req): Json<DlqAction>,
 ) -> ApiResult<axum::Json<DlqOutcome>> {
-    let stream = admin::stream(&req.stream)?;
-    let done = state
-        .infra
-        .bus
-        .dlq_replay(stream, &admin::selection(req.id.clone()))
-        .await
-        .map_err(dlq_error)?;
-    admin::audit_dlq(
-        &state,
-        session.actor(),
-        "dlq.replay",
-        stream,
-        req.id,
-        done.len(),
-    )
-    .await?;
-    Ok(axum::Json(DlqOutcome { count: done.len() }))
+    let outcome =
+        admin::handle_dead_letters(&state, session.actor(), DlqOperation::Replay, req).await?;
+    Ok(axum::Json(outcome))
 }
 
 /// Deletes dead letters for good.
@@ -171,20 +125,7 @@ async fn dlq_purge(
     PlatformAdmin(session): PlatformAdmin,
     Json(req): Json<DlqAction>,
 ) -> ApiResult<axum::Json<DlqOutcome>> {
-    let stream = admin::stream(&req.stream)?;
-    let count = state
-        .infra
-        .bus
-        .dlq_purge(stream, &admin::selection(req.id.clone()))
-        .await
-        .map_err(dlq_error)?;
-    admin::audit_dlq(&state, session.actor(), "dlq.purge", stream, req.id, count).await?;
-    Ok(axum::Json(DlqOutcome { count }))
-}
-
-fn dlq_error(e: sb_bus::BusError) -> ApiError {
-    match e {
-        sb_bus::BusError::NoSuchDeadLetter { .. } => ApiError::not_found("dead letter"),
-        other => ApiError::unavailable(other),
-    }
+    let outcome =
+        admin::handle_dead_letters(&state, session.actor(), DlqOperation::Purge, req).await?;
+    Ok(axum::Json(outcome))
 }

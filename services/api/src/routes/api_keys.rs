@@ -1,14 +1,13 @@
 //! `/api/v1/tenants/{tenant_id}/api-keys`.
 
-use axum::extract::State;
 use axum::http::StatusCode;
-use sb_contracts::invalidation::Invalidation;
+use sb_kernel::ApiKeyId;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::core::api_keys::{self, ApiKeyView, CreatedApiKey, NewApiKey};
 use crate::core::audit::Entry;
-use crate::core::invalidate;
+use crate::core::invalidation::Stale;
 use crate::error::ApiResult;
 use crate::extract::{Admin, Id, Json, Tenant};
 use crate::state::ApiState;
@@ -33,34 +32,30 @@ async fn create(
     mut t: Tenant<Admin>,
     Json(req): Json<NewApiKey>,
 ) -> ApiResult<(StatusCode, axum::Json<CreatedApiKey>)> {
-    let created =
-        api_keys::create(&mut t.tx, t.access.tenant.as_uuid(), t.access.user, &req).await?;
-    t.audit(
+    let created = api_keys::create(&mut t.tx, t.access.user, &req).await?;
+    t.finish(
         Entry::new("api_key.create", "api_key", created.key.id)
             .details(serde_json::json!({"name": created.key.name, "prefix": created.key.prefix})),
     )
     .await?;
-    t.commit().await?;
     Ok((StatusCode::CREATED, axum::Json(created)))
 }
 
 #[utoipa::path(get, path = "/api-keys/{id}", tag = "api-keys",
     responses((status = 200, body = ApiKeyView)))]
-async fn get(mut t: Tenant, Id(id): Id) -> ApiResult<axum::Json<ApiKeyView>> {
+async fn get(mut t: Tenant, Id(id): Id<ApiKeyId>) -> ApiResult<axum::Json<ApiKeyView>> {
     Ok(axum::Json(api_keys::get(&mut t.tx, id).await?))
 }
 
 /// Revokes a key: every gateway refuses it within a second.
 #[utoipa::path(delete, path = "/api-keys/{id}", tag = "api-keys",
     responses((status = 200, body = ApiKeyView)))]
-async fn revoke(
-    State(state): State<ApiState>,
-    mut t: Tenant<Admin>,
-    Id(id): Id,
-) -> ApiResult<axum::Json<ApiKeyView>> {
+async fn revoke(mut t: Tenant<Admin>, Id(id): Id<ApiKeyId>) -> ApiResult<axum::Json<ApiKeyView>> {
     let key = api_keys::revoke(&mut t.tx, id).await?;
-    t.audit(Entry::new("api_key.revoke", "api_key", id)).await?;
-    t.commit().await?;
-    invalidate(&state, Invalidation::ApiKey(id)).await;
+    t.finish_and_invalidate(
+        Entry::new("api_key.revoke", "api_key", id),
+        Stale::ApiKeys(vec![id]),
+    )
+    .await?;
     Ok(axum::Json(key))
 }

@@ -9,10 +9,10 @@ use crate::core::accounts::{
     self, ConfirmPassword, EmailRequest, LoginRequest, LogoutRequest, RefreshRequest, ResetRequest,
     SignupRequest, SignupResponse, TokenRequest, TotpCode, TotpEnrollment,
 };
-use crate::core::audit::Actor;
+use crate::core::audit::{Actor, RequestMeta};
 use crate::core::sessions;
 use crate::error::{ApiResult, Problem};
-use crate::extract::{Json, RequestMeta, Session};
+use crate::extract::{Json, Session};
 use crate::state::ApiState;
 
 type Created<T> = (StatusCode, axum::Json<T>);
@@ -31,10 +31,6 @@ pub fn router() -> OpenApiRouter<ApiState> {
         .routes(routes!(email_resend))
 }
 
-fn anonymous(meta: &RequestMeta) -> Actor<'_> {
-    Actor { user: None, meta }
-}
-
 /// Creates an account and, optionally, its first tenant with the new user as its owner. A
 /// verification e-mail goes out.
 #[utoipa::path(post, path = "/signup", tag = "auth", request_body = SignupRequest,
@@ -45,7 +41,7 @@ async fn signup(
     meta: RequestMeta,
     Json(req): Json<SignupRequest>,
 ) -> ApiResult<Created<SignupResponse>> {
-    let created = accounts::signup(&state, anonymous(&meta), req).await?;
+    let created = accounts::signup(&state, Actor::anonymous(&meta), req).await?;
     Ok((StatusCode::CREATED, axum::Json(created)))
 }
 
@@ -61,7 +57,7 @@ async fn login(
     Json(req): Json<LoginRequest>,
 ) -> ApiResult<axum::Json<sessions::Session>> {
     Ok(axum::Json(
-        accounts::login(&state, anonymous(&meta), req).await?,
+        accounts::login(&state, Actor::anonymous(&meta), req).await?,
     ))
 }
 
@@ -93,21 +89,13 @@ async fn logout(
     } else {
         crate::extract::decode(&body)?
     };
-    if let Some(refresh_token) = req.refresh_token {
-        let mut tx = state.infra.app_db.begin_global().await?;
-        sessions::revoke_family(&mut tx, session.user, &refresh_token).await?;
-        tx.commit().await?;
-    }
-    sessions::deny(&state, &session.claims).await?;
-    let mut tx = state.infra.app_db.begin_global().await?;
-    crate::core::audit::record(
-        &mut tx,
-        None,
+    accounts::logout(
+        &state,
         session.actor(),
-        crate::core::audit::Entry::new("auth.logout", "user", session.user),
+        &session.claims,
+        req.refresh_token.as_deref(),
     )
     .await?;
-    tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -122,9 +110,8 @@ async fn totp_enroll(
     session: Session,
     Json(req): Json<ConfirmPassword>,
 ) -> ApiResult<axum::Json<TotpEnrollment>> {
-    accounts::confirm_password(&state, session.user, req.password).await?;
     Ok(axum::Json(
-        accounts::totp_enroll(&state, session.actor(), session.user).await?,
+        accounts::totp_enroll(&state, session.actor(), session.user, req.password).await?,
     ))
 }
 
@@ -165,7 +152,7 @@ async fn password_reset(
     meta: RequestMeta,
     Json(req): Json<ResetRequest>,
 ) -> ApiResult<StatusCode> {
-    accounts::reset_password(&state, anonymous(&meta), req).await?;
+    accounts::reset_password(&state, Actor::anonymous(&meta), req).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -178,7 +165,7 @@ async fn email_verify(
     meta: RequestMeta,
     Json(req): Json<TokenRequest>,
 ) -> ApiResult<StatusCode> {
-    accounts::verify_email(&state, anonymous(&meta), &req.token).await?;
+    accounts::verify_email(&state, Actor::anonymous(&meta), &req.token).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -1,12 +1,12 @@
 //! `/api/v1/tenants/{tenant_id}/budgets`.
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::core::audit::Entry;
 use crate::core::budgets::{self, BudgetUpdate, BudgetView, NewBudget};
+use crate::core::invalidation::Stale;
 use crate::error::{ApiResult, Problem};
 use crate::extract::{Admin, Id, Json, Tenant};
 use crate::state::ApiState;
@@ -28,14 +28,15 @@ async fn list(mut t: Tenant) -> ApiResult<axum::Json<Vec<BudgetView>>> {
     responses((status = 201, body = BudgetView),
               (status = 409, description = "`budget_exists`", body = Problem)))]
 async fn create(
-    State(state): State<ApiState>,
     mut t: Tenant<Admin>,
     Json(req): Json<NewBudget>,
 ) -> ApiResult<(StatusCode, axum::Json<BudgetView>)> {
-    let view = budgets::create(&mut t.tx, t.access.tenant.as_uuid(), &req).await?;
-    t.audit(Entry::new("budget.create", "budget", view.id).details(&view))
-        .await?;
-    t.commit_and_invalidate(&state).await?;
+    let view = budgets::create(&mut t.tx, &req).await?;
+    t.finish_and_invalidate(
+        Entry::new("budget.create", "budget", view.id).details(&view),
+        Stale::Tenant,
+    )
+    .await?;
     Ok((StatusCode::CREATED, axum::Json(view)))
 }
 
@@ -49,28 +50,27 @@ async fn get(mut t: Tenant, Id(id): Id) -> ApiResult<axum::Json<BudgetView>> {
 #[utoipa::path(patch, path = "/budgets/{id}", tag = "budgets", request_body = BudgetUpdate,
     responses((status = 200, body = BudgetView)))]
 async fn update(
-    State(state): State<ApiState>,
     mut t: Tenant<Admin>,
     Id(id): Id,
     Json(req): Json<BudgetUpdate>,
 ) -> ApiResult<axum::Json<BudgetView>> {
     let view = budgets::update(&mut t.tx, id, &req).await?;
-    t.audit(Entry::new("budget.update", "budget", id).details(&view))
-        .await?;
-    t.commit_and_invalidate(&state).await?;
+    t.finish_and_invalidate(
+        Entry::new("budget.update", "budget", id).details(&view),
+        Stale::Tenant,
+    )
+    .await?;
     Ok(axum::Json(view))
 }
 
 #[utoipa::path(delete, path = "/budgets/{id}", tag = "budgets",
     responses((status = 204, description = "Deleted")))]
-async fn delete(
-    State(state): State<ApiState>,
-    mut t: Tenant<Admin>,
-    Id(id): Id,
-) -> ApiResult<StatusCode> {
+async fn delete(mut t: Tenant<Admin>, Id(id): Id) -> ApiResult<StatusCode> {
     let view = budgets::delete(&mut t.tx, id).await?;
-    t.audit(Entry::new("budget.delete", "budget", id).details(&view))
-        .await?;
-    t.commit_and_invalidate(&state).await?;
+    t.finish_and_invalidate(
+        Entry::new("budget.delete", "budget", id).details(&view),
+        Stale::Tenant,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -2,11 +2,13 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use sb_kernel::ProviderCredentialId;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::core::audit::Entry;
 use crate::core::credentials::{self, CredentialUpdate, CredentialView, NewCredential};
+use crate::core::invalidation::Stale;
 use crate::error::ApiResult;
 use crate::extract::{Admin, Id, Json, Tenant};
 use crate::state::ApiState;
@@ -32,18 +34,21 @@ async fn create(
     mut t: Tenant<Admin>,
     Json(req): Json<NewCredential>,
 ) -> ApiResult<(StatusCode, axum::Json<CredentialView>)> {
-    let view = credentials::create(&state, &mut t.tx, t.access.tenant.as_uuid(), &req).await?;
-    t.audit(
+    let view = credentials::create(&state.keyring, &mut t.tx, &req).await?;
+    t.finish_and_invalidate(
         Entry::new("provider_credential.create", "provider_credential", view.id).details(&view),
+        Stale::Tenant,
     )
     .await?;
-    t.commit_and_invalidate(&state).await?;
     Ok((StatusCode::CREATED, axum::Json(view)))
 }
 
 #[utoipa::path(get, path = "/provider-credentials/{id}", tag = "provider-credentials",
     responses((status = 200, body = CredentialView)))]
-async fn get(mut t: Tenant, Id(id): Id) -> ApiResult<axum::Json<CredentialView>> {
+async fn get(
+    mut t: Tenant,
+    Id(id): Id<ProviderCredentialId>,
+) -> ApiResult<axum::Json<CredentialView>> {
     Ok(axum::Json(credentials::get(&mut t.tx, id).await?))
 }
 
@@ -53,29 +58,27 @@ async fn get(mut t: Tenant, Id(id): Id) -> ApiResult<axum::Json<CredentialView>>
 async fn update(
     State(state): State<ApiState>,
     mut t: Tenant<Admin>,
-    Id(id): Id,
+    Id(id): Id<ProviderCredentialId>,
     Json(req): Json<CredentialUpdate>,
 ) -> ApiResult<axum::Json<CredentialView>> {
-    let view = credentials::update(&state, &mut t.tx, id, &req).await?;
-    t.audit(
+    let view = credentials::update(&state.keyring, &mut t.tx, id, &req).await?;
+    t.finish_and_invalidate(
         Entry::new("provider_credential.update", "provider_credential", id)
             .details(serde_json::json!({"entry": &view, "secret_changed": req.secret.is_some()})),
+        Stale::Tenant,
     )
     .await?;
-    t.commit_and_invalidate(&state).await?;
     Ok(axum::Json(view))
 }
 
 #[utoipa::path(delete, path = "/provider-credentials/{id}", tag = "provider-credentials",
     responses((status = 204, description = "Deleted")))]
-async fn delete(
-    State(state): State<ApiState>,
-    mut t: Tenant<Admin>,
-    Id(id): Id,
-) -> ApiResult<StatusCode> {
+async fn delete(mut t: Tenant<Admin>, Id(id): Id<ProviderCredentialId>) -> ApiResult<StatusCode> {
     let view = credentials::delete(&mut t.tx, id).await?;
-    t.audit(Entry::new("provider_credential.delete", "provider_credential", id).details(&view))
-        .await?;
-    t.commit_and_invalidate(&state).await?;
+    t.finish_and_invalidate(
+        Entry::new("provider_credential.delete", "provider_credential", id).details(&view),
+        Stale::Tenant,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -5,9 +5,8 @@ use axum::http::StatusCode;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::core::accounts::{self, ConfirmPassword};
+use crate::core::accounts::ConfirmPassword;
 use crate::core::me::{self, Me};
-use crate::core::sessions;
 use crate::error::{ApiResult, Problem};
 use crate::extract::{Json, Session};
 use crate::state::ApiState;
@@ -33,8 +32,6 @@ async fn delete_me(
     session: Session,
     Json(req): Json<ConfirmPassword>,
 ) -> ApiResult<StatusCode> {
-    accounts::confirm_password(&state, session.user, req.password).await?;
-    me::erase(&state, session.actor(), session.user).await?;
-    sessions::deny(&state, &session.claims).await?;
+    me::erase(&state, session.actor(), &session.claims, req.password).await?;
     Ok(StatusCode::NO_CONTENT)
 }

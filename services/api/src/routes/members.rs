@@ -5,10 +5,10 @@ use axum::http::StatusCode;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::core::accounts;
+use sb_kernel::UserId;
+
 use crate::core::audit::Entry;
 use crate::core::members::{self, Invite, MemberView, RoleChange};
-use crate::core::tenants;
 use crate::error::{ApiResult, Problem};
 use crate::extract::{Admin, Id, Json, Tenant};
 use crate::state::ApiState;
@@ -36,23 +36,14 @@ async fn invite(
     Json(req): Json<Invite>,
 ) -> ApiResult<(StatusCode, axum::Json<MemberView>)> {
     let invited = members::invite(&mut t.tx, &t.access, &req).await?;
-    let tenant = tenants::get(&mut t.tx).await?;
-    let member = invited.member;
-    t.audit(
+    let member = &invited.member;
+    t.finish(
         Entry::new("member.invite", "user", member.user_id)
             .details(serde_json::json!({"role": member.role, "new_account": invited.new_account})),
     )
     .await?;
-    t.commit().await?;
-    let token = if invited.new_account {
-        Some(accounts::invitation_token(&state, member.user_id)?)
-    } else {
-        None
-    };
-    state
-        .mailer
-        .send_invitation(&member.email, &tenant.name, token.as_deref());
-    Ok((StatusCode::CREATED, axum::Json(member)))
+    invited.notify(&state)?;
+    Ok((StatusCode::CREATED, axum::Json(invited.member)))
 }
 
 /// Changes a member's role. Only owners may grant or take away the owner role, and the last
@@ -62,16 +53,15 @@ async fn invite(
               (status = 409, description = "`last_owner`", body = Problem)))]
 async fn change_role(
     mut t: Tenant<Admin>,
-    Id(user): Id,
+    Id(user): Id<UserId>,
     Json(req): Json<RoleChange>,
 ) -> ApiResult<axum::Json<MemberView>> {
     let member = members::change_role(&mut t.tx, &t.access, user, req.role).await?;
-    t.audit(
+    t.finish(
         Entry::new("member.role_change", "user", user)
             .details(serde_json::json!({"role": member.role})),
     )
     .await?;
-    t.commit().await?;
     Ok(axum::Json(member))
 }
 
@@ -79,12 +69,11 @@ async fn change_role(
 #[utoipa::path(delete, path = "/members/{user_id}", tag = "members",
     responses((status = 204, description = "Removed"),
               (status = 409, description = "`last_owner`", body = Problem)))]
-async fn remove(mut t: Tenant<Admin>, Id(user): Id) -> ApiResult<StatusCode> {
+async fn remove(mut t: Tenant<Admin>, Id(user): Id<UserId>) -> ApiResult<StatusCode> {
     let member = members::remove(&mut t.tx, &t.access, user).await?;
-    t.audit(
+    t.finish(
         Entry::new("member.remove", "user", user).details(serde_json::json!({"role": member.role})),
     )
     .await?;
-    t.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,15 +1,13 @@
 //! Tenant-wide reads and the tenant itself: `usage`, `audit-log`, `export`, and deletion.
 
-use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use sb_contracts::invalidation::Invalidation;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::core::audit::{self, AuditPage, AuditQuery, Entry};
 use crate::core::export::{self, TenantExport};
-use crate::core::invalidate;
+use crate::core::invalidation::Stale;
 use crate::core::tenants::{self, TenantView};
 use crate::core::usage::{self, UsageQuery, UsageReport};
 use crate::error::ApiResult;
@@ -39,16 +37,10 @@ async fn get_tenant(mut t: Tenant) -> ApiResult<axum::Json<TenantView>> {
 #[utoipa::path(delete, path = "/api/v1/tenants/{tenant_id}", tag = "tenants",
     params(("tenant_id" = uuid::Uuid, Path)),
     responses((status = 204, description = "Deleted")))]
-async fn delete_tenant(
-    State(state): State<ApiState>,
-    mut t: Tenant<Owner>,
-) -> ApiResult<StatusCode> {
-    let tenant = t.id().as_uuid();
-    t.audit(Entry::new("tenant.delete", "tenant", tenant))
-        .await?;
+async fn delete_tenant(mut t: Tenant<Owner>) -> ApiResult<StatusCode> {
+    let entry = Entry::new("tenant.delete", "tenant", t.id());
     tenants::delete(&mut t.tx).await?;
-    t.commit().await?;
-    invalidate(&state, Invalidation::Tenant(tenant)).await;
+    t.finish_and_invalidate(entry, Stale::Tenant).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -99,8 +91,7 @@ async fn audit_log(
     responses((status = 200, body = TenantExport)))]
 async fn export_tenant(mut t: Tenant<Owner>) -> ApiResult<axum::Json<TenantExport>> {
     let doc = export::tenant(&mut t.tx).await?;
-    t.audit(Entry::new("tenant.export", "tenant", t.id().as_uuid()))
-        .await?;
-    t.commit().await?;
+    let entry = Entry::new("tenant.export", "tenant", t.id());
+    t.finish(entry).await?;
     Ok(axum::Json(doc))
 }

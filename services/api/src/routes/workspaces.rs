@@ -1,13 +1,12 @@
 //! `/api/v1/tenants/{tenant_id}/workspaces`.
 
-use axum::extract::State;
 use axum::http::StatusCode;
-use sb_contracts::invalidation::Invalidation;
+use sb_kernel::WorkspaceId;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::core::audit::Entry;
-use crate::core::invalidate;
+use crate::core::invalidation::Stale;
 use crate::core::workspaces::{self, WorkspaceInput, WorkspaceView};
 use crate::error::ApiResult;
 use crate::extract::{Admin, Id, Json, Tenant};
@@ -32,16 +31,15 @@ async fn create(
     mut t: Tenant<Admin>,
     Json(input): Json<WorkspaceInput>,
 ) -> ApiResult<(StatusCode, axum::Json<WorkspaceView>)> {
-    let w = workspaces::create(&mut t.tx, t.access.tenant.as_uuid(), &input).await?;
-    t.audit(Entry::new("workspace.create", "workspace", w.id).details(&w))
+    let w = workspaces::create(&mut t.tx, &input).await?;
+    t.finish(Entry::new("workspace.create", "workspace", w.id).details(&w))
         .await?;
-    t.commit().await?;
     Ok((StatusCode::CREATED, axum::Json(w)))
 }
 
 #[utoipa::path(get, path = "/workspaces/{id}", tag = "workspaces",
     responses((status = 200, body = WorkspaceView)))]
-async fn get(mut t: Tenant, Id(id): Id) -> ApiResult<axum::Json<WorkspaceView>> {
+async fn get(mut t: Tenant, Id(id): Id<WorkspaceId>) -> ApiResult<axum::Json<WorkspaceView>> {
     Ok(axum::Json(workspaces::get(&mut t.tx, id).await?))
 }
 
@@ -49,33 +47,22 @@ async fn get(mut t: Tenant, Id(id): Id) -> ApiResult<axum::Json<WorkspaceView>> 
     responses((status = 200, body = WorkspaceView)))]
 async fn rename(
     mut t: Tenant<Admin>,
-    Id(id): Id,
+    Id(id): Id<WorkspaceId>,
     Json(input): Json<WorkspaceInput>,
 ) -> ApiResult<axum::Json<WorkspaceView>> {
     let w = workspaces::rename(&mut t.tx, id, &input).await?;
-    t.audit(Entry::new("workspace.rename", "workspace", id).details(&w))
+    t.finish(Entry::new("workspace.rename", "workspace", id).details(&w))
         .await?;
-    t.commit().await?;
     Ok(axum::Json(w))
 }
 
 /// Deletes the workspace and the keys scoped to it.
 #[utoipa::path(delete, path = "/workspaces/{id}", tag = "workspaces",
     responses((status = 204, description = "Deleted")))]
-async fn delete(
-    State(state): State<ApiState>,
-    mut t: Tenant<Admin>,
-    Id(id): Id,
-) -> ApiResult<StatusCode> {
+async fn delete(mut t: Tenant<Admin>, Id(id): Id<WorkspaceId>) -> ApiResult<StatusCode> {
     let keys = workspaces::delete(&mut t.tx, id).await?;
-    t.audit(
-        Entry::new("workspace.delete", "workspace", id)
-            .details(serde_json::json!({"deleted_api_keys": keys})),
-    )
-    .await?;
-    t.commit().await?;
-    for key in keys {
-        invalidate(&state, Invalidation::ApiKey(key)).await;
-    }
+    let entry = Entry::new("workspace.delete", "workspace", id)
+        .details(serde_json::json!({"deleted_api_keys": keys}));
+    t.finish_and_invalidate(entry, Stale::ApiKeys(keys)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

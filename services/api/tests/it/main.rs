@@ -3,13 +3,20 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod admin;
+mod api_keys;
+mod audit_log;
 mod auth;
+mod budgets;
+mod credentials;
+mod erasure;
 mod graphql;
 mod hardening;
 mod input;
 mod isolation;
 mod jwt;
+mod members;
 mod openapi;
-mod resources;
 mod roles;
 mod support;
+mod usage;
+mod workspaces;

@@ -3,8 +3,8 @@
 
 use reqwest::{Client, Method, StatusCode};
 use sb_config::Config;
-use sb_runtime::Infra;
 use sb_kernel::Role;
+use sb_runtime::Infra;
 use sb_testkit::{RunningApp, SmtpSink, TestDb, TestRedis, spawn, test_config};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -221,4 +221,33 @@ fn password_hash() -> String {
     static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     HASH.get_or_init(|| sb_auth::password::hash(PASSWORD).unwrap())
         .clone()
+}
+
+/// The `id` of a resource in a JSON answer.
+pub fn id(v: &Value) -> String {
+    v["id"].as_str().unwrap().to_owned()
+}
+
+/// A ledger row of `tenant`, as the ledger would write it.
+pub async fn record_usage(api: &Api, tenant: Uuid, model: &str, at: &str, cost: i64) {
+    let mut owner = api.db.owner().await;
+    // The migration made partitions from the month it ran in; the ledger makes the others.
+    sqlx::query("SELECT usage_ledger_ensure_partition($1::timestamptz::date)")
+        .bind(at)
+        .execute(&mut owner)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO usage_ledger (event_id, tenant_id, provider, model, input_tokens, output_tokens,
+                                   cost_micros, status, occurred_at)
+         VALUES ($1, $2, 'openai', $3, 10, 5, $4, 'ok', $5::timestamptz)",
+    )
+    .bind(Uuid::now_v7())
+    .bind(tenant)
+    .bind(model)
+    .bind(cost)
+    .bind(at)
+    .execute(&mut owner)
+    .await
+    .unwrap();
 }

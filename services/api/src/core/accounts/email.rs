@@ -1,0 +1,88 @@
+//! E-mail verification: the link sent at signup (and again on request) that proves the mailbox.
+
+use std::time::Duration;
+
+use sb_kernel::UserId;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::links::{bad_link, fingerprint, verify_link};
+use crate::core::audit::{self, Actor, Entry};
+use crate::core::ratelimit::Limit;
+use crate::core::tokens::Purpose;
+use crate::error::{ApiError, ApiResult};
+use crate::state::ApiState;
+
+const VERIFY_TTL: Duration = Duration::from_secs(24 * 3600);
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    pub token: String,
+}
+
+/// Mails `email` a link that verifies it, valid while the account's address stays `email`.
+pub(super) fn send_verification(state: &ApiState, user: UserId, email: &str) -> ApiResult<()> {
+    let (token, _) = state
+        .tokens
+        .issue(
+            Purpose::EmailVerify,
+            user,
+            VERIFY_TTL,
+            Some(fingerprint(&email.to_lowercase())),
+        )
+        .map_err(ApiError::internal)?;
+    state.mailer.send_verification(email, &token);
+    Ok(())
+}
+
+pub async fn verify_email(state: &ApiState, actor: Actor<'_>, token: &str) -> ApiResult<()> {
+    let claims = verify_link(state, token, Purpose::EmailVerify)?;
+    let user = claims.sub;
+    let mut tx = state.infra.app_db.begin_global().await?;
+    let email: Option<(String,)> =
+        sqlx::query_as("SELECT email FROM users WHERE id = $1 AND erased_at IS NULL")
+            .bind(user.as_uuid())
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some((email,)) = email else {
+        return Err(bad_link());
+    };
+    if claims.state.as_deref() != Some(fingerprint(&email.to_lowercase()).as_str()) {
+        return Err(bad_link());
+    }
+    sqlx::query("UPDATE users SET email_verified_at = coalesce(email_verified_at, now()), updated_at = now() WHERE id = $1")
+        .bind(user.as_uuid())
+        .execute(&mut *tx)
+        .await?;
+    audit::commit(
+        tx,
+        actor.as_user(user),
+        Entry::new("user.email_verify", "user", user),
+    )
+    .await
+}
+
+pub async fn resend_verification(state: &ApiState, user: UserId) -> ApiResult<()> {
+    state
+        .limiter
+        .check(Limit::EmailResend, &user.to_string())
+        .await
+        .map_err(ApiError::too_many)?;
+    let mut tx = state.infra.app_db.begin_global().await?;
+    let row: Option<(String, bool)> = sqlx::query_as(
+        "SELECT email, email_verified_at IS NOT NULL FROM users WHERE id = $1 AND erased_at IS NULL",
+    )
+    .bind(user.as_uuid())
+    .fetch_optional(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    match row {
+        Some((_, true)) => Err(ApiError::conflict(
+            "already_verified",
+            "this e-mail address is already verified",
+        )),
+        Some((email, false)) => send_verification(state, user, &email),
+        None => Err(ApiError::not_found("user")),
+    }
+}

@@ -1,0 +1,72 @@
+//! Passwords: Argon2id, hashed and verified off the async threads (a hash takes tens of
+//! milliseconds of CPU), and the password asked again before sensitive changes.
+
+use sb_auth::password;
+use sb_db::GlobalTx;
+use sb_kernel::UserId;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use crate::core::ratelimit::Limit;
+use crate::error::{ApiError, ApiResult};
+use crate::state::ApiState;
+
+/// The account's current password, asked again before changes a stolen access token must not
+/// be able to make alone (enrolling a second factor, erasing the account).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmPassword {
+    pub password: String,
+}
+
+pub(super) async fn hash_password(plain: String) -> ApiResult<String> {
+    tokio::task::spawn_blocking(move || password::hash(&plain))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)
+}
+
+pub(super) async fn verify_password(plain: String, stored: Option<String>) -> ApiResult<bool> {
+    // Without a stored hash, verify against a throwaway one anyway, so the answer takes as
+    // long for an unknown address as for a wrong password.
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let known = stored.is_some();
+    let ok = tokio::task::spawn_blocking(move || {
+        let stored = stored.unwrap_or_else(|| {
+            DUMMY
+                .get_or_init(|| password::hash(&password::generate()).unwrap_or_default())
+                .clone()
+        });
+        password::verify(&plain, &stored)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .unwrap_or(false);
+    Ok(known && ok)
+}
+
+/// Checks the signed-in user's password again, under the login rate limit of their address.
+pub async fn confirm_password(state: &ApiState, user: UserId, password: String) -> ApiResult<()> {
+    let mut tx: GlobalTx = state.infra.app_db.begin_global().await?;
+    let row: Option<(String, Option<String>)> = sqlx::query_as(
+        "SELECT lower(email), password_hash FROM users WHERE id = $1 AND erased_at IS NULL",
+    )
+    .bind(user.as_uuid())
+    .fetch_optional(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let (email, hash) = row.ok_or_else(|| ApiError::not_found("user"))?;
+    state
+        .limiter
+        .check(Limit::Login, &email)
+        .await
+        .map_err(ApiError::too_many)?;
+    if verify_password(password, hash).await? {
+        Ok(())
+    } else {
+        Err(ApiError::unauthorized(
+            "invalid_credentials",
+            "the password is wrong",
+        ))
+    }
+}

@@ -1,0 +1,103 @@
+//! A forgotten password: the reset link, and setting a new password with it (which ends every
+//! session of the account).
+
+use std::time::Duration;
+
+use sb_kernel::UserId;
+use serde::Deserialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::links::{bad_link, fingerprint, password_link, verify_link};
+use super::password::hash_password;
+use crate::core::audit::{self, Actor, Entry};
+use crate::core::ratelimit::Limit;
+use crate::core::sessions;
+use crate::core::tokens::Purpose;
+use crate::core::validate::Checks;
+use crate::error::{ApiError, ApiResult};
+use crate::state::ApiState;
+
+const RESET_TTL: Duration = Duration::from_secs(3600);
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmailRequest {
+    pub email: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetRequest {
+    pub token: String,
+    pub password: String,
+}
+
+/// Sends a reset link if the address has an account; answers the same either way.
+pub async fn forgot_password(state: &ApiState, email: &str) -> ApiResult<()> {
+    let email = email.trim().to_lowercase();
+    Checks::new().email("email", &email).finish()?;
+    state
+        .limiter
+        .check(Limit::PasswordReset, &email)
+        .await
+        .map_err(ApiError::too_many)?;
+    let mut tx = state.infra.app_db.begin_global().await?;
+    let row: Option<(Uuid, String, Option<String>)> = sqlx::query_as(
+        "SELECT id, email, password_hash FROM users WHERE lower(email) = $1 AND erased_at IS NULL",
+    )
+    .bind(&email)
+    .fetch_optional(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    if let Some((id, address, hash)) = row {
+        let token = reset_token(state, UserId::from_uuid(id), hash.as_deref())?;
+        state.mailer.send_password_reset(&address, &token);
+    }
+    Ok(())
+}
+
+/// A one-use link to set the password.
+fn reset_token(state: &ApiState, user: UserId, hash: Option<&str>) -> ApiResult<String> {
+    password_link(state, user, hash, RESET_TTL)
+}
+
+pub async fn reset_password(
+    state: &ApiState,
+    actor: Actor<'_>,
+    req: ResetRequest,
+) -> ApiResult<()> {
+    Checks::new().password("password", &req.password).finish()?;
+    let claims = verify_link(state, &req.token, Purpose::PasswordReset)?;
+    let user = claims.sub;
+    let hash = hash_password(req.password).await?;
+    let mut tx = state.infra.app_db.begin_global().await?;
+    let current: Option<(Option<String>,)> = sqlx::query_as(
+        "SELECT password_hash FROM users WHERE id = $1 AND erased_at IS NULL FOR UPDATE",
+    )
+    .bind(user.as_uuid())
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((current,)) = current else {
+        return Err(bad_link());
+    };
+    if claims.state.as_deref() != Some(fingerprint(current.as_deref().unwrap_or("")).as_str()) {
+        return Err(bad_link());
+    }
+    // Following the link proves the mailbox, so the address counts as verified too.
+    sqlx::query(
+        "UPDATE users SET password_hash = $2, email_verified_at = coalesce(email_verified_at, now()),
+                          updated_at = now() WHERE id = $1",
+    )
+    .bind(user.as_uuid())
+    .bind(&hash)
+    .execute(&mut *tx)
+    .await?;
+    sessions::revoke_all(state, &mut tx, user).await?;
+    audit::commit(
+        tx,
+        actor.as_user(user),
+        Entry::new("user.password_reset", "user", user),
+    )
+    .await
+}

@@ -1,0 +1,109 @@
+//! `/api/v1/tenants/{tenant_id}/budgets` through the REST stack: spend, period ends and validation.
+
+use serde_json::json;
+
+use crate::support::{Api, id};
+
+#[tokio::test]
+async fn budgets_carry_their_spend_and_period_end() {
+    let api = Api::new().await;
+    let (owner, t) = api.owner("o@example.com", "acme").await;
+    let base = format!("/api/v1/tenants/{t}/budgets");
+    let daily = api
+        .post(
+            &base,
+            &owner.token,
+            json!({"scope": "tenant", "period": "daily", "limit_micros": 5_000_000}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(daily["spent_micros"], 0);
+    assert_eq!(daily["thresholds"], json!([50, 80, 100]));
+    assert!(daily["period_end"].is_string());
+    // Spend the ledger recorded today appears.
+    let mut owner_db = api.db.owner().await;
+    sqlx::query(
+        "INSERT INTO spend_rollups (tenant_id, scope, scope_id, granularity, period_start, spent_micros, request_count)
+         VALUES ($1, 'tenant', $1, 'day', (now() AT TIME ZONE 'UTC')::date, 1234, 3),
+                ($1, 'tenant', $1, 'month', date_trunc('month', now() AT TIME ZONE 'UTC')::date, 5555, 5),
+                ($1, 'tenant', $1, 'total', DATE '1970-01-01', 9999, 9)",
+    )
+    .bind(t)
+    .execute(&mut owner_db)
+    .await
+    .unwrap();
+    let got = api
+        .get(&format!("{base}/{}", id(&daily)), &owner.token)
+        .await
+        .expect(200);
+    assert_eq!(got["spent_micros"], 1234);
+    let total = api
+        .post(
+            &base,
+            &owner.token,
+            json!({"scope": "tenant", "period": "total", "limit_micros": 1, "action": "alert"}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(
+        (
+            total["spent_micros"].as_i64(),
+            total["period_end"].is_null()
+        ),
+        (Some(9999), true)
+    );
+    let monthly = api
+        .post(
+            &base,
+            &owner.token,
+            json!({"scope": "tenant", "period": "monthly", "limit_micros": 1}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(monthly["spent_micros"], 5555);
+
+    let dup = api
+        .post(
+            &base,
+            &owner.token,
+            json!({"scope": "tenant", "period": "daily", "limit_micros": 1}),
+        )
+        .await;
+    assert_eq!((dup.status.as_u16(), dup.code()), (409, "budget_exists"));
+    let bad = api
+        .post(
+            &base,
+            &owner.token,
+            json!({"scope": "workspace", "period": "weekly", "limit_micros": -1}),
+        )
+        .await;
+    assert_eq!(bad.status.as_u16(), 422);
+    assert_eq!(bad.body["errors"].as_array().unwrap().len(), 3);
+    let updated = api
+        .patch(
+            &format!("{base}/{}", id(&daily)),
+            &owner.token,
+            json!({"limit_micros": 7_000_000, "thresholds": [90]}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        (
+            updated["limit_micros"].as_i64(),
+            updated["thresholds"].clone()
+        ),
+        (Some(7_000_000), json!([90]))
+    );
+    api.delete(&format!("{base}/{}", id(&daily)), &owner.token)
+        .await
+        .expect(204);
+    assert_eq!(
+        api.get(&base, &owner.token)
+            .await
+            .expect(200)
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}
