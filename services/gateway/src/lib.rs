@@ -2,7 +2,6 @@
 //! routes and meters every model call (`/v1/chat/completions`, `/v1/embeddings`, `/v1/models`).
 
 pub mod core;
-mod invalidation;
 mod routes;
 
 use std::net::SocketAddr;
@@ -19,7 +18,7 @@ pub const SERVICE: &str = "gateway";
 pub async fn build(infra: &Infra, config: &Config, addr: SocketAddr) -> std::io::Result<App> {
     let gateway = Gateway::new(infra, config)?;
     let router = routes::router(infra, gateway.clone());
-    let subscriber = invalidation::Subscriber::new(gateway.clone(), infra);
+    let subscriber = core::invalidation::Subscriber::new(gateway.clone(), infra);
     let flusher = gateway.clone();
     Ok(
         App::bind(SERVICE, addr, sb_runtime::standard_layers(router, SERVICE))

@@ -1,19 +1,22 @@
-//! Admission: the key, the model, then the policy decision. Every refusal after the key is
-//! known is metered as a usage event with status `refused`.
+//! Admission: who is calling ([`authenticate`]), then whether their call may go ([`admit`]):
+//! the model, the tenant's entries serving it, and the policy decision (rate limits, and the
+//! holds on the budgets that apply: [`crate::core::budget`]). An admitted call goes on to
+//! [`crate::core::call`]; a call refused by the policy is metered ([`meter::refused`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use sb_contracts::usage::UsageEvent;
-use sb_kernel::{ApiKeyId, Micros, Price, RunId, TenantId, WorkspaceId};
+use sb_kernel::{BudgetScope, Micros, RunId};
 use serde_json::Value;
-use uuid::Uuid;
 
 use crate::core::Gateway;
-use crate::core::estimate;
+use crate::core::budget::{self, Estimate};
+use crate::core::call::{Call, Endpoint};
 use crate::core::keys::KeyInfo;
+use crate::core::meter;
 use crate::core::policy::{Ask, Decision, Limits, Reservation};
+use crate::core::providers::ClientBody;
 use crate::core::tenants::{ProviderEntry, TenantState};
 
 /// Why a call is refused before it reaches a provider.
@@ -33,7 +36,7 @@ pub enum Refusal {
         limits: Limits,
     },
     OverBudget {
-        scope: String,
+        scope: BudgetScope,
         limit: Micros,
         spent: Micros,
         held: Micros,
@@ -43,15 +46,14 @@ pub enum Refusal {
     Internal,
 }
 
-/// An admitted call: who, what, where it may go, and its hold.
+/// An admitted call: who, what, where it may go, and its hold; what metering needs of it.
 pub struct Admitted {
     pub key: Arc<KeyInfo>,
     pub tenant: Arc<TenantState>,
     pub model: String,
-    pub run_id: Option<Uuid>,
+    pub run_id: Option<RunId>,
     pub reservation: Reservation,
     pub limits: Limits,
-    pub estimated_tokens: u64,
     /// The prompt part of the estimate: what a cut stream is charged for its input.
     pub estimated_prompt_tokens: u64,
     pub started: Instant,
@@ -61,11 +63,15 @@ impl Admitted {
     pub fn routes(&self) -> Vec<&Arc<ProviderEntry>> {
         self.tenant.routes(&self.model)
     }
+}
 
-    /// The usage event of this call (hops, tokens, cost and status filled in by the caller).
-    pub fn event(&self, provider: &str) -> UsageEvent {
-        base_event(&self.key, &self.model, self.run_id, provider, self.started)
-    }
+/// What a client asked for, read and checked: the body, the endpoint, the agent run it is
+/// part of (whose budget then applies), and when the request arrived.
+pub struct CallRequest {
+    pub body: ClientBody,
+    pub endpoint: Endpoint,
+    pub run_id: Option<RunId>,
+    pub started: Instant,
 }
 
 /// The key from an `Authorization: Bearer sb_live_…` header value.
@@ -102,20 +108,29 @@ pub async fn authenticate(
     Ok(key)
 }
 
+/// The key's tenant: its provider entries and budgets.
+pub async fn tenant(gw: &Gateway, key: &KeyInfo) -> Result<Arc<TenantState>, Refusal> {
+    gw.tenants.get(key.tenant_id).await.map_err(|e| {
+        tracing::error!(error = %e, "loading the tenant's providers and budgets failed");
+        Refusal::Internal
+    })
+}
+
 /// Checks the model and asks the policy; on success the estimated cost is held.
-pub async fn admit(
-    gw: &Arc<Gateway>,
-    key: Arc<KeyInfo>,
-    body: &Value,
-    run_id: Option<Uuid>,
-    started: Instant,
-) -> Result<Admitted, Refusal> {
+pub async fn admit(gw: &Gateway, key: Arc<KeyInfo>, request: CallRequest) -> Result<Call, Refusal> {
     if gw.usage.is_full() {
         return Err(Refusal::Unavailable(
             "Usage cannot be recorded right now (Redis unreachable and the local buffer full); try again shortly.",
         ));
     }
+    let CallRequest {
+        body,
+        endpoint,
+        run_id,
+        started,
+    } = request;
     let model = body
+        .json
         .get("model")
         .and_then(Value::as_str)
         .filter(|m| !m.is_empty())
@@ -127,57 +142,42 @@ pub async fn admit(
     if !key.allows(&model) {
         return Err(Refusal::ModelNotAllowed(model));
     }
-    let tenant = gw.tenants.get(key.tenant_id).await.map_err(|e| {
-        tracing::error!(error = %e, "loading the tenant's providers and budgets failed");
-        Refusal::Internal
-    })?;
+    let tenant = tenant(gw, &key).await?;
     let Some(first) = tenant.routes(&model).first().map(|e| e.upstream.kind) else {
         return Err(Refusal::ModelNotFound(model));
     };
 
-    let prompt = estimate::prompt_tokens(body);
-    let output = estimate::max_output_tokens(body);
-    let price = price(gw, first.as_str(), &model).await;
-    let cost = price.map_or(Micros(0), |p| p.cost(prompt, 0, output));
-    let budgets = tenant
-        .budgets
-        .iter()
-        .filter(|b| match b.scope.as_str() {
-            "tenant" => true,
-            "workspace" => b.scope_id.is_some() && b.scope_id == key.workspace_id,
-            "api_key" => b.scope_id == Some(key.id),
-            "agent_run" => b.scope_id.is_some() && b.scope_id == run_id,
-            _ => false,
-        })
-        .map(|b| (b, cost))
-        .collect();
+    let estimate = Estimate::of(gw, first.as_str(), &model, &body.json).await;
     let ask = Ask {
         tenant_id: key.tenant_id,
         key_id: key.id,
         rpm_limit: key.rpm_limit,
         tpm_limit: key.tpm_limit,
-        estimated_tokens: prompt + output,
-        budgets,
+        estimated_tokens: estimate.tokens,
+        budgets: budget::holds(&tenant.budgets, &key, run_id, estimate.cost),
         budget_fail_open: key.budget_fail_open,
     };
     let decision = gw.policy.decide(&ask).await.map_err(|e| {
         tracing::error!(error = %e, "the policy decision failed");
         Refusal::Internal
     })?;
-    let estimated_tokens = ask.estimated_tokens;
     drop(ask);
     let refusal = match decision {
         Decision::Admit(reservation, limits) => {
-            return Ok(Admitted {
+            let admitted = Admitted {
                 key,
                 tenant,
                 model,
                 run_id,
                 reservation,
                 limits,
-                estimated_tokens,
-                estimated_prompt_tokens: prompt,
+                estimated_prompt_tokens: estimate.prompt_tokens,
                 started,
+            };
+            return Ok(Call {
+                admitted,
+                body,
+                endpoint,
             });
         }
         Decision::RateLimited {
@@ -205,55 +205,6 @@ pub async fn admit(
             "Budgets cannot be checked right now (Redis unreachable); try again shortly.",
         ),
     };
-    record_refusal(gw, &key, &model, run_id, first.as_str(), started);
+    meter::refused(gw, &key, &model, run_id, first.as_str(), started);
     Err(refusal)
-}
-
-/// The price of `model` at `provider` now, if the price book has one.
-pub async fn price(gw: &Gateway, provider: &str, model: &str) -> Option<Price> {
-    match gw.prices.price(provider, model, Utc::now()).await {
-        Ok(price) => price,
-        Err(e) => {
-            tracing::error!(error = %e, "the price book could not be read");
-            None
-        }
-    }
-}
-
-/// A refused call is metered too (zero tokens, zero cost), after the answer is sent.
-fn record_refusal(
-    gw: &Arc<Gateway>,
-    key: &KeyInfo,
-    model: &str,
-    run_id: Option<Uuid>,
-    provider: &str,
-    started: Instant,
-) {
-    let mut event = base_event(key, model, run_id, provider, started);
-    event.status = "refused".into();
-    gw.usage
-        .send(TenantId::from_uuid(key.tenant_id), event, None);
-}
-
-fn base_event(
-    key: &KeyInfo,
-    model: &str,
-    run_id: Option<Uuid>,
-    provider: &str,
-    started: Instant,
-) -> UsageEvent {
-    UsageEvent {
-        workspace_id: key.workspace_id.map(WorkspaceId::from_uuid),
-        api_key_id: Some(ApiKeyId::from_uuid(key.id)),
-        run_id: run_id.map(RunId::from_uuid),
-        provider: provider.to_owned(),
-        model: model.to_owned(),
-        input_tokens: 0,
-        cached_input_tokens: 0,
-        output_tokens: 0,
-        cost_micros: Micros(0),
-        latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        status: String::new(),
-        hops: Vec::new(),
-    }
 }

@@ -10,14 +10,15 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use sb_db::SystemPool;
+use sb_kernel::{ApiKeyId, TenantId, WorkspaceId};
 use uuid::Uuid;
 
 /// What the gateway needs to know about a key and its tenant.
 #[derive(Debug, Clone)]
 pub struct KeyInfo {
-    pub id: Uuid,
-    pub tenant_id: Uuid,
-    pub workspace_id: Option<Uuid>,
+    pub id: ApiKeyId,
+    pub tenant_id: TenantId,
+    pub workspace_id: Option<WorkspaceId>,
     /// Empty: every model the tenant's providers serve.
     pub allowed_models: Vec<String>,
     pub rpm_limit: Option<u32>,
@@ -95,9 +96,9 @@ impl KeyCache {
         .await?;
         let info = row.map(|r| {
             Arc::new(KeyInfo {
-                id: r.id,
-                tenant_id: r.tenant_id,
-                workspace_id: r.workspace_id,
+                id: ApiKeyId::from_uuid(r.id),
+                tenant_id: TenantId::from_uuid(r.tenant_id),
+                workspace_id: r.workspace_id.map(WorkspaceId::from_uuid),
                 allowed_models: r.allowed_models,
                 rpm_limit: r.rpm_limit.and_then(|n| u32::try_from(n).ok()),
                 tpm_limit: r.tpm_limit.and_then(|n| u32::try_from(n).ok()),
@@ -125,13 +126,13 @@ impl KeyCache {
     }
 
     /// Drops a key (revoked or changed) so the next request reads it again.
-    pub fn forget_key(&self, key_id: Uuid) {
+    pub fn forget_key(&self, key_id: ApiKeyId) {
         self.write()
             .retain(|_, (_, info)| info.as_ref().is_none_or(|i| i.id != key_id));
     }
 
     /// Drops every key of a tenant (suspended, or its settings changed).
-    pub fn forget_tenant(&self, tenant_id: Uuid) {
+    pub fn forget_tenant(&self, tenant_id: TenantId) {
         self.write()
             .retain(|_, (_, info)| info.as_ref().is_none_or(|i| i.tenant_id != tenant_id));
     }
@@ -141,11 +142,11 @@ impl KeyCache {
     }
 
     /// Records use, at most once per cache period per key (never on the request's path).
-    fn touch(&self, key_id: Uuid) {
+    fn touch(&self, key_id: ApiKeyId) {
         let db = self.db.clone();
         tokio::spawn(async move {
             let updated = sqlx::query("UPDATE api_keys SET last_used_at = now() WHERE id = $1")
-                .bind(key_id)
+                .bind(key_id.as_uuid())
                 .execute(db.pool())
                 .await;
             if let Err(e) = updated {

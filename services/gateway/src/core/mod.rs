@@ -1,10 +1,16 @@
-//! The gateway's logic, free of HTTP handler types: who is calling ([`keys`]), what their
-//! tenant has ([`tenants`]), whether the call may go ([`policy`]), where it goes ([`routing`],
-//! [`providers`]) and what it cost ([`usage`]). [`admit`] ties the first three together.
+//! The gateway's logic, free of HTTP types. A model call, top-down: [`admit`] says who is
+//! calling ([`keys`]) and whether the call may go (the tenant's entries, [`tenants`]; the
+//! rate limits and budget holds, [`policy`] and [`budget`]); [`call`] then runs its life:
+//! where it goes ([`routing`], [`providers`]), what it cost ([`meter`], which makes every usage
+//! event, refusals included, and hands it to [`usage`] for delivery) and how long the gateway
+//! itself took ([`metrics`]). [`invalidation`] drops what the caches hold when it changes.
 
 pub mod admit;
 pub mod batch;
+pub mod budget;
+pub mod call;
 pub mod estimate;
+pub mod invalidation;
 pub mod keys;
 pub mod meter;
 pub mod metrics;
@@ -20,6 +26,15 @@ use sb_config::Config;
 use sb_crypto::Keyring;
 use sb_db::prices::PriceBook;
 use sb_runtime::Infra;
+
+/// Reading a tenant's state (its entries, its budgets, their rollups) from Postgres failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Db(#[from] sb_db::DbError),
+    #[error(transparent)]
+    Sql(#[from] sqlx::Error),
+}
 
 /// Everything a request needs, shared by all requests.
 pub struct Gateway {
@@ -87,23 +102,5 @@ impl Gateway {
             max_body_bytes: gw.max_body_bytes,
             metrics: metrics::GatewayMetrics::new(),
         }))
-    }
-
-    /// Applies one invalidation message to the caches.
-    pub fn invalidate(&self, message: sb_contracts::invalidation::Invalidation) {
-        use sb_contracts::invalidation::Invalidation;
-        match message {
-            Invalidation::ApiKey(id) => self.keys.forget_key(id),
-            Invalidation::Tenant(id) => {
-                self.keys.forget_tenant(id);
-                self.tenants.forget(id);
-            }
-        }
-    }
-
-    /// Drops every cached key and tenant (after missing invalidation messages).
-    pub fn clear_caches(&self) {
-        self.keys.clear();
-        self.tenants.clear();
     }
 }

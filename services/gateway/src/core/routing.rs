@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sb_contracts::usage::Hop;
-use uuid::Uuid;
+use sb_kernel::ProviderCredentialId;
 
 use crate::core::providers::UpstreamError;
 use crate::core::tenants::ProviderEntry;
@@ -29,7 +29,7 @@ pub struct Router {
     backoff: Duration,
     threshold: u32,
     cooldown: Duration,
-    breakers: Mutex<HashMap<Uuid, Breaker>>,
+    breakers: Mutex<HashMap<ProviderCredentialId, Breaker>>,
 }
 
 /// The outcome of a routed call: the value from the entry that answered, or the last error.

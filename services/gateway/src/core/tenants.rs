@@ -1,24 +1,26 @@
 //! What the gateway caches per tenant: its provider entries (secrets decrypted, in memory only)
-//! and its budgets with their current periods. Read through `TenantTx`, so row-level security
-//! applies; dropped by the invalidation channel when the tenant changes them.
+//! and its budgets with their current periods ([`crate::core::budget`]). Read through
+//! `TenantTx`, so row-level security applies; dropped by the invalidation channel when the
+//! tenant changes them ([`crate::core::invalidation`]).
 
 use foldhash::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, NaiveDate, Utc};
-use sb_budget::{holds_key, leases_key, mirror_key};
+use chrono::{DateTime, Utc};
 use sb_crypto::Keyring;
 use sb_db::AppPool;
-use sb_kernel::TenantId;
+use sb_kernel::{ProviderCredentialId, TenantId};
 use uuid::Uuid;
 
+use crate::core::StoreError;
+use crate::core::budget::{self, Budget};
 use crate::core::providers::{ProviderKind, Upstream};
 
 /// One provider entry of a tenant; shared (`Arc`), since a call holds on to the one it uses.
 #[derive(Debug)]
 pub struct ProviderEntry {
-    pub id: Uuid,
+    pub id: ProviderCredentialId,
     pub name: String,
     /// Empty: serves any model name.
     pub models: Vec<String>,
@@ -28,46 +30,6 @@ pub struct ProviderEntry {
 impl ProviderEntry {
     pub fn serves(&self, model: &str) -> bool {
         self.models.is_empty() || self.models.iter().any(|m| m == model)
-    }
-}
-
-/// A budget as the policy decision needs it.
-#[derive(Debug, Clone)]
-pub struct Budget {
-    pub id: Uuid,
-    pub scope: String,
-    /// The scoped workspace, key or run; None for the tenant scope.
-    pub scope_id: Option<Uuid>,
-    /// `daily`, `monthly` or `total`.
-    pub period: String,
-    pub limit_micros: i64,
-    /// `block` refuses over the limit; `alert` only tells.
-    pub blocks: bool,
-    /// The current period's first day in the tenant's zone (the mirror's `period`).
-    pub period_start: NaiveDate,
-    /// When the current period ends; the cached state is reloaded then.
-    pub period_end: Option<DateTime<Utc>>,
-    /// Its names in Redis, made once per load rather than on every call.
-    pub keys: Arc<BudgetKeys>,
-}
-
-/// A budget's keys in Redis and its current period as the mirror writes it (`YYYY-MM-DD`).
-#[derive(Debug)]
-pub struct BudgetKeys {
-    pub mirror: String,
-    pub holds: String,
-    pub leases: String,
-    pub period: String,
-}
-
-impl Budget {
-    /// The rollup granularity that holds this budget's spend.
-    pub fn granularity(&self) -> &'static str {
-        match self.period.as_str() {
-            "daily" => "day",
-            "monthly" => "month",
-            _ => "total",
-        }
     }
 }
 
@@ -100,14 +62,6 @@ impl TenantState {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum TenantError {
-    #[error(transparent)]
-    Db(#[from] sb_db::DbError),
-    #[error(transparent)]
-    Sql(#[from] sqlx::Error),
-}
-
 #[derive(sqlx::FromRow)]
 struct EntryRow {
     id: Uuid,
@@ -119,27 +73,15 @@ struct EntryRow {
     secret_key_id: Option<String>,
 }
 
-#[derive(sqlx::FromRow)]
-struct BudgetRow {
-    id: Uuid,
-    scope: String,
-    scope_id: Option<Uuid>,
-    period: String,
-    limit_micros: i64,
-    action: String,
-    period_start: NaiveDate,
-    period_end: Option<DateTime<Utc>>,
-}
-
 /// The per-tenant cache; cheap to clone.
 #[derive(Clone)]
 pub struct TenantCache {
     db: AppPool,
     keyring: Arc<Keyring>,
     ttl: Duration,
-    /// The Redis key prefix, for [`BudgetKeys`].
+    /// The Redis key prefix, for [`budget::BudgetKeys`].
     prefix: Arc<str>,
-    entries: Arc<RwLock<HashMap<Uuid, Arc<TenantState>>>>,
+    entries: Arc<RwLock<HashMap<TenantId, Arc<TenantState>>>>,
 }
 
 impl TenantCache {
@@ -153,7 +95,7 @@ impl TenantCache {
         }
     }
 
-    pub async fn get(&self, tenant: Uuid) -> Result<Arc<TenantState>, TenantError> {
+    pub async fn get(&self, tenant: TenantId) -> Result<Arc<TenantState>, StoreError> {
         let cached = self.read().get(&tenant).cloned();
         if let Some(state) = cached
             && state.loaded.elapsed() < self.ttl
@@ -168,7 +110,7 @@ impl TenantCache {
         Ok(state)
     }
 
-    pub fn forget(&self, tenant: Uuid) {
+    pub fn forget(&self, tenant: TenantId) {
         self.write().remove(&tenant);
     }
 
@@ -176,47 +118,20 @@ impl TenantCache {
         self.write().clear();
     }
 
-    async fn load(&self, tenant: Uuid) -> Result<TenantState, TenantError> {
-        let mut tx = self.db.begin(TenantId::from_uuid(tenant)).await?;
+    async fn load(&self, tenant: TenantId) -> Result<TenantState, StoreError> {
+        let mut tx = self.db.begin(tenant).await?;
         let rows: Vec<EntryRow> = sqlx::query_as(
             "SELECT id, name, provider, base_url, models, secret_ciphertext, secret_key_id
                FROM provider_credentials WHERE enabled ORDER BY priority, name",
         )
         .fetch_all(&mut *tx)
         .await?;
-        let budgets: Vec<BudgetRow> = sqlx::query_as(
-            "SELECT b.id, b.scope, b.scope_id, b.period, b.limit_micros, b.action,
-                    p.period_start, p.period_end
-               FROM budgets b
-               JOIN tenants t ON t.id = b.tenant_id
-              CROSS JOIN LATERAL budget_period(b.period, t.time_zone) p",
-        )
-        .fetch_all(&mut *tx)
-        .await?;
+        let budgets = budget::load(&mut tx, &self.prefix).await?;
         tx.commit().await?;
 
         let providers = rows
             .into_iter()
             .filter_map(|row| self.entry(row).map(Arc::new))
-            .collect();
-        let budgets: Vec<Budget> = budgets
-            .into_iter()
-            .map(|b| Budget {
-                keys: Arc::new(BudgetKeys {
-                    mirror: mirror_key(&self.prefix, b.id),
-                    holds: holds_key(&self.prefix, b.id),
-                    leases: leases_key(&self.prefix, b.id),
-                    period: b.period_start.to_string(),
-                }),
-                id: b.id,
-                scope: b.scope,
-                scope_id: b.scope_id,
-                period: b.period,
-                limit_micros: b.limit_micros,
-                blocks: b.action == "block",
-                period_start: b.period_start,
-                period_end: b.period_end,
-            })
             .collect();
         let expires = budgets.iter().filter_map(|b| b.period_end).min();
         Ok(TenantState {
@@ -247,7 +162,7 @@ impl TenantCache {
             _ => None,
         };
         Some(ProviderEntry {
-            id: row.id,
+            id: ProviderCredentialId::from_uuid(row.id),
             name: row.name,
             models: row.models,
             upstream: Upstream {
@@ -258,11 +173,11 @@ impl TenantCache {
         })
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Uuid, Arc<TenantState>>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<TenantId, Arc<TenantState>>> {
         self.entries.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Uuid, Arc<TenantState>>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<TenantId, Arc<TenantState>>> {
         self.entries.write().unwrap_or_else(|e| e.into_inner())
     }
 }

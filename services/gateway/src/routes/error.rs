@@ -61,9 +61,12 @@ impl ApiError {
             format!("The request body is larger than the gateway accepts ({limit} bytes)."),
         )
     }
+}
 
-    pub fn upstream(error: &UpstreamError) -> Self {
-        let (status, code) = match error {
+impl From<UpstreamError> for ApiError {
+    /// Every entry failed: the last entry's error.
+    fn from(error: UpstreamError) -> Self {
+        let (status, code) = match &error {
             UpstreamError::Timeout => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
             UpstreamError::Unsupported(_) => (StatusCode::BAD_REQUEST, "unsupported"),
             // A client error the upstream found in the request is the client's to fix.

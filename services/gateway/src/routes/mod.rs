@@ -1,11 +1,13 @@
-//! The gateway's routes; each resource gets its own module with its own `router()`.
+//! The gateway's routes; each resource gets its own module with its own `router()`. What they
+//! share: [`admission`] (the extractors that read, authenticate and admit a call), [`respond`]
+//! (a call's outcome as a response) and [`error`] (refusals in the OpenAI error shape).
 
+mod admission;
 mod chat;
 mod embeddings;
 pub mod error;
 mod models;
-mod request;
-mod whole;
+mod respond;
 
 use std::sync::Arc;
 

@@ -3,27 +3,24 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::http::header::AUTHORIZATION;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use crate::core::Gateway;
-use crate::core::admit::{self, Refusal};
+use crate::core::admit;
+use crate::routes::admission::Authenticated;
 use crate::routes::error::ApiError;
 
 pub fn router() -> Router<Arc<Gateway>> {
     Router::new().route("/v1/models", get(list))
 }
 
-async fn list(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
-    let authorization = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let key = admit::authenticate(&gw, authorization).await?;
-    let tenant = gw.tenants.get(key.tenant_id).await.map_err(|e| {
-        tracing::error!(error = %e, "loading the tenant's providers failed");
-        ApiError::from(Refusal::Internal)
-    })?;
+async fn list(
+    State(gw): State<Arc<Gateway>>,
+    Authenticated(key): Authenticated,
+) -> Result<Json<Value>, ApiError> {
+    let tenant = admit::tenant(&gw, &key).await?;
     let data: Vec<Value> = tenant
         .models()
         .into_iter()

@@ -7,7 +7,9 @@
 //! flight, `s:<second>` → settled costs held until that second, `total`, and `next` and
 //! `expires`, which let most decisions skip the search for expired leases and the renewal of
 //! the keys' expiry) and `{prefix}budget:{id}:leases` (each of those fields → expiry). A mirror
-//! that is missing is rebuilt from the rollups before deciding.
+//! that is missing is rebuilt from the rollups before deciding
+//! ([`crate::core::budget::rebuild_mirrors`]). Which budgets a call asks about, and what it
+//! holds against each, is [`crate::core::budget`]'s to say.
 //!
 //! When Redis is unreachable, rate limits fall back to a per-process limiter (logged loudly and
 //! shown by `gateway_policy_fallback`), and budgets fail closed unless the tenant opted out.
@@ -19,13 +21,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::aio::ConnectionManager;
-use sb_budget::{BudgetSpend, write_mirror};
 use sb_db::AppPool;
-use sb_kernel::{Micros, TenantId};
+use sb_kernel::{ApiKeyId, BudgetScope, Micros, TenantId};
 use uuid::Uuid;
 
+use crate::core::StoreError;
 use crate::core::batch::{Batcher, MAX_BATCH};
-use crate::core::tenants::{Budget, BudgetKeys};
+use crate::core::budget::{self, Budget, BudgetKeys};
 use scripts::{Answer, BudgetQuestion, Question, decide_batch};
 pub use scripts::{Settlement, settle_alone, settle_command};
 
@@ -33,8 +35,8 @@ const WINDOW_MS: u64 = 60_000;
 
 /// What the decision needs to know about one request.
 pub struct Ask<'a> {
-    pub tenant_id: Uuid,
-    pub key_id: Uuid,
+    pub tenant_id: TenantId,
+    pub key_id: ApiKeyId,
     pub rpm_limit: Option<u32>,
     pub tpm_limit: Option<u32>,
     pub estimated_tokens: u64,
@@ -47,7 +49,7 @@ pub struct Ask<'a> {
 #[derive(Debug, Clone)]
 pub struct Reservation {
     pub id: Uuid,
-    key_id: Uuid,
+    key_id: ApiKeyId,
     budgets: Vec<Arc<BudgetKeys>>,
     tpm_limited: bool,
     estimated_tokens: u64,
@@ -76,7 +78,7 @@ pub enum Decision {
     },
     OverBudget {
         budget_id: Uuid,
-        scope: String,
+        scope: BudgetScope,
         limit: Micros,
         spent: Micros,
         held: Micros,
@@ -92,15 +94,7 @@ pub struct Policy {
     reservation_ttl: Duration,
     settled_hold: Duration,
     decisions: Batcher<Question, Answer>,
-    fallback: Mutex<HashMap<(Uuid, u64), (u64, u64)>>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum PolicyError {
-    #[error(transparent)]
-    Db(#[from] sb_db::DbError),
-    #[error(transparent)]
-    Sql(#[from] sqlx::Error),
+    fallback: Mutex<HashMap<(ApiKeyId, u64), (u64, u64)>>,
 }
 
 impl Policy {
@@ -126,7 +120,7 @@ impl Policy {
     }
 
     /// Decides, and reserves when admitted.
-    pub async fn decide(&self, ask: &Ask<'_>) -> Result<Decision, PolicyError> {
+    pub async fn decide(&self, ask: &Ask<'_>) -> Result<Decision, StoreError> {
         // One rebuild is enough: a mirror still missing after it has no spend in Postgres and
         // was written as zero.
         for _ in 0..2 {
@@ -138,7 +132,14 @@ impl Policy {
                         .filter_map(|i| ask.budgets.get(*i).map(|b| b.0))
                         .collect();
                     // Boxed, as the tenant load is (TenantCache::get): it is rare and large.
-                    Box::pin(self.rebuild(ask.tenant_id, &missing)).await?;
+                    let rebuild = budget::rebuild_mirrors(
+                        &self.db,
+                        &self.redis,
+                        &self.prefix,
+                        ask.tenant_id,
+                        &missing,
+                    );
+                    Box::pin(rebuild).await?;
                 }
                 Err(e) => return Ok(self.without_redis(ask, &e)),
             }
@@ -201,7 +202,7 @@ impl Policy {
                 .iter()
                 .map(|(budget, cost)| BudgetQuestion {
                     keys: budget.keys.clone(),
-                    limit: budget.limit_micros,
+                    limit: budget.limit.0,
                     cost: cost.0,
                     blocks: budget.blocks,
                 })
@@ -249,8 +250,8 @@ impl Policy {
                 let budget = ask.budgets.get(index).map(|b| b.0);
                 Decision::OverBudget {
                     budget_id: budget.map(|b| b.id).unwrap_or_default(),
-                    scope: budget.map(|b| b.scope.clone()).unwrap_or_default(),
-                    limit: Micros(budget.map(|b| b.limit_micros).unwrap_or(0)),
+                    scope: budget.map_or(BudgetScope::Tenant, |b| b.scope),
+                    limit: budget.map_or(Micros(0), |b| b.limit),
                     spent: Micros(number(2)),
                     held: Micros(number(3)),
                 }
@@ -270,38 +271,6 @@ impl Policy {
                 )));
             }
         }))
-    }
-
-    /// Writes the mirror of each budget from its rollup (zero when nothing was spent yet),
-    /// with the rollup's revision, so a concurrent ledger write is never overwritten.
-    async fn rebuild(&self, tenant: Uuid, budgets: &[&Budget]) -> Result<(), PolicyError> {
-        let mut tx = self.db.begin(TenantId::from_uuid(tenant)).await?;
-        let mut spends = Vec::with_capacity(budgets.len());
-        for budget in budgets {
-            let row: Option<(i64, i64)> = sqlx::query_as(
-                "SELECT spent_micros, revision FROM spend_rollups
-                  WHERE scope = $1 AND scope_id = $2 AND granularity = $3 AND period_start = $4",
-            )
-            .bind(&budget.scope)
-            .bind(budget.scope_id.unwrap_or(tenant))
-            .bind(budget.granularity())
-            .bind(budget.period_start)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let (spent, revision) = row.unwrap_or((0, 0));
-            spends.push(BudgetSpend {
-                budget_id: budget.id,
-                period_start: budget.period_start,
-                spent: Micros(spent),
-                revision,
-            });
-        }
-        tx.commit().await?;
-        if let Err(e) = write_mirror(&mut self.redis.clone(), &self.prefix, &spends).await {
-            tracing::warn!(error = %e, "could not rebuild budget mirrors");
-        }
-        metrics::counter!("gateway_budget_rebuilds_total").increment(spends.len() as u64);
-        Ok(())
     }
 
     /// Redis is unreachable: a local fixed-window limiter for rates, and budgets fail closed
@@ -356,7 +325,7 @@ impl Policy {
         )
     }
 
-    fn rate_key(&self, key_id: Uuid, what: &str, window: u64) -> String {
+    fn rate_key(&self, key_id: ApiKeyId, what: &str, window: u64) -> String {
         format!("{}ratelimit:key:{key_id}:{what}:{window}", self.prefix)
     }
 }

@@ -11,7 +11,7 @@ use redis::aio::ConnectionManager;
 use uuid::Uuid;
 
 use super::WINDOW_MS;
-use crate::core::tenants::BudgetKeys;
+use crate::core::budget::BudgetKeys;
 
 /// A reservation to settle, for `settle.lua`.
 #[derive(Debug)]
@@ -30,7 +30,7 @@ static DECIDE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("pol
 static SETTLE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("settle.lua")));
 
 /// One `EVALSHA` settling all of these, to pipeline with their usage events. It fails with
-/// `NOSCRIPT` in a Redis that lost the script: then settle each with [`Policy::settle`].
+/// `NOSCRIPT` in a Redis that lost the script: then settle each with [`settle_alone`].
 pub fn settle_command(settlements: &[&Settlement]) -> redis::Cmd {
     let mut keys = Keys::default();
     for s in settlements {

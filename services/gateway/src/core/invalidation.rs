@@ -1,17 +1,43 @@
-//! Listens on the invalidation channel and drops what the message names from the caches. When
-//! the subscription breaks, messages may have been missed: every cache is cleared, then the
-//! subscriber reconnects.
+//! Key revocation, and every other change to what the gateway caches: the gateway's half.
+//! Whoever revokes or changes an API key, changes a tenant's provider entries or budgets, or
+//! suspends a tenant publishes an [`Invalidation`] (`sb_contracts::invalidation`); the
+//! [`Subscriber`] here hears it on every gateway instance and drops what it names from the
+//! caches ([`Gateway::invalidate`]), so a revoked key is refused at once. When the
+//! subscription breaks, messages may have been missed: every cache is cleared
+//! ([`Gateway::clear_caches`]), then the subscriber reconnects.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use sb_contracts::invalidation::{Invalidation, channel};
+use sb_kernel::{ApiKeyId, TenantId};
 use sb_runtime::Infra;
 use tokio_util::sync::CancellationToken;
 
 use crate::core::Gateway;
 
+impl Gateway {
+    /// Applies one invalidation message to the caches.
+    pub fn invalidate(&self, message: Invalidation) {
+        match message {
+            Invalidation::ApiKey(id) => self.keys.forget_key(ApiKeyId::from_uuid(id)),
+            Invalidation::Tenant(id) => {
+                let tenant = TenantId::from_uuid(id);
+                self.keys.forget_tenant(tenant);
+                self.tenants.forget(tenant);
+            }
+        }
+    }
+
+    /// Drops every cached key and tenant (after missing invalidation messages).
+    pub fn clear_caches(&self) {
+        self.keys.clear();
+        self.tenants.clear();
+    }
+}
+
+/// The subscription to the invalidation channel, run beside the server.
 pub struct Subscriber {
     gateway: Arc<Gateway>,
     client: redis::Client,
