@@ -58,10 +58,12 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
 # --- runtime ------------------------------------------------------------------------------
 FROM debian:${DEBIAN_RELEASE}-slim AS runtime
 # ca-certificates: TLS to model providers, managed Postgres (sslmode=require) and rediss://.
-# curl: the HEALTHCHECK (the binary has no probe command yet). Both without recommends.
+# curl: the HEALTHCHECK (the binary has no probe command yet). bubblewrap: the agent-worker's
+# command sandbox (where the runtime refuses user namespaces it falls back to Landlock). All
+# without recommends.
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates curl \
+ && apt-get install -y --no-install-recommends ca-certificates curl bubblewrap \
  && rm -rf /var/lib/apt/lists/*
 # A fixed uid/gid, so Kubernetes' runAsUser and volume ownership can name it.
 RUN groupadd --system --gid 10001 switchboard \

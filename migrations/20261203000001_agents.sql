@@ -120,7 +120,12 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON agents, agent_steps TO switchboard_app;
 -- on in the run's tenant context.
 CREATE POLICY system_cross_tenant ON agent_runs TO switchboard_system USING (true) WITH CHECK (true);
 CREATE POLICY system_cross_tenant ON approvals TO switchboard_system USING (true) WITH CHECK (true);
-GRANT SELECT ON agent_runs, approvals TO switchboard_system;
+-- The worker's team health report counts runs and step times across tenants.
+CREATE POLICY system_cross_tenant ON agents TO switchboard_system USING (true) WITH CHECK (true);
+CREATE POLICY system_cross_tenant ON agent_steps TO switchboard_system USING (true) WITH CHECK (true);
+GRANT SELECT ON agent_runs, approvals, agents, agent_steps TO switchboard_system;
+-- Each worker renews the leases of all the runs it holds in one statement.
+GRANT UPDATE (lease_expires_at) ON agent_runs TO switchboard_system;
 
 -- mock-llm's scripted agent model (`mock-agent`), priced like mock-gpt-4o-mini so that run
 -- budgets bite in the demo and the tests as they would on a real model.

@@ -67,6 +67,15 @@ ensure_pgbouncer() {
   say "PgBouncer $(/usr/sbin/pgbouncer --version | head -n 1) installed (the tests start their own)"
 }
 
+ensure_bubblewrap() {
+  # The agent-worker runs the agents' bash tool under bubblewrap (services/agent-worker/src/
+  # sandbox/); without it the worker falls back to Landlock + seccomp, and its tests of the
+  # bubblewrap mode would have nothing to test.
+  [ -x /usr/bin/bwrap ] && return 0
+  apt_install bubblewrap
+  say "bubblewrap $(/usr/bin/bwrap --version | awk '{print $2}') installed"
+}
+
 ensure_rust() {
   command -v cargo >/dev/null 2>&1 || die "cargo is missing: install Rust (https://rustup.rs), version $(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml) or newer"
 }

@@ -178,6 +178,24 @@ impl From<sb_db::DbError> for ApiError {
     }
 }
 
+impl From<sb_agents::AgentError> for ApiError {
+    fn from(e: sb_agents::AgentError) -> Self {
+        use sb_agents::AgentError;
+        match e {
+            AgentError::NotFound(what) => Self::not_found(what),
+            AgentError::Invalid { field, message } => Self::invalid(field, message),
+            AgentError::RunEnded => Self::conflict("run_ended", "the run has already ended"),
+            AgentError::AlreadyDecided(approval) => Self::conflict(
+                "already_decided",
+                format!("this approval is already {}", approval.status),
+            ),
+            AgentError::Postgres(e) => e.into(),
+            AgentError::Db(e) => e.into(),
+            AgentError::Bus(e) => Self::internal(e),
+        }
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         match &e {

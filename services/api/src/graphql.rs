@@ -17,21 +17,28 @@ use sb_kernel::{Role, TenantId, UserId};
 use uuid::Uuid;
 
 use crate::core::accounts::UserView;
+use crate::core::agents::AgentView;
 use crate::core::api_keys::ApiKeyView;
 use crate::core::audit::{AuditQuery, AuditRow};
 use crate::core::budgets::BudgetView;
 use crate::core::credentials::CredentialView;
 use crate::core::me::MembershipView;
 use crate::core::members::MemberView;
+use crate::core::runs::{ApprovalsQuery, RunsQuery};
 use crate::core::tenants::TenantView;
 use crate::core::usage::{GroupBy, UsageQuery, UsageRow};
 use crate::core::workspaces::WorkspaceView;
 use crate::core::{
-    access, api_keys, audit, budgets, credentials, me, members, tenants, usage, workspaces,
+    access, agents, api_keys, audit, budgets, credentials, me, members, runs, tenants, usage,
+    workspaces,
 };
 use crate::error::ApiError;
 use crate::extract::{Json, Session, authenticate};
 use crate::state::ApiState;
+use sb_agents::approvals::ApprovalView;
+use sb_agents::runs::RunView;
+use sb_agents::steps::StepView;
+use sb_kernel::{ApprovalStatus, RunId, RunStatus};
 
 pub type ApiSchema = Schema<QueryRoot, EmptyMutation, EmptySubscription>;
 
@@ -246,6 +253,83 @@ impl TenantWithView {
         let report: async_graphql::Result<usage::UsageReport> =
             read!(self, ctx, Role::Member, |tx| usage::aggregate(&mut tx, &q));
         Ok(report?.rows)
+    }
+
+    /// Agents by name.
+    async fn agents(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<AgentView>> {
+        read!(self, ctx, Role::Viewer, |tx| agents::list(&mut tx))
+    }
+
+    /// Runs, newest first, as a cursor connection; `status` and `agentId` filter them.
+    #[graphql(complexity = "page_cost(first, child_complexity)")]
+    async fn runs(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        status: Option<RunStatus>,
+        agent_id: Option<Uuid>,
+    ) -> async_graphql::Result<Page<RunView>> {
+        let q = RunsQuery {
+            status: status.map(|s| s.as_str().to_owned()),
+            agent_id,
+            cursor: after.clone(),
+            limit: Some(i64::from(first.unwrap_or(PAGE))),
+            ..RunsQuery::default()
+        };
+        let page: async_graphql::Result<runs::RunPage> =
+            read!(self, ctx, Role::Viewer, |tx| runs::list(&mut tx, &q));
+        let page = page?;
+        let mut connection = Connection::new(after.is_some(), page.next_cursor.is_some());
+        connection.edges.extend(
+            page.items
+                .into_iter()
+                .map(|r| Edge::new(r.id.to_string(), r)),
+        );
+        Ok(connection)
+    }
+
+    /// One run.
+    async fn run(&self, ctx: &Context<'_>, id: Uuid) -> async_graphql::Result<RunView> {
+        read!(self, ctx, Role::Viewer, |tx| runs::get(
+            &mut tx,
+            RunId::from_uuid(id)
+        ))
+    }
+
+    /// A run's step log.
+    async fn run_steps(&self, ctx: &Context<'_>, id: Uuid) -> async_graphql::Result<Vec<StepView>> {
+        read!(self, ctx, Role::Viewer, |tx| runs::steps(
+            &mut tx,
+            RunId::from_uuid(id)
+        ))
+    }
+
+    /// Approvals, newest first, as a cursor connection; `status` filters them.
+    #[graphql(complexity = "page_cost(first, child_complexity)")]
+    async fn approvals(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        status: Option<ApprovalStatus>,
+    ) -> async_graphql::Result<Page<ApprovalView>> {
+        let q = ApprovalsQuery {
+            status: status.map(|s| s.as_str().to_owned()),
+            cursor: after.clone(),
+            limit: Some(i64::from(first.unwrap_or(PAGE))),
+            ..ApprovalsQuery::default()
+        };
+        let page: async_graphql::Result<runs::ApprovalPage> =
+            read!(self, ctx, Role::Viewer, |tx| runs::approvals(&mut tx, &q));
+        let page = page?;
+        let mut connection = Connection::new(after.is_some(), page.next_cursor.is_some());
+        connection.edges.extend(
+            page.items
+                .into_iter()
+                .map(|a| Edge::new(a.id.to_string(), a)),
+        );
+        Ok(connection)
     }
 
     /// The audit log, newest first, as a cursor connection.

@@ -23,6 +23,8 @@ pub struct Inner {
     /// The Redis key prefix (`sb:`), for the deny-list and invalidations.
     pub prefix: String,
     pub config: ApiConfig,
+    /// The agents' defaults (iterations, timeout) that a new run gets when its agent sets none.
+    pub agent: sb_config::AgentConfig,
 }
 
 impl ApiState {
@@ -39,6 +41,7 @@ impl ApiState {
             limiter: Limiter::new(infra.redis(), &prefix),
             prefix,
             config: config.api.clone(),
+            agent: config.agent.clone(),
         })))
     }
 }

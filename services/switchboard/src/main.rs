@@ -15,6 +15,14 @@ use clap::Parser;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // The agent tools' sandbox trampoline (hidden): it confines itself and execs the command,
+    // so it runs before anything else is set up.
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == "sandbox-exec")
+    {
+        return sb_agent_worker::sandbox::trampoline::run(std::env::args_os().skip(2));
+    }
     let cli = cli::Cli::parse();
     // A local `.env` is read if present; variables already set in the environment win.
     let _ = dotenvy::dotenv();

@@ -8,6 +8,7 @@
 pub mod access;
 pub mod accounts;
 pub mod admin;
+pub mod agents;
 pub mod api_keys;
 pub mod audit;
 pub mod budgets;
@@ -18,6 +19,7 @@ pub mod mail;
 pub mod me;
 pub mod members;
 pub mod ratelimit;
+pub mod runs;
 pub mod sessions;
 pub mod tenants;
 pub mod tokens;

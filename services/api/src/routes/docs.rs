@@ -215,7 +215,7 @@ fn add_health(doc: &mut Value) {
     );
     paths["/graphql"] = json!({"post": {
         "tags": ["graphql"],
-        "summary": "GraphQL: the dashboard's reads (me, tenants and their workspaces, members, keys, credentials, budgets, usage, audit log)",
+        "summary": "GraphQL: the dashboard's reads (me, tenants and their workspaces, members, keys, credentials, budgets, usage, agents, runs, approvals, audit log)",
         "security": [{"bearer": []}],
         "requestBody": {"required": true, "content": {"application/json": {"schema": {
             "type": "object", "required": ["query"],

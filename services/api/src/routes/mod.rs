@@ -2,13 +2,16 @@
 //! so it cannot exist without its OpenAPI description; each resource has its own module.
 
 mod admin;
+mod agents;
 mod api_keys;
+mod approvals;
 mod auth;
 mod budgets;
 mod credentials;
 pub mod docs;
 mod me;
 mod members;
+mod runs;
 mod tenant;
 mod workspaces;
 
@@ -28,6 +31,9 @@ pub fn rest() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .merge(api_keys::router())
         .merge(credentials::router())
         .merge(budgets::router())
+        .merge(agents::router())
+        .merge(runs::router())
+        .merge(approvals::router())
         .merge(tenant::router());
     OpenApiRouter::new()
         .nest("/api/v1/auth", auth::router())

@@ -10,7 +10,7 @@
 use chrono::{DateTime, Utc};
 use sb_contracts::agents::{AgentJob, kinds};
 use sb_db::TenantTx;
-use sb_kernel::{ApprovalKind, ApprovalStatus, RunId, RunStatus, UserId};
+use sb_kernel::{ApprovalKind, ApprovalStatus, RunId, RunStatus, StepState, UserId};
 use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
@@ -19,6 +19,7 @@ use uuid::Uuid;
 use crate::{AgentError, events};
 
 #[derive(Clone, Debug, Serialize, ToSchema)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::SimpleObject))]
 pub struct ApprovalView {
     pub id: Uuid,
     pub run_id: Uuid,
@@ -221,19 +222,28 @@ pub async fn decide(
     let approval = get(tx, id).await?;
     match approval.kind {
         ApprovalKind::Tool => {
-            sqlx::query!(
-                "UPDATE agent_steps SET state = $3
-                  WHERE id = $1 AND call_hash = $2 AND state IN ('proposed', 'uncertain')",
-                approval.step_id,
-                approval.call_hash,
-                if decision.approve {
-                    "approved"
+            // The step moves only if it still is the call that was approved (same hash).
+            let bound = approval.step_id.zip(approval.call_hash.as_deref());
+            if let Some((step, hash)) = bound
+                && crate::steps::get(tx, step).await?.call_hash.as_deref() == Some(hash)
+            {
+                let to = if decision.approve {
+                    StepState::Approved
                 } else {
-                    "rejected"
-                },
-            )
-            .execute(&mut **tx)
-            .await?;
+                    StepState::Rejected
+                };
+                let result = (!decision.approve)
+                    .then(|| json!({"rejected": true, "reason": approval.reason}));
+                crate::steps::advance(
+                    tx,
+                    run,
+                    step,
+                    &[StepState::Proposed, StepState::Uncertain],
+                    to,
+                    result,
+                )
+                .await?;
+            }
         }
         ApprovalKind::Budget if decision.approve => {
             sqlx::query!(

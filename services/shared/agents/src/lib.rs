@@ -12,3 +12,14 @@ pub mod runs;
 pub mod steps;
 
 pub use error::AgentError;
+
+/// The tools an agent may be given (the worker's registry has one of each; a test there keeps
+/// the two lists equal).
+pub const TOOL_NAMES: &[&str] = &[
+    "list_files",
+    "read_file",
+    "write_file",
+    "append_file",
+    "delete_file",
+    "bash",
+];

@@ -14,6 +14,7 @@ use crate::{AgentError, events};
 
 /// A run as the api shows it.
 #[derive(Clone, Debug, Serialize, ToSchema)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::SimpleObject))]
 pub struct RunView {
     pub id: Uuid,
     pub agent_id: Option<Uuid>,

@@ -198,6 +198,11 @@ pub struct AgentConfig {
     pub max_workspace_size_gb: u32,
     pub workspace_retention_days: u32,
     pub allowed_bash_commands: Vec<String>,
+    pub approval_ttl: Duration,
+    pub gateway_url: String,
+    pub concurrency: usize,
+    pub lease: Duration,
+    pub tool_timeout: Duration,
 }
 
 impl AgentConfig {
@@ -209,6 +214,11 @@ impl AgentConfig {
             max_workspace_size_gb: src.number("MAX_WORKSPACE_SIZE_GB", 1..=10_000)?,
             workspace_retention_days: src.number("WORKSPACE_RETENTION_DAYS", 1..=3650)?,
             allowed_bash_commands: src.list("ALLOWED_BASH_COMMANDS")?,
+            approval_ttl: Duration::from_secs(src.number("APPROVAL_TTL_SECONDS", 1..=31_536_000)?),
+            gateway_url: src.string("AGENT_GATEWAY_URL")?,
+            concurrency: src.number("AGENT_CONCURRENCY", 1..=10_000)?,
+            lease: Duration::from_secs(src.number("AGENT_LEASE_SECONDS", 2..=3600)?),
+            tool_timeout: Duration::from_secs(src.number("AGENT_TOOL_TIMEOUT_SECONDS", 1..=86_400)?),
         })
     }
 }

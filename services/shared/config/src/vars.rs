@@ -66,6 +66,11 @@ pub const VARIABLES: &[Variable] = &[
     var("MAX_WORKSPACE_SIZE_GB", Some("1"), "disk quota of one agent workspace"),
     var("WORKSPACE_RETENTION_DAYS", Some("7"), "age after which agent workspaces are deleted"),
     var("ALLOWED_BASH_COMMANDS", Some("ls,cat,head,tail,wc,grep,echo"), "commands an agent's shell tool may run, comma-separated"),
+    var("APPROVAL_TTL_SECONDS", Some("86400"), "how long an approval waits for a decision; the run then ends timed_out"),
+    var("AGENT_GATEWAY_URL", Some("http://127.0.0.1:8080"), "the gateway the agent-worker sends its runs' model calls through"),
+    var("AGENT_CONCURRENCY", Some("16"), "agent runs one agent-worker process executes at once"),
+    var("AGENT_LEASE_SECONDS", Some("30"), "how long a worker holds a run without renewing; another worker takes it over after that"),
+    var("AGENT_TOOL_TIMEOUT_SECONDS", Some("30"), "wall-clock limit of one tool call (its processes are killed)"),
     // Ledger.
     var("LEDGER_BATCH_SIZE", Some("10000"), "most usage events the ledger records per transaction (a batch's rollup updates grow with its tenants, workspaces and keys, not its events)"),
     var("LEDGER_CONSUMERS", Some("3"), "concurrent consumers of sb:usage in one ledger process (Redis and Postgres work overlap)"),

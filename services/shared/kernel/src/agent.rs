@@ -9,6 +9,7 @@ use crate::spelling::spelled;
 /// Where a run is: `queued → running → waiting_approval → running → succeeded | failed |
 /// cancelled | timed_out`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::Enum))]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     Queued,
@@ -54,6 +55,7 @@ impl RunStatus {
 
 /// What a step of the log records: a model call or a tool call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::Enum))]
 #[serde(rename_all = "snake_case")]
 pub enum StepKind {
     Model,
@@ -75,6 +77,7 @@ impl StepKind {
 /// `rejected`; `uncertain` when a crash left it started and not finished and it may not be
 /// repeated without a person's say. A model step is recorded `finished`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::Enum))]
 #[serde(rename_all = "snake_case")]
 pub enum StepState {
     Proposed,
@@ -109,6 +112,7 @@ impl StepState {
 
 /// What an approval asks a person to decide.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::Enum))]
 #[serde(rename_all = "snake_case")]
 pub enum ApprovalKind {
     /// One exact tool call (tool and arguments, bound by their hash).
@@ -129,6 +133,7 @@ impl ApprovalKind {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::Enum))]
 #[serde(rename_all = "snake_case")]
 pub enum ApprovalStatus {
     Pending,

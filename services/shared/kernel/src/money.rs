@@ -52,6 +52,25 @@ impl Price {
     }
 }
 
+impl Micros {
+    /// Dollars written in decimal (`"0.5"`, `"12"`, `"1.250000"`) as micros, exactly: at most
+    /// six decimals, no sign, no exponent. A JSON number in an API body is read through its
+    /// text, so no binary float ever rounds a budget.
+    pub fn parse_usd(text: &str) -> Option<Micros> {
+        let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        if !digits(whole) || (text.contains('.') && !digits(fraction)) || fraction.len() > 6 {
+            return None;
+        }
+        let whole: i64 = whole.parse().ok()?;
+        let fraction: i64 = format!("{fraction:0<6}").parse().ok()?;
+        whole
+            .checked_mul(Self::PER_DOLLAR)?
+            .checked_add(fraction)
+            .map(Micros)
+    }
+}
+
 impl Add for Micros {
     type Output = Micros;
 
@@ -78,6 +97,27 @@ impl fmt::Display for Micros {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dollars_parse_exactly_or_not_at_all() {
+        assert_eq!(Micros::parse_usd("0.5"), Some(Micros(500_000)));
+        assert_eq!(Micros::parse_usd("12"), Some(Micros(12_000_000)));
+        assert_eq!(Micros::parse_usd("0.000001"), Some(Micros(1)));
+        assert_eq!(Micros::parse_usd("1.250000"), Some(Micros(1_250_000)));
+        for bad in [
+            "",
+            ".5",
+            "1.",
+            "-1",
+            "1e3",
+            "0.0000001",
+            "1.2.3",
+            "abc",
+            "99999999999999",
+        ] {
+            assert_eq!(Micros::parse_usd(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn token_cost_rounds_up_to_the_next_micro() {

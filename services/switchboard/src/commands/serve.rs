@@ -121,7 +121,7 @@ async fn build(service: Service, config: &Config) -> anyhow::Result<Vec<App>> {
             apps.push(sb_api::build(infra, config, addr(listen.api_port)).await?);
         }
         if wants(Service::AgentWorker) {
-            apps.push(sb_agent_worker::build(infra, addr(listen.agent_worker_port)).await?);
+            apps.push(sb_agent_worker::build(infra, config, addr(listen.agent_worker_port)).await?);
         }
         if wants(Service::Ledger) {
             apps.push(sb_ledger::build(infra, config, addr(listen.ledger_port)).await?);

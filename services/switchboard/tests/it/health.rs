@@ -15,9 +15,7 @@ type Build = fn(
 const SERVICES: &[(&str, Build)] = &[
     ("gateway", |i, a| Box::pin(gateway(i, a))),
     ("api", |i, a| Box::pin(api(i, a))),
-    ("agent-worker", |i, a| {
-        Box::pin(sb_agent_worker::build(i, a))
-    }),
+    ("agent-worker", |i, a| Box::pin(agent_worker(i, a))),
     ("ledger", |i, a| Box::pin(ledger(i, a))),
 ];
 
@@ -32,6 +30,10 @@ fn default_config() -> sb_config::Config {
 /// The ledger with its default settings.
 async fn ledger(infra: &Infra, addr: SocketAddr) -> std::io::Result<App> {
     sb_ledger::build(infra, &default_config(), addr).await
+}
+
+async fn agent_worker(infra: &Infra, addr: SocketAddr) -> std::io::Result<App> {
+    sb_agent_worker::build(infra, &default_config(), addr).await
 }
 
 async fn api(infra: &Infra, addr: SocketAddr) -> std::io::Result<App> {

@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use sb_runtime::Infra;
 use sb_kernel::TenantId;
+use sb_runtime::Infra;
 use sb_testkit::{RunningApp, TestDb, TestRedis, spawn, tenant, test_config};
 use serde_json::Value;
 use uuid::Uuid;
@@ -445,7 +445,11 @@ async fn alerts_and_dashboards_use_only_exported_metrics() {
 
     let gateway = spawn(sb_gateway::build(&infra, &config, addr()).await.unwrap());
     let api = spawn(sb_api::build(&infra, &config, addr()).await.unwrap());
-    let agent_worker = spawn(sb_agent_worker::build(&infra, addr()).await.unwrap());
+    let agent_worker = spawn(
+        sb_agent_worker::build(&infra, &config, addr())
+            .await
+            .unwrap(),
+    );
     // A call before the ledger starts: the budget's Redis counter is missing, so the gateway
     // rebuilds it (gateway_budget_rebuilds_total); the ledger then reads the usage event
     // from the stream's beginning.

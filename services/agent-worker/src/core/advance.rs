@@ -1,0 +1,434 @@
+//! One step of a run (STYLE.md, habit 9): read the run's state from Postgres, do the one
+//! thing it calls for, checkpoint it, and say what comes next. The driver loops over it.
+//!
+//! The order of a tool call is what makes it happen at most once: the step is marked
+//! `started` and committed before the tool runs, and `finished` with its result after. A step
+//! found `started` when a run is taken over was interrupted by a crash: a read-only tool is
+//! run again; any other is marked `uncertain` and waits for a person, never repeated silently.
+//! Only calls whose stored tool and arguments still hash to the recorded hash run, so the call
+//! that was approved is the call that runs.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sb_agents::approvals::{self, Request};
+use sb_agents::steps::{self, NewStep, StepView};
+use sb_agents::{AgentError, runs};
+use sb_db::TenantTx;
+use sb_kernel::{RunId, RunStatus, StepKind, StepState, TenantId};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::core::conversation::{self, Reply};
+use crate::core::model::Called;
+use crate::core::tooling;
+use crate::core::worker::Worker;
+use crate::core::{lease, metrics};
+
+/// What the driver does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Advanced {
+    /// Another step is due at once.
+    Next,
+    /// The run waits for a person (or a slot): give it back.
+    Parked,
+    /// The run ended.
+    Ended,
+    /// Another worker holds the run now: stop touching it.
+    LeaseLost,
+}
+
+/// A run this worker holds.
+pub struct HeldRun {
+    pub id: RunId,
+    pub tenant: TenantId,
+    /// The run's gateway key (secret).
+    pub key: String,
+    /// Fired when this worker must let go of the run (shutdown, lease lost): a tool call
+    /// stopped by it stays `started`, as after a crash.
+    pub stop: CancellationToken,
+    /// Fired by `stop`, and by a cancellation of the run: stops a tool or a model call.
+    pub halt: CancellationToken,
+    /// Model calls that failed in a row.
+    pub model_failures: u32,
+}
+
+/// What a step needs of the run and its agent.
+struct RunState {
+    status: RunStatus,
+    input: Value,
+    iterations: i32,
+    max_iterations: i32,
+    deadline: DateTime<Utc>,
+    cancel_requested: bool,
+    budget_micros: Option<i64>,
+    workspace: Option<uuid::Uuid>,
+    /// The agent's team (`_` for none), for the metrics.
+    team: String,
+    model: String,
+    instructions: String,
+    tools: Vec<String>,
+    approval_tools: Vec<String>,
+}
+
+async fn load(tx: &mut TenantTx, run: RunId) -> Result<RunState, AgentError> {
+    let row = sqlx::query!(
+        r#"SELECT r.status AS "status: RunStatus", r.input, r.iterations, r.max_iterations,
+                  coalesce(r.started_at, r.created_at) + make_interval(secs => r.timeout_seconds) AS "deadline!",
+                  r.cancel_requested_at IS NOT NULL AS "cancel_requested!", r.budget_micros,
+                  r.workspace_id,
+                  a.model AS "model?", a.instructions AS "instructions?", a.tools AS "tools?",
+                  a.approval_tools AS "approval_tools?", a.team
+             FROM agent_runs r LEFT JOIN agents a ON a.id = r.agent_id
+            WHERE r.id = $1"#,
+        run.as_uuid()
+    )
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or(AgentError::NotFound("run"))?;
+    Ok(RunState {
+        status: row.status,
+        input: row.input,
+        iterations: row.iterations,
+        max_iterations: row.max_iterations,
+        deadline: row.deadline,
+        cancel_requested: row.cancel_requested,
+        budget_micros: row.budget_micros,
+        workspace: row.workspace_id,
+        team: row.team.unwrap_or_else(|| "_".to_owned()),
+        model: row.model.unwrap_or_default(),
+        instructions: row.instructions.unwrap_or_default(),
+        tools: row.tools.unwrap_or_default(),
+        approval_tools: row.approval_tools.unwrap_or_default(),
+    })
+}
+
+/// Does the next thing the run calls for.
+pub async fn advance(worker: &Worker, run: &mut HeldRun) -> Result<Advanced, AgentError> {
+    let mut tx = worker.db.begin(run.tenant).await?;
+    if !lease::fence(&mut tx, run.id, &worker.id).await? {
+        return Ok(Advanced::LeaseLost);
+    }
+    let state = load(&mut tx, run.id).await?;
+    if state.status.is_terminal() {
+        tx.commit().await?;
+        return Ok(Advanced::Ended);
+    }
+    if state.cancel_requested {
+        runs::finish(
+            &mut tx,
+            run.id,
+            RunStatus::Cancelled,
+            None,
+            Some("cancelled"),
+            None,
+        )
+        .await?;
+        tx.commit().await?;
+        return Ok(Advanced::Ended);
+    }
+    if state.deadline <= Utc::now() {
+        let message = "the run passed its time limit".to_owned();
+        runs::finish(
+            &mut tx,
+            run.id,
+            RunStatus::TimedOut,
+            None,
+            Some("timeout"),
+            Some(message),
+        )
+        .await?;
+        tx.commit().await?;
+        return Ok(Advanced::Ended);
+    }
+    if state.status == RunStatus::WaitingApproval {
+        let expired = approvals::expire(&mut tx, run.id).await?;
+        tx.commit().await?;
+        return Ok(if expired {
+            Advanced::Ended
+        } else {
+            Advanced::Parked
+        });
+    }
+    if state.status == RunStatus::Queued {
+        approvals::set_status(&mut tx, run.id, RunStatus::Running).await?;
+    }
+    let steps = steps::list(&mut tx, run.id).await?;
+    let pending = steps.iter().find(|s| {
+        s.kind == StepKind::Tool && !matches!(s.state, StepState::Finished | StepState::Rejected)
+    });
+    if let Some(step) = pending {
+        return tool_step(worker, run, tx, &state, step).await;
+    }
+    if state.iterations >= state.max_iterations {
+        let message = format!("the run made its {} model calls", state.max_iterations);
+        runs::finish(
+            &mut tx,
+            run.id,
+            RunStatus::Failed,
+            None,
+            Some("max_iterations"),
+            Some(message),
+        )
+        .await?;
+        tx.commit().await?;
+        return Ok(Advanced::Ended);
+    }
+    // The model call holds no transaction (and no row lock) while it runs.
+    tx.commit().await?;
+    model_step(worker, run, &state, &steps).await
+}
+
+/// The tool call in hand: ask for approval, run it, or decide what an interrupted one means.
+async fn tool_step(
+    worker: &Worker,
+    run: &mut HeldRun,
+    mut tx: TenantTx,
+    state: &RunState,
+    step: &StepView,
+) -> Result<Advanced, AgentError> {
+    let tool = step.tool.as_deref().unwrap_or_default();
+    let arguments = step.arguments.clone().unwrap_or(Value::Null);
+    let hash = step.call_hash.as_deref().unwrap_or_default();
+    let needs_approval = state.approval_tools.iter().any(|t| t == tool);
+    match step.state {
+        StepState::Proposed | StepState::Uncertain => {
+            let request = Request::Tool {
+                step_id: step.id,
+                tool,
+                arguments: &arguments,
+                call_hash: hash,
+            };
+            approvals::request(&mut tx, run.id, request, worker.approval_ttl_seconds()).await?;
+            tx.commit().await?;
+            Ok(Advanced::Parked)
+        }
+        StepState::Started if !tooling::is_idempotent(tool) => {
+            // Interrupted by a crash, and not safe to repeat: a person decides.
+            steps::advance(
+                &mut tx,
+                run.id,
+                step.id,
+                &[StepState::Started],
+                StepState::Uncertain,
+                None,
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(Advanced::Next)
+        }
+        StepState::Approved | StepState::Started => {
+            if steps::call_hash(tool, &arguments) != hash
+                || (needs_approval && !approved_exactly(&mut tx, step.id, hash).await?)
+            {
+                let refusal = tooling::failed(
+                    "not_approved",
+                    "this call is not the call that was approved",
+                );
+                steps::advance(
+                    &mut tx,
+                    run.id,
+                    step.id,
+                    &[StepState::Approved, StepState::Started],
+                    StepState::Rejected,
+                    Some(refusal),
+                )
+                .await?;
+                tx.commit().await?;
+                return Ok(Advanced::Next);
+            }
+            if step.state == StepState::Approved {
+                steps::advance(
+                    &mut tx,
+                    run.id,
+                    step.id,
+                    &[StepState::Approved],
+                    StepState::Started,
+                    None,
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            let result = tooling::run(worker, run, state.workspace, tool, &arguments).await;
+            if run.stop.is_cancelled() {
+                // Letting go (shutdown, lease lost): the call stays `started` for whoever
+                // takes the run next.
+                return Ok(Advanced::Parked);
+            }
+            let mut tx = worker.db.begin(run.tenant).await?;
+            if !lease::fence(&mut tx, run.id, &worker.id).await? {
+                return Ok(Advanced::LeaseLost);
+            }
+            steps::advance(
+                &mut tx,
+                run.id,
+                step.id,
+                &[StepState::Started],
+                StepState::Finished,
+                Some(result),
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(Advanced::Next)
+        }
+        StepState::Finished | StepState::Rejected => Ok(Advanced::Next),
+    }
+}
+
+/// Whether a person approved exactly this call (this step, this hash).
+async fn approved_exactly(
+    tx: &mut TenantTx,
+    step: uuid::Uuid,
+    hash: &str,
+) -> Result<bool, AgentError> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM approvals
+                           WHERE step_id = $1 AND call_hash = $2 AND status = 'approved') AS "approved!""#,
+        step,
+        hash
+    )
+    .fetch_one(&mut **tx)
+    .await?)
+}
+
+/// A model call through the gateway, and what its answer means for the run.
+async fn model_step(
+    worker: &Worker,
+    run: &mut HeldRun,
+    state: &RunState,
+    steps: &[StepView],
+) -> Result<Advanced, AgentError> {
+    let messages = conversation::messages(&state.instructions, &state.input, steps);
+    let tools = worker.tools.schemas(&state.tools);
+    let called = tokio::select! {
+        () = run.halt.cancelled() => return Ok(Advanced::Next),
+        called = worker.model.call(&run.key, run.id, &state.model, &messages, &tools) => called,
+    };
+    metrics::model_call(&state.team, matches!(called, Called::RateLimited(_)));
+    let mut tx = worker.db.begin(run.tenant).await?;
+    if !lease::fence(&mut tx, run.id, &worker.id).await? {
+        return Ok(Advanced::LeaseLost);
+    }
+    let advanced = match called {
+        Called::Answer(completion) => {
+            run.model_failures = 0;
+            count_iteration(&mut tx, run.id).await?;
+            match conversation::read_reply(&completion) {
+                Some(Reply::Tools { message, calls }) => {
+                    steps::append(&mut tx, run.id, NewStep::Model { message: &message }).await?;
+                    for call in &calls {
+                        let allowed = state.tools.iter().any(|t| t == &call.tool);
+                        let needs_approval = state.approval_tools.iter().any(|t| t == &call.tool);
+                        let (step_state, result) = if !allowed {
+                            let error = tooling::failed(
+                                "tool_not_allowed",
+                                format!("this agent may not use the tool {:?}", call.tool),
+                            );
+                            (StepState::Finished, Some(error))
+                        } else if needs_approval {
+                            (StepState::Proposed, None)
+                        } else {
+                            (StepState::Approved, None)
+                        };
+                        let new = NewStep::Tool {
+                            tool: &call.tool,
+                            arguments: &call.arguments,
+                            tool_call_id: &call.id,
+                            state: step_state,
+                            result,
+                        };
+                        steps::append(&mut tx, run.id, new).await?;
+                    }
+                    Advanced::Next
+                }
+                Some(Reply::Final { message, text }) => {
+                    steps::append(&mut tx, run.id, NewStep::Model { message: &message }).await?;
+                    let output = json!({"text": text});
+                    runs::finish(
+                        &mut tx,
+                        run.id,
+                        RunStatus::Succeeded,
+                        Some(output),
+                        None,
+                        None,
+                    )
+                    .await?;
+                    Advanced::Ended
+                }
+                None => {
+                    let message = "the model's answer had no message".to_owned();
+                    runs::finish(
+                        &mut tx,
+                        run.id,
+                        RunStatus::Failed,
+                        None,
+                        Some("model_error"),
+                        Some(message),
+                    )
+                    .await?;
+                    Advanced::Ended
+                }
+            }
+        }
+        Called::RunBudgetExhausted => {
+            let request = Request::Budget {
+                budget_micros: state.budget_micros,
+            };
+            approvals::request(&mut tx, run.id, request, worker.approval_ttl_seconds()).await?;
+            Advanced::Parked
+        }
+        Called::OtherBudgetExhausted(message) => {
+            runs::finish(
+                &mut tx,
+                run.id,
+                RunStatus::Failed,
+                None,
+                Some("budget_exceeded"),
+                Some(message),
+            )
+            .await?;
+            Advanced::Ended
+        }
+        Called::RateLimited(wait) => {
+            tx.commit().await?;
+            tokio::select! {
+                () = run.halt.cancelled() => {}
+                () = tokio::time::sleep(wait.min(Duration::from_secs(10))) => {}
+            }
+            return Ok(Advanced::Next);
+        }
+        Called::Failed(status, message) => {
+            run.model_failures += 1;
+            if run.model_failures < 3 {
+                tx.commit().await?;
+                tracing::warn!(run = %run.id, status, %message, "a model call failed; trying again");
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(run.model_failures)))
+                    .await;
+                return Ok(Advanced::Next);
+            }
+            let message = format!("the model call failed ({status}): {message}");
+            runs::finish(
+                &mut tx,
+                run.id,
+                RunStatus::Failed,
+                None,
+                Some("model_error"),
+                Some(message),
+            )
+            .await?;
+            Advanced::Ended
+        }
+    };
+    tx.commit().await?;
+    Ok(advanced)
+}
+
+async fn count_iteration(tx: &mut TenantTx, run: RunId) -> Result<(), AgentError> {
+    sqlx::query!(
+        "UPDATE agent_runs SET iterations = iterations + 1, updated_at = now() WHERE id = $1",
+        run.as_uuid()
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

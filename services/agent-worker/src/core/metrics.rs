@@ -1,0 +1,42 @@
+//! The agent-worker's metrics (names from the operators' guides).
+
+use std::time::Duration;
+
+use sb_kernel::RunStatus;
+
+use crate::sandbox::SandboxMode;
+
+/// `agent_sandbox_mode{mode}`: 1 for the mode this worker runs tools in.
+pub fn sandbox_mode(mode: SandboxMode) {
+    for m in [
+        SandboxMode::Bubblewrap,
+        SandboxMode::Landlock,
+        SandboxMode::Unavailable,
+    ] {
+        metrics::gauge!("agent_sandbox_mode", "mode" => m.as_str())
+            .set(f64::from(u8::from(m == mode)));
+    }
+}
+
+/// A run ended: `agent_executions_total{team,status}` and `agent_duration_seconds`. By team,
+/// not by agent: agent names are tenants' words, and a label made of them would grow without
+/// bound (the api breaks runs down by agent).
+pub fn run_ended(team: &str, status: RunStatus, took: Duration) {
+    metrics::counter!("agent_executions_total", "team" => team.to_owned(), "status" => status.as_str())
+        .increment(1);
+    metrics::histogram!("agent_duration_seconds").record(took.as_secs_f64());
+}
+
+/// A model call of a team's agent: `agent_api_requests_total{team}`, and
+/// `agent_api_rate_limit_hits` when the gateway answered 429.
+pub fn model_call(team: &str, rate_limited: bool) {
+    metrics::counter!("agent_api_requests_total", "team" => team.to_owned()).increment(1);
+    if rate_limited {
+        metrics::counter!("agent_api_rate_limit_hits").increment(1);
+    }
+}
+
+/// `approval_queue_depth{status="pending"}`.
+pub fn approval_queue_depth(pending: i64) {
+    metrics::gauge!("approval_queue_depth", "status" => "pending").set(pending as f64);
+}
