@@ -46,7 +46,7 @@ pub async fn build(infra: &Infra, config: &Config, addr: SocketAddr) -> std::io:
         .await
         .map_err(std::io::Error::other)?;
     tracing::info!(mode = sandbox.mode().as_str(), "agent tools sandbox");
-    core::metrics::sandbox_mode(sandbox.mode());
+    let mode = sandbox.mode();
     let tools = Tools::new(&config.agent, sandbox).map_err(std::io::Error::other)?;
     let worker = Arc::new(Worker::new(
         infra.app_db.clone(),
@@ -64,18 +64,21 @@ pub async fn build(infra: &Infra, config: &Config, addr: SocketAddr) -> std::io:
     let relay = OutboxRelay::new(infra.system_db.clone(), infra.bus.clone());
     let (watcher, sweeper) = (Arc::clone(&worker), Arc::clone(&worker));
     let sweep_every = (config.agent.lease / 2).max(Duration::from_secs(1));
-    Ok(App::bind(
+    let app = App::bind(
         SERVICE,
         addr,
         sb_runtime::standard_layers(routes::router(infra, worker), SERVICE),
     )
-    .await?
-    .with_task(Box::new(move |shutdown| {
-        Box::pin(consumer.run(handler, shutdown))
-    }))
-    .with_task(Box::new(move |shutdown| Box::pin(watcher.watch(shutdown))))
-    .with_task(Box::new(move |shutdown| {
-        Box::pin(sweeper.sweep(sweep_every, shutdown))
-    }))
-    .with_task(Box::new(move |shutdown| Box::pin(relay.run(shutdown)))))
+    .await?;
+    // After the standard layers, which install the metrics recorder.
+    core::metrics::sandbox_mode(mode);
+    Ok(app
+        .with_task(Box::new(move |shutdown| {
+            Box::pin(consumer.run(handler, shutdown))
+        }))
+        .with_task(Box::new(move |shutdown| Box::pin(watcher.watch(shutdown))))
+        .with_task(Box::new(move |shutdown| {
+            Box::pin(sweeper.sweep(sweep_every, shutdown))
+        }))
+        .with_task(Box::new(move |shutdown| Box::pin(relay.run(shutdown)))))
 }

@@ -8,5 +8,6 @@ pub mod jobs;
 pub mod lease;
 pub mod metrics;
 pub mod model;
+pub mod retention;
 pub mod tooling;
 pub mod worker;

@@ -17,12 +17,14 @@ use uuid::Uuid;
 
 use crate::core::advance::{Advanced, HeldRun, advance};
 use crate::core::model::{self, ModelClient};
-use crate::core::{lease, metrics, tooling};
+use crate::core::{lease, metrics, retention, tooling};
 
 /// How often the worker looks for cancellations of the runs it holds.
 const CANCEL_POLL: Duration = Duration::from_millis(250);
 /// How long an unfinished run must have sat unheld before the sweeper takes it.
 const ORPHAN_IDLE: Duration = Duration::from_secs(2);
+/// How often workspaces past their retention are looked for.
+const RETENTION_SWEEP: Duration = Duration::from_secs(3600);
 
 pub struct Worker {
     pub(crate) db: AppPool,
@@ -250,9 +252,26 @@ impl Worker {
     /// Takes runs that nobody holds (a crashed worker's, an approved one whose job went to a
     /// busy worker) and ends runs whose approval expired, every `interval`, until `shutdown`.
     pub async fn sweep(self: Arc<Self>, interval: Duration, shutdown: CancellationToken) {
+        let mut last_retention: Option<tokio::time::Instant> = None;
         loop {
             if let Err(e) = self.sweep_once().await {
                 tracing::warn!(error = %e, "the agent sweeper failed; will try again");
+            }
+            if last_retention.is_none_or(|at| at.elapsed() >= RETENTION_SWEEP) {
+                last_retention = Some(tokio::time::Instant::now());
+                let root = self.tools.root().to_path_buf();
+                let keep =
+                    Duration::from_secs(u64::from(self.config.workspace_retention_days) * 86_400);
+                match tokio::task::spawn_blocking(move || retention::sweep(&root, keep)).await {
+                    Ok(Ok(0)) => {}
+                    Ok(Ok(n)) => {
+                        tracing::info!(deleted = n, "deleted agent workspaces past their retention")
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "could not sweep old agent workspaces")
+                    }
+                    Err(e) => tracing::warn!(error = %e, "the workspace sweep did not finish"),
+                }
             }
             tokio::select! {
                 () = shutdown.cancelled() => break,
