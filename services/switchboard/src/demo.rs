@@ -88,18 +88,18 @@ async fn upsert_user(
 ) -> anyhow::Result<UserId> {
     let hash = password::hash(plain)?;
     let mut tx = db.begin_global().await?;
-    let id: Uuid = sqlx::query_scalar(
+    let id = sqlx::query_scalar!(
         "INSERT INTO users (id, email, password_hash, display_name, is_platform_admin, email_verified_at)
          VALUES ($1, $2, $3, $4, $5, now())
          ON CONFLICT ((lower(email))) DO UPDATE
              SET password_hash = EXCLUDED.password_hash, is_platform_admin = EXCLUDED.is_platform_admin, updated_at = now()
          RETURNING id",
+        UserId::new().as_uuid(),
+        email,
+        hash,
+        name,
+        platform_admin,
     )
-    .bind(UserId::new().as_uuid())
-    .bind(email)
-    .bind(hash)
-    .bind(name)
-    .bind(platform_admin)
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -130,20 +130,27 @@ async fn upsert_tenant_rows(
     budget: Micros,
 ) -> anyhow::Result<()> {
     let tenant = tx.tenant().as_uuid();
-    sqlx::query("INSERT INTO tenants (id, name, slug) VALUES ($1, 'Demo', 'demo') ON CONFLICT (id) DO NOTHING")
-        .bind(tenant)
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query("INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, 'owner') ON CONFLICT (tenant_id, user_id) DO UPDATE SET role = 'owner'")
-        .bind(tenant)
-        .bind(admin.as_uuid())
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query("INSERT INTO workspaces (id, tenant_id, name) VALUES ($1, $2, 'Default') ON CONFLICT (id) DO NOTHING")
-        .bind(WORKSPACE_ID.as_uuid())
-        .bind(tenant)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query!(
+        "INSERT INTO tenants (id, name, slug) VALUES ($1, 'Demo', 'demo') ON CONFLICT (id) DO NOTHING",
+        tenant
+    )
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query!(
+        "INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, 'owner')
+         ON CONFLICT (tenant_id, user_id) DO UPDATE SET role = 'owner'",
+        tenant,
+        admin.as_uuid(),
+    )
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query!(
+        "INSERT INTO workspaces (id, tenant_id, name) VALUES ($1, $2, 'Default') ON CONFLICT (id) DO NOTHING",
+        WORKSPACE_ID.as_uuid(),
+        tenant,
+    )
+    .execute(&mut **tx)
+    .await?;
     // mock-llm speaks all three dialects and needs no secret. Each model gets an entry in the
     // dialect it stands in for, so it is called (and priced) as the real one would be.
     for (name, provider, base_url) in [
@@ -159,55 +166,58 @@ async fn upsert_tenant_rows(
             mock_llm_url.trim_end_matches("/v1"),
         ),
     ] {
-        let models: Vec<&str> = sb_mock_llm::MODELS
+        let models: Vec<String> = sb_mock_llm::MODELS
             .iter()
-            .copied()
             .filter(|m| mock_dialect(m) == provider)
+            .map(|m| (*m).to_owned())
             .collect();
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO provider_credentials (id, tenant_id, name, provider, base_url, models)
              VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (tenant_id, name) DO UPDATE SET provider = EXCLUDED.provider, base_url = EXCLUDED.base_url, models = EXCLUDED.models, updated_at = now()",
+            Uuid::now_v7(),
+            tenant,
+            name,
+            provider,
+            base_url,
+            &models,
         )
-        .bind(Uuid::now_v7())
-        .bind(tenant)
-        .bind(name)
-        .bind(provider)
-        .bind(base_url)
-        .bind(models)
         .execute(&mut **tx)
         .await?;
     }
     // The key row is kept; its secret is replaced (the old one stops working).
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO api_keys (id, tenant_id, workspace_id, name, prefix, key_hash, created_by)
          VALUES ($1, $2, $3, 'demo', $4, $5, $6)
          ON CONFLICT (tenant_id, name) DO UPDATE SET prefix = EXCLUDED.prefix, key_hash = EXCLUDED.key_hash, revoked_at = NULL",
+        Uuid::now_v7(),
+        tenant,
+        WORKSPACE_ID.as_uuid(),
+        key.prefix,
+        &key.hash[..],
+        admin.as_uuid(),
     )
-    .bind(Uuid::now_v7())
-    .bind(tenant)
-    .bind(WORKSPACE_ID.as_uuid())
-    .bind(&key.prefix)
-    .bind(&key.hash[..])
-    .bind(admin.as_uuid())
     .execute(&mut **tx)
     .await?;
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO budgets (id, tenant_id, scope, scope_id, period, limit_micros)
          VALUES ($1, $2, 'tenant', NULL, 'monthly', $3)
          ON CONFLICT (tenant_id, scope, scope_id, period) DO NOTHING",
+        Uuid::now_v7(),
+        tenant,
+        budget.0,
     )
-    .bind(Uuid::now_v7())
-    .bind(tenant)
-    .bind(budget.0)
     .execute(&mut **tx)
     .await?;
-    sqlx::query("INSERT INTO audit_log (id, tenant_id, actor_user_id, action, target_type, target_id) VALUES ($1, $2, NULL, 'demo.seeded', 'tenant', $3)")
-        .bind(Uuid::now_v7())
-        .bind(tenant)
-        .bind(tenant.to_string())
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query!(
+        "INSERT INTO audit_log (id, tenant_id, actor_user_id, action, target_type, target_id)
+         VALUES ($1, $2, NULL, 'demo.seeded', 'tenant', $3)",
+        Uuid::now_v7(),
+        tenant,
+        tenant.to_string(),
+    )
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 

@@ -182,30 +182,22 @@ async fn database_checks(config: &Config) -> Vec<Check> {
     out
 }
 
-#[derive(sqlx::FromRow)]
-struct RoleRow {
-    name: String,
-    superuser: bool,
-    bypass_rls: bool,
-    owned: i64,
-}
-
 async fn catalog_checks(conn: &mut PgConnection) -> Result<Vec<Check>, sqlx::Error> {
     let mut out = Vec::new();
-    let tables: Vec<(String, bool, bool)> = sqlx::query_as(
-        "SELECT c.relname::text, c.relrowsecurity, c.relforcerowsecurity
-           FROM pg_class c
-           JOIN pg_namespace n ON n.oid = c.relnamespace
-           JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
-          WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition
-          ORDER BY 1",
+    let tables = sqlx::query!(
+        r#"SELECT c.relname::text AS "name!", c.relrowsecurity, c.relforcerowsecurity
+             FROM pg_class c
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
+            WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+            ORDER BY 1"#
     )
     .fetch_all(&mut *conn)
     .await?;
     let unprotected: Vec<&str> = tables
         .iter()
-        .filter(|(_, on, forced)| !(*on && *forced))
-        .map(|(t, ..)| t.as_str())
+        .filter(|t| !(t.relrowsecurity && t.relforcerowsecurity))
+        .map(|t| t.name.as_str())
         .collect();
     out.push(Check::from(
         "row-level security",
@@ -217,10 +209,10 @@ async fn catalog_checks(conn: &mut PgConnection) -> Result<Vec<Check>, sqlx::Err
         },
         "run `switchboard migrate`; if it is current, restore with ALTER TABLE … ENABLE / FORCE ROW LEVEL SECURITY",
     ));
-    let role: RoleRow = sqlx::query_as(
-        "SELECT r.rolname::text AS name, r.rolsuper AS superuser, r.rolbypassrls AS bypass_rls,
-                (SELECT count(*) FROM pg_class c WHERE c.relowner = r.oid) AS owned
-           FROM pg_roles r WHERE r.rolname = current_user",
+    let role = sqlx::query!(
+        r#"SELECT r.rolname::text AS "name!", r.rolsuper AS "superuser!", r.rolbypassrls AS "bypass_rls!",
+                  (SELECT count(*) FROM pg_class c WHERE c.relowner = r.oid) AS "owned!"
+             FROM pg_roles r WHERE r.rolname = current_user"#
     )
     .fetch_one(&mut *conn)
     .await?;
@@ -244,9 +236,10 @@ async fn catalog_checks(conn: &mut PgConnection) -> Result<Vec<Check>, sqlx::Err
         },
         "point DATABASE_URL at switchboard_app (created by `switchboard migrate`), never at the owner",
     ));
-    let admins: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE is_platform_admin")
-        .fetch_one(&mut *conn)
-        .await?;
+    let admins =
+        sqlx::query_scalar!(r#"SELECT count(*) AS "admins!" FROM users WHERE is_platform_admin"#)
+            .fetch_one(&mut *conn)
+            .await?;
     out.push(Check::from(
         "platform admin",
         admins > 0,
@@ -269,6 +262,8 @@ async fn migrations_current(config: &Config) -> Check {
             );
         }
     };
+    // A runtime query: `_sqlx_migrations` exists only once the migrator has run, and the
+    // database the query macros are checked against is migrated with psql, so it has none.
     let applied: Result<Vec<i64>, _> =
         sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
             .fetch_all(&mut conn)

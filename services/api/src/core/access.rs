@@ -26,23 +26,23 @@ pub async fn enter(
     write: bool,
 ) -> ApiResult<(TenantTx, Access)> {
     let mut tx = state.infra.app_db.begin(tenant).await?;
-    let row: Option<(String, String)> = sqlx::query_as(
+    let row = sqlx::query!(
         "SELECT m.role, t.status FROM memberships m JOIN tenants t ON t.id = m.tenant_id
           WHERE m.user_id = $1",
+        user.as_uuid()
     )
-    .bind(user.as_uuid())
     .fetch_optional(&mut *tx)
     .await?;
-    let Some((role, status)) = row else {
+    let Some(row) = row else {
         return Err(ApiError::not_found("tenant"));
     };
-    let role: Role = role.parse().map_err(ApiError::internal)?;
+    let role: Role = row.role.parse().map_err(ApiError::internal)?;
     if !role.allows(needed) {
         return Err(ApiError::forbidden(format!(
             "this needs the {needed} role in the tenant; you are {role}"
         )));
     }
-    if write && status != "active" {
+    if write && row.status != "active" {
         return Err(ApiError::forbidden_because(
             "tenant_suspended",
             "the tenant is suspended: it can be read but not changed; ask a platform admin",
@@ -53,14 +53,15 @@ pub async fn enter(
 
 pub async fn require_platform_admin(state: &ApiState, user: UserId) -> ApiResult<()> {
     let mut tx = state.infra.app_db.begin_global().await?;
-    let admin: Option<(bool,)> =
-        sqlx::query_as("SELECT is_platform_admin FROM users WHERE id = $1 AND erased_at IS NULL")
-            .bind(user.as_uuid())
-            .fetch_optional(&mut *tx)
-            .await?;
+    let admin = sqlx::query_scalar!(
+        "SELECT is_platform_admin FROM users WHERE id = $1 AND erased_at IS NULL",
+        user.as_uuid()
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
     tx.commit().await?;
     match admin {
-        Some((true,)) => Ok(()),
+        Some(true) => Ok(()),
         _ => Err(ApiError::forbidden("this needs a platform admin")),
     }
 }

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::core::validate::Checks;
 use crate::error::{ApiError, ApiResult, OnConstraint};
 
-#[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow, async_graphql::SimpleObject)]
+#[derive(Clone, Debug, Serialize, ToSchema, async_graphql::SimpleObject)]
 pub struct ApiKeyView {
     pub id: Uuid,
     pub name: String,
@@ -48,22 +48,25 @@ pub struct NewApiKey {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-const COLUMNS: &str = "id, name, prefix, workspace_id, allowed_models, rpm_limit, tpm_limit,
-                       expires_at, revoked_at, last_used_at, created_at";
-
 pub async fn list(tx: &mut TenantTx) -> ApiResult<Vec<ApiKeyView>> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM api_keys ORDER BY created_at DESC, id"
-    )))
+    Ok(sqlx::query_as!(
+        ApiKeyView,
+        "SELECT id, name, prefix, workspace_id, allowed_models, rpm_limit, tpm_limit,
+                expires_at, revoked_at, last_used_at, created_at
+           FROM api_keys ORDER BY created_at DESC, id"
+    )
     .fetch_all(&mut **tx)
     .await?)
 }
 
 pub async fn get(tx: &mut TenantTx, id: ApiKeyId) -> ApiResult<ApiKeyView> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM api_keys WHERE id = $1"
-    )))
-    .bind(id.as_uuid())
+    sqlx::query_as!(
+        ApiKeyView,
+        "SELECT id, name, prefix, workspace_id, allowed_models, rpm_limit, tpm_limit,
+                expires_at, revoked_at, last_used_at, created_at
+           FROM api_keys WHERE id = $1",
+        id.as_uuid()
+    )
     .fetch_optional(&mut **tx)
     .await?
     .ok_or_else(|| ApiError::not_found("API key"))
@@ -102,22 +105,25 @@ pub async fn create(
     }
     checks.finish()?;
     let key = sb_auth::api_key::generate();
-    let view = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let view = sqlx::query_as!(
+        ApiKeyView,
         "INSERT INTO api_keys (id, tenant_id, workspace_id, name, prefix, key_hash, allowed_models,
                                rpm_limit, tpm_limit, expires_at, created_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {COLUMNS}"
-    )))
-    .bind(ApiKeyId::new().as_uuid())
-    .bind(tx.tenant().as_uuid())
-    .bind(req.workspace_id)
-    .bind(&req.name)
-    .bind(&key.prefix)
-    .bind(key.hash.as_slice())
-    .bind(&req.allowed_models)
-    .bind(req.rpm_limit)
-    .bind(req.tpm_limit)
-    .bind(req.expires_at)
-    .bind(created_by.as_uuid())
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+         RETURNING id, name, prefix, workspace_id, allowed_models, rpm_limit, tpm_limit,
+                   expires_at, revoked_at, last_used_at, created_at",
+        ApiKeyId::new().as_uuid(),
+        tx.tenant().as_uuid(),
+        req.workspace_id,
+        req.name,
+        key.prefix,
+        key.hash.as_slice(),
+        &req.allowed_models,
+        req.rpm_limit,
+        req.tpm_limit,
+        req.expires_at,
+        created_by.as_uuid(),
+    )
     .fetch_one(&mut **tx)
     .await
     .on_foreign_key(|| ApiError::invalid("workspace_id", "no such workspace in this tenant"))?;
@@ -128,10 +134,13 @@ pub async fn create(
 }
 
 pub async fn revoke(tx: &mut TenantTx, id: ApiKeyId) -> ApiResult<ApiKeyView> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 RETURNING {COLUMNS}"
-    )))
-    .bind(id.as_uuid())
+    sqlx::query_as!(
+        ApiKeyView,
+        "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1
+         RETURNING id, name, prefix, workspace_id, allowed_models, rpm_limit, tpm_limit,
+                   expires_at, revoked_at, last_used_at, created_at",
+        id.as_uuid()
+    )
     .fetch_optional(&mut **tx)
     .await?
     .ok_or_else(|| ApiError::not_found("API key"))

@@ -106,21 +106,23 @@ pub async fn record<T: AuditScope>(
     entry: Entry<'_>,
 ) -> ApiResult<()> {
     let tenant = tx.audit_tenant().map(|t| t.as_uuid());
-    sqlx::query(
+    // The address is bound as text and cast in SQL (`$7::text::inet`): without the cast to
+    // text the macro would want a Rust type for `inet`, which needs another sqlx feature.
+    sqlx::query!(
         "INSERT INTO audit_log (id, tenant_id, actor_user_id, action, target_type, target_id,
                                 ip, user_agent, request_id, details)
-         VALUES ($1, $2, $3, $4, $5, $6, $7::inet, $8, $9, $10)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7::text::inet, $8, $9, $10)",
+        Uuid::now_v7(),
+        tenant,
+        actor.user.map(|u| u.as_uuid()),
+        entry.action,
+        entry.target_type,
+        entry.target_id,
+        actor.meta.ip.as_deref(),
+        actor.meta.user_agent.as_deref(),
+        actor.meta.request_id.as_deref(),
+        entry.details,
     )
-    .bind(Uuid::now_v7())
-    .bind(tenant)
-    .bind(actor.user.map(|u| u.as_uuid()))
-    .bind(entry.action)
-    .bind(entry.target_type)
-    .bind(entry.target_id)
-    .bind(actor.meta.ip.as_deref())
-    .bind(actor.meta.user_agent.as_deref())
-    .bind(actor.meta.request_id.as_deref())
-    .bind(entry.details)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -133,7 +135,7 @@ pub async fn commit<T: AuditScope>(mut tx: T, actor: Actor<'_>, entry: Entry<'_>
 }
 
 /// One audit row as the api shows it.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema, sqlx::FromRow, async_graphql::SimpleObject)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema, async_graphql::SimpleObject)]
 pub struct AuditRow {
     pub id: Uuid,
     pub actor_user_id: Option<Uuid>,
@@ -183,7 +185,8 @@ pub async fn list(tx: &mut TenantTx, q: &AuditQuery) -> ApiResult<AuditPage> {
         .map(Uuid::parse_str)
         .transpose()
         .map_err(|_| ApiError::invalid("cursor", "not a cursor this api gave"))?;
-    let mut items: Vec<AuditRow> = sqlx::query_as(
+    let mut items = sqlx::query_as!(
+        AuditRow,
         "SELECT id, actor_user_id, action, target_type, target_id, host(ip) AS ip, user_agent,
                 request_id, details, created_at
            FROM audit_log
@@ -192,12 +195,12 @@ pub async fn list(tx: &mut TenantTx, q: &AuditQuery) -> ApiResult<AuditPage> {
             AND ($3::text IS NULL OR target_type = $3)
             AND ($4::uuid IS NULL OR id < $4)
           ORDER BY id DESC LIMIT $5",
+        q.action.as_deref(),
+        q.actor,
+        q.target_type.as_deref(),
+        cursor,
+        limit + 1,
     )
-    .bind(&q.action)
-    .bind(q.actor)
-    .bind(&q.target_type)
-    .bind(cursor)
-    .bind(limit + 1)
     .fetch_all(&mut **tx)
     .await?;
     let more = items.len() > usize::try_from(limit).unwrap_or(usize::MAX);

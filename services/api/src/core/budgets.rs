@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::core::validate::Checks;
 use crate::error::{ApiError, ApiResult, OnConstraint};
 
-#[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow, async_graphql::SimpleObject)]
+#[derive(Clone, Debug, Serialize, ToSchema, async_graphql::SimpleObject)]
 pub struct BudgetView {
     pub id: Uuid,
     /// `tenant`, `workspace`, `api_key` or `agent_run`.
@@ -63,37 +63,54 @@ pub struct BudgetUpdate {
 /// Budgets with their period and spend, computed in SQL in the tenant's time zone. The spend is
 /// the ledger's rollup for the budget's scope and current period (`total` budgets read the
 /// whole-life rollup, whose period starts 1970-01-01). The `CASE` on `b.period` spells out
-/// `BudgetPeriod::granularity` in SQL.
-const SELECT: &str = "
-SELECT b.id, b.scope, b.scope_id, b.period, b.limit_micros, b.thresholds, b.action,
-       b.created_at, b.updated_at,
-       CASE WHEN b.period = 'total' THEN NULL ELSE p.period_start END AS period_start,
-       p.period_end,
-       coalesce((SELECT r.spent_micros FROM spend_rollups r
-                  WHERE r.tenant_id = b.tenant_id AND r.scope = b.scope
-                    AND r.scope_id = coalesce(b.scope_id, b.tenant_id)
-                    AND r.granularity = CASE b.period WHEN 'daily' THEN 'day'
-                                                      WHEN 'monthly' THEN 'month' ELSE 'total' END
-                    AND r.period_start = p.period_start), 0)::bigint
-         AS spent_micros
-  FROM budgets b
-  JOIN tenants t ON t.id = b.tenant_id
- CROSS JOIN LATERAL budget_period(b.period, t.time_zone) p";
-
+/// `BudgetPeriod::granularity` in SQL. `list` and `get` differ only in their last line (a macro
+/// needs the whole query as one literal).
 pub async fn list(tx: &mut TenantTx) -> ApiResult<Vec<BudgetView>> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{SELECT} ORDER BY b.scope, b.period, b.id"
-    )))
+    Ok(sqlx::query_as!(
+        BudgetView,
+        r#"SELECT b.id, b.scope, b.scope_id, b.period, b.limit_micros, b.thresholds, b.action,
+                  b.created_at, b.updated_at,
+                  CASE WHEN b.period = 'total' THEN NULL ELSE p.period_start END AS period_start,
+                  p.period_end,
+                  coalesce((SELECT r.spent_micros FROM spend_rollups r
+                             WHERE r.tenant_id = b.tenant_id AND r.scope = b.scope
+                               AND r.scope_id = coalesce(b.scope_id, b.tenant_id)
+                               AND r.granularity = CASE b.period WHEN 'daily' THEN 'day'
+                                                                 WHEN 'monthly' THEN 'month' ELSE 'total' END
+                               AND r.period_start = p.period_start), 0)::bigint
+                    AS "spent_micros!"
+             FROM budgets b
+             JOIN tenants t ON t.id = b.tenant_id
+            CROSS JOIN LATERAL budget_period(b.period, t.time_zone) p
+            ORDER BY b.scope, b.period, b.id"#
+    )
     .fetch_all(&mut **tx)
     .await?)
 }
 
 pub async fn get(tx: &mut TenantTx, id: Uuid) -> ApiResult<BudgetView> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} WHERE b.id = $1")))
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await?
-        .ok_or_else(|| ApiError::not_found("budget"))
+    sqlx::query_as!(
+        BudgetView,
+        r#"SELECT b.id, b.scope, b.scope_id, b.period, b.limit_micros, b.thresholds, b.action,
+                  b.created_at, b.updated_at,
+                  CASE WHEN b.period = 'total' THEN NULL ELSE p.period_start END AS period_start,
+                  p.period_end,
+                  coalesce((SELECT r.spent_micros FROM spend_rollups r
+                             WHERE r.tenant_id = b.tenant_id AND r.scope = b.scope
+                               AND r.scope_id = coalesce(b.scope_id, b.tenant_id)
+                               AND r.granularity = CASE b.period WHEN 'daily' THEN 'day'
+                                                                 WHEN 'monthly' THEN 'month' ELSE 'total' END
+                               AND r.period_start = p.period_start), 0)::bigint
+                    AS "spent_micros!"
+             FROM budgets b
+             JOIN tenants t ON t.id = b.tenant_id
+            CROSS JOIN LATERAL budget_period(b.period, t.time_zone) p
+            WHERE b.id = $1"#,
+        id
+    )
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or_else(|| ApiError::not_found("budget"))
 }
 
 fn check_common(
@@ -179,18 +196,18 @@ pub async fn create(tx: &mut TenantTx, req: &NewBudget) -> ApiResult<BudgetView>
         }
     }
     let id = Uuid::now_v7();
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO budgets (id, tenant_id, scope, scope_id, period, limit_micros, thresholds, action)
          VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, '{50,80,100}'::smallint[]), coalesce($8, 'block'))",
+        id,
+        tx.tenant().as_uuid(),
+        scope.as_str(),
+        req.scope_id,
+        period.as_str(),
+        req.limit_micros,
+        req.thresholds.as_deref(),
+        req.action.as_deref(),
     )
-    .bind(id)
-    .bind(tx.tenant().as_uuid())
-    .bind(scope)
-    .bind(req.scope_id)
-    .bind(period)
-    .bind(req.limit_micros)
-    .bind(&req.thresholds)
-    .bind(&req.action)
     .execute(&mut **tx)
     .await
     .on_unique(|| {
@@ -211,16 +228,16 @@ pub async fn update(tx: &mut TenantTx, id: Uuid, req: &BudgetUpdate) -> ApiResul
         req.action.as_deref(),
     );
     checks.finish()?;
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "UPDATE budgets SET limit_micros = coalesce($2, limit_micros),
                             thresholds = coalesce($3, thresholds),
                             action = coalesce($4, action), updated_at = now()
           WHERE id = $1",
+        id,
+        req.limit_micros,
+        req.thresholds.as_deref(),
+        req.action.as_deref(),
     )
-    .bind(id)
-    .bind(req.limit_micros)
-    .bind(&req.thresholds)
-    .bind(&req.action)
     .execute(&mut **tx)
     .await?;
     if done.rows_affected() == 0 {
@@ -231,8 +248,7 @@ pub async fn update(tx: &mut TenantTx, id: Uuid, req: &BudgetUpdate) -> ApiResul
 
 pub async fn delete(tx: &mut TenantTx, id: Uuid) -> ApiResult<BudgetView> {
     let view = get(tx, id).await?;
-    sqlx::query("DELETE FROM budgets WHERE id = $1")
-        .bind(id)
+    sqlx::query!("DELETE FROM budgets WHERE id = $1", id)
         .execute(&mut **tx)
         .await?;
     Ok(view)

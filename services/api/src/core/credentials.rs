@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::core::validate::Checks;
 use crate::error::{ApiError, ApiResult};
 
-#[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow, async_graphql::SimpleObject)]
+#[derive(Clone, Debug, Serialize, ToSchema, async_graphql::SimpleObject)]
 pub struct CredentialView {
     pub id: Uuid,
     pub name: String,
@@ -72,9 +72,6 @@ fn some_secret<'de, D: serde::Deserializer<'de>>(
     Option::<SecretString>::deserialize(d).map(Some)
 }
 
-const COLUMNS: &str = "id, name, provider, base_url, models, priority, enabled, secret_last4,
-                       created_at, updated_at";
-
 fn check_models(checks: &mut Checks, models: &[String]) {
     checks.check(models.len() <= 200, "models", "at most 200 models");
     for (i, model) in models.iter().enumerate() {
@@ -130,18 +127,24 @@ fn seal(keyring: &Keyring, id: Uuid, secret: Option<&SecretString>) -> ApiResult
 }
 
 pub async fn list(tx: &mut TenantTx) -> ApiResult<Vec<CredentialView>> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM provider_credentials ORDER BY priority, name"
-    )))
+    Ok(sqlx::query_as!(
+        CredentialView,
+        "SELECT id, name, provider, base_url, models, priority, enabled, secret_last4,
+                created_at, updated_at
+           FROM provider_credentials ORDER BY priority, name"
+    )
     .fetch_all(&mut **tx)
     .await?)
 }
 
 pub async fn get(tx: &mut TenantTx, id: ProviderCredentialId) -> ApiResult<CredentialView> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM provider_credentials WHERE id = $1"
-    )))
-    .bind(id.as_uuid())
+    sqlx::query_as!(
+        CredentialView,
+        "SELECT id, name, provider, base_url, models, priority, enabled, secret_last4,
+                created_at, updated_at
+           FROM provider_credentials WHERE id = $1",
+        id.as_uuid()
+    )
     .fetch_optional(&mut **tx)
     .await?
     .ok_or_else(|| ApiError::not_found("provider credential"))
@@ -167,22 +170,25 @@ pub async fn create(
     checks.finish()?;
     let id = Uuid::now_v7();
     let sealed = seal(keyring, id, req.secret.as_ref())?;
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    Ok(sqlx::query_as!(
+        CredentialView,
         "INSERT INTO provider_credentials (id, tenant_id, name, provider, base_url, models, priority,
                                            enabled, secret_ciphertext, secret_key_id, secret_last4)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {COLUMNS}"
-    )))
-    .bind(id)
-    .bind(tx.tenant().as_uuid())
-    .bind(&req.name)
-    .bind(&req.provider)
-    .bind(&req.base_url)
-    .bind(&req.models)
-    .bind(req.priority)
-    .bind(req.enabled)
-    .bind(sealed.ciphertext)
-    .bind(sealed.key_id)
-    .bind(sealed.last4)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+         RETURNING id, name, provider, base_url, models, priority, enabled, secret_last4,
+                   created_at, updated_at",
+        id,
+        tx.tenant().as_uuid(),
+        req.name,
+        req.provider,
+        req.base_url,
+        &req.models,
+        req.priority,
+        req.enabled,
+        sealed.ciphertext,
+        sealed.key_id,
+        sealed.last4,
+    )
     .fetch_one(&mut **tx)
     .await?)
 }
@@ -208,43 +214,52 @@ pub async fn update(
     }
     checks.finish()?;
     let current = get(tx, id).await?;
-    let view: CredentialView = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let view = sqlx::query_as!(
+        CredentialView,
         "UPDATE provider_credentials
             SET name = coalesce($2, name), base_url = coalesce($3, base_url),
                 models = coalesce($4, models), priority = coalesce($5, priority),
                 enabled = coalesce($6, enabled), updated_at = now()
-          WHERE id = $1 RETURNING {COLUMNS}"
-    )))
-    .bind(current.id)
-    .bind(&req.name)
-    .bind(&req.base_url)
-    .bind(&req.models)
-    .bind(req.priority)
-    .bind(req.enabled)
+          WHERE id = $1
+          RETURNING id, name, provider, base_url, models, priority, enabled, secret_last4,
+                    created_at, updated_at",
+        current.id,
+        req.name.as_deref(),
+        req.base_url.as_deref(),
+        req.models.as_deref(),
+        req.priority,
+        req.enabled,
+    )
     .fetch_one(&mut **tx)
     .await?;
     let Some(secret) = &req.secret else {
         return Ok(view);
     };
     let sealed = seal(keyring, current.id, secret.as_ref())?;
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    Ok(sqlx::query_as!(
+        CredentialView,
         "UPDATE provider_credentials
             SET secret_ciphertext = $2, secret_key_id = $3, secret_last4 = $4, updated_at = now()
-          WHERE id = $1 RETURNING {COLUMNS}"
-    )))
-    .bind(current.id)
-    .bind(sealed.ciphertext)
-    .bind(sealed.key_id)
-    .bind(sealed.last4)
+          WHERE id = $1
+          RETURNING id, name, provider, base_url, models, priority, enabled, secret_last4,
+                    created_at, updated_at",
+        current.id,
+        sealed.ciphertext,
+        sealed.key_id,
+        sealed.last4,
+    )
     .fetch_one(&mut **tx)
     .await?)
 }
 
 pub async fn delete(tx: &mut TenantTx, id: ProviderCredentialId) -> ApiResult<CredentialView> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "DELETE FROM provider_credentials WHERE id = $1 RETURNING {COLUMNS}"
-    )))
-    .bind(id.as_uuid())
+    sqlx::query_as!(
+        CredentialView,
+        "DELETE FROM provider_credentials WHERE id = $1
+         RETURNING id, name, provider, base_url, models, priority, enabled, secret_last4,
+                   created_at, updated_at",
+        id.as_uuid()
+    )
     .fetch_optional(&mut **tx)
     .await?
     .ok_or_else(|| ApiError::not_found("provider credential"))

@@ -34,21 +34,23 @@ pub struct TenantExport {
 }
 
 pub async fn tenant(tx: &mut TenantTx) -> ApiResult<TenantExport> {
-    let usage_by_month = sqlx::query_as(
-        "SELECT to_char(date_trunc('month', occurred_at AT TIME ZONE 'UTC'), 'YYYY-MM') AS key,
-                count(*) AS requests,
-                coalesce(sum(input_tokens), 0)::bigint AS input_tokens,
-                coalesce(sum(cached_input_tokens), 0)::bigint AS cached_input_tokens,
-                coalesce(sum(output_tokens), 0)::bigint AS output_tokens,
-                coalesce(sum(cost_micros), 0)::bigint AS cost_micros
-           FROM usage_ledger GROUP BY 1 ORDER BY 1",
+    let usage_by_month = sqlx::query_as!(
+        UsageRow,
+        r#"SELECT to_char(date_trunc('month', occurred_at AT TIME ZONE 'UTC'), 'YYYY-MM') AS "key!",
+                  count(*) AS "requests!",
+                  coalesce(sum(input_tokens), 0)::bigint AS "input_tokens!",
+                  coalesce(sum(cached_input_tokens), 0)::bigint AS "cached_input_tokens!",
+                  coalesce(sum(output_tokens), 0)::bigint AS "output_tokens!",
+                  coalesce(sum(cost_micros), 0)::bigint AS "cost_micros!"
+             FROM usage_ledger GROUP BY 1 ORDER BY 1"#
     )
     .fetch_all(&mut **tx)
     .await?;
-    let audit_log = sqlx::query_as(
+    let audit_log = sqlx::query_as!(
+        AuditRow,
         "SELECT id, actor_user_id, action, target_type, target_id, host(ip) AS ip, user_agent,
                 request_id, details, created_at
-           FROM audit_log ORDER BY id",
+           FROM audit_log ORDER BY id"
     )
     .fetch_all(&mut **tx)
     .await?;

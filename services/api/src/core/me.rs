@@ -8,14 +8,14 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::core::accounts::{self, USER_COLUMNS, UserView};
+use crate::core::accounts::{self, UserView};
 use crate::core::audit::{self, Actor, Entry};
 use crate::core::tokens::Claims;
 use crate::core::{members, sessions};
 use crate::error::{ApiError, ApiResult};
 use crate::state::ApiState;
 
-#[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow, async_graphql::SimpleObject)]
+#[derive(Clone, Debug, Serialize, ToSchema, async_graphql::SimpleObject)]
 pub struct MembershipView {
     pub tenant_id: Uuid,
     pub tenant_name: String,
@@ -32,10 +32,13 @@ pub struct Me {
 
 pub async fn user(state: &ApiState, id: UserId) -> ApiResult<UserView> {
     let mut tx = state.infra.app_db.begin_global().await?;
-    let user = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {USER_COLUMNS} FROM users WHERE id = $1 AND erased_at IS NULL"
-    )))
-    .bind(id.as_uuid())
+    let user = sqlx::query_as!(
+        UserView,
+        r#"SELECT id, email, display_name, email_verified_at IS NOT NULL AS "email_verified!",
+                  totp_enabled_at IS NOT NULL AS "totp_enabled!", is_platform_admin, created_at
+             FROM users WHERE id = $1 AND erased_at IS NULL"#,
+        id.as_uuid()
+    )
     .fetch_optional(&mut *tx)
     .await?
     .ok_or_else(|| ApiError::not_found("user"))?;
@@ -45,13 +48,14 @@ pub async fn user(state: &ApiState, id: UserId) -> ApiResult<UserView> {
 
 /// The user's memberships: a cross-tenant read by user id, so through the system role.
 pub async fn memberships(state: &ApiState, user: UserId) -> ApiResult<Vec<MembershipView>> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as!(
+        MembershipView,
         "SELECT m.tenant_id, t.name AS tenant_name, t.slug AS tenant_slug, m.role,
                 m.created_at AS joined_at
            FROM memberships m JOIN tenants t ON t.id = m.tenant_id
           WHERE m.user_id = $1 ORDER BY t.name",
+        user.as_uuid()
     )
-    .bind(user.as_uuid())
     .fetch_all(state.infra.system_db.pool())
     .await?)
 }
@@ -82,13 +86,13 @@ pub async fn erase(
         .iter()
         .filter(|m| m.role == Role::Owner.as_str())
     {
-        let owners: (i64,) = sqlx::query_as(
-            "SELECT count(*) FROM memberships WHERE tenant_id = $1 AND role = 'owner'",
+        let owners = sqlx::query_scalar!(
+            r#"SELECT count(*) AS "owners!" FROM memberships WHERE tenant_id = $1 AND role = 'owner'"#,
+            m.tenant_id
         )
-        .bind(m.tenant_id)
         .fetch_one(state.infra.system_db.pool())
         .await?;
-        if owners.0 <= 1 {
+        if owners <= 1 {
             return Err(only_owner(&m.tenant_slug));
         }
     }
@@ -101,21 +105,20 @@ pub async fn erase(
         if m.role == Role::Owner.as_str() && members::owners(&mut tx).await? <= 1 {
             return Err(only_owner(&m.tenant_slug));
         }
-        sqlx::query("DELETE FROM memberships WHERE user_id = $1")
-            .bind(id.as_uuid())
+        sqlx::query!("DELETE FROM memberships WHERE user_id = $1", id.as_uuid())
             .execute(&mut *tx)
             .await?;
         audit::commit(tx, actor, Entry::new("member.erase", "user", id)).await?;
     }
     let mut tx = state.infra.app_db.begin_global().await?;
-    sqlx::query(
+    sqlx::query!(
         "UPDATE users SET email = 'erased-' || id || '@erased.invalid', display_name = '',
                           password_hash = NULL, totp_secret_ciphertext = NULL, totp_key_id = NULL,
                           totp_enabled_at = NULL, is_platform_admin = false,
                           erased_at = now(), updated_at = now()
           WHERE id = $1",
+        id.as_uuid()
     )
-    .bind(id.as_uuid())
     .execute(&mut *tx)
     .await?;
     sessions::revoke_all(state, &mut tx, id).await?;

@@ -15,7 +15,7 @@ use crate::core::{accounts, tenants};
 use crate::error::{ApiError, ApiResult};
 use crate::state::ApiState;
 
-#[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow, async_graphql::SimpleObject)]
+#[derive(Clone, Debug, Serialize, ToSchema, async_graphql::SimpleObject)]
 pub struct MemberView {
     pub user_id: Uuid,
     pub email: String,
@@ -40,22 +40,25 @@ pub struct RoleChange {
     pub role: Role,
 }
 
-const SELECT: &str = "SELECT m.user_id, u.email, u.display_name, m.role, m.created_at AS joined_at
-                        FROM memberships m JOIN users u ON u.id = m.user_id";
-
 pub async fn list(tx: &mut TenantTx) -> ApiResult<Vec<MemberView>> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{SELECT} ORDER BY m.created_at, m.user_id"
-    )))
+    Ok(sqlx::query_as!(
+        MemberView,
+        "SELECT m.user_id, u.email, u.display_name, m.role, m.created_at AS joined_at
+           FROM memberships m JOIN users u ON u.id = m.user_id
+          ORDER BY m.created_at, m.user_id"
+    )
     .fetch_all(&mut **tx)
     .await?)
 }
 
 pub async fn get(tx: &mut TenantTx, user: UserId) -> ApiResult<MemberView> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{SELECT} WHERE m.user_id = $1"
-    )))
-    .bind(user.as_uuid())
+    sqlx::query_as!(
+        MemberView,
+        "SELECT m.user_id, u.email, u.display_name, m.role, m.created_at AS joined_at
+           FROM memberships m JOIN users u ON u.id = m.user_id
+          WHERE m.user_id = $1",
+        user.as_uuid()
+    )
     .fetch_optional(&mut **tx)
     .await?
     .ok_or_else(|| ApiError::not_found("member"))
@@ -63,10 +66,13 @@ pub async fn get(tx: &mut TenantTx, user: UserId) -> ApiResult<MemberView> {
 
 /// The member, its row locked until the transaction ends: a role is changed on what was read.
 async fn get_for_update(tx: &mut TenantTx, user: UserId) -> ApiResult<MemberView> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{SELECT} WHERE m.user_id = $1 FOR UPDATE OF m"
-    )))
-    .bind(user.as_uuid())
+    sqlx::query_as!(
+        MemberView,
+        "SELECT m.user_id, u.email, u.display_name, m.role, m.created_at AS joined_at
+           FROM memberships m JOIN users u ON u.id = m.user_id
+          WHERE m.user_id = $1 FOR UPDATE OF m",
+        user.as_uuid()
+    )
     .fetch_optional(&mut **tx)
     .await?
     .ok_or_else(|| ApiError::not_found("member"))
@@ -106,13 +112,13 @@ pub async fn invite(tx: &mut TenantTx, access: &Access, req: &Invite) -> ApiResu
     Checks::new().email("email", &req.email).finish()?;
     guard_owner_power(access, req.role)?;
     let (user, new_account) = accounts::find_or_create(tx, req.email.trim()).await?;
-    let inserted = sqlx::query(
+    let inserted = sqlx::query!(
         "INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, $3)
          ON CONFLICT DO NOTHING",
+        tx.tenant().as_uuid(),
+        user.as_uuid(),
+        req.role.as_str(),
     )
-    .bind(tx.tenant().as_uuid())
-    .bind(user.as_uuid())
-    .bind(req.role.as_str())
     .execute(&mut **tx)
     .await?;
     if inserted.rows_affected() == 0 {
@@ -131,8 +137,8 @@ pub async fn invite(tx: &mut TenantTx, access: &Access, req: &Invite) -> ApiResu
 /// Locks the owners' rows and counts them, so two concurrent demotions (or an erasure) cannot
 /// both pass.
 pub async fn owners(tx: &mut TenantTx) -> ApiResult<usize> {
-    let rows: Vec<(Uuid,)> =
-        sqlx::query_as("SELECT user_id FROM memberships WHERE role = 'owner' FOR UPDATE")
+    let rows =
+        sqlx::query_scalar!("SELECT user_id FROM memberships WHERE role = 'owner' FOR UPDATE")
             .fetch_all(&mut **tx)
             .await?;
     Ok(rows.len())
@@ -151,11 +157,13 @@ pub async fn change_role(
     if current_role == Role::Owner && role != Role::Owner && owners(tx).await? <= 1 {
         return Err(last_owner());
     }
-    sqlx::query("UPDATE memberships SET role = $2 WHERE user_id = $1")
-        .bind(user.as_uuid())
-        .bind(role.as_str())
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query!(
+        "UPDATE memberships SET role = $2 WHERE user_id = $1",
+        user.as_uuid(),
+        role.as_str(),
+    )
+    .execute(&mut **tx)
+    .await?;
     get(tx, user).await
 }
 
@@ -166,8 +174,7 @@ pub async fn remove(tx: &mut TenantTx, access: &Access, user: UserId) -> ApiResu
     if current_role == Role::Owner && owners(tx).await? <= 1 {
         return Err(last_owner());
     }
-    sqlx::query("DELETE FROM memberships WHERE user_id = $1")
-        .bind(user.as_uuid())
+    sqlx::query!("DELETE FROM memberships WHERE user_id = $1", user.as_uuid())
         .execute(&mut **tx)
         .await?;
     Ok(current)

@@ -64,15 +64,15 @@ pub async fn issue(
     let refresh_token = random_token();
     let expires_at = Utc::now()
         + chrono::Duration::from_std(state.config.refresh_token_ttl).map_err(ApiError::internal)?;
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, expires_at)
          VALUES ($1, $2, $3, $4, $5)",
+        Uuid::now_v7(),
+        user.as_uuid(),
+        family,
+        hash(&refresh_token),
+        expires_at,
     )
-    .bind(Uuid::now_v7())
-    .bind(user.as_uuid())
-    .bind(family)
-    .bind(hash(&refresh_token))
-    .bind(expires_at)
     .execute(&mut **tx)
     .await?;
     Ok(Session {
@@ -84,7 +84,6 @@ pub async fn issue(
     })
 }
 
-#[derive(sqlx::FromRow)]
 struct RefreshRow {
     id: Uuid,
     user_id: Uuid,
@@ -105,21 +104,22 @@ pub enum Rotation {
 /// Exchanges a refresh token for a new session. The row is locked, so two concurrent uses of
 /// one token cannot both succeed.
 pub async fn rotate(state: &ApiState, tx: &mut GlobalTx, token: &str) -> ApiResult<Rotation> {
-    let row: Option<RefreshRow> = sqlx::query_as(
+    let row = sqlx::query_as!(
+        RefreshRow,
         "SELECT id, user_id, family_id, expires_at, used_at, revoked_at
            FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE",
+        hash(token)
     )
-    .bind(hash(token))
     .fetch_optional(&mut **tx)
     .await?;
     let Some(row) = row else {
         return Ok(Rotation::Invalid);
     };
     if row.used_at.is_some() || row.revoked_at.is_some() {
-        sqlx::query(
+        sqlx::query!(
             "UPDATE refresh_tokens SET revoked_at = coalesce(revoked_at, now()) WHERE family_id = $1",
+            row.family_id
         )
-        .bind(row.family_id)
         .execute(&mut **tx)
         .await?;
         tracing::warn!(user = %row.user_id, family = %row.family_id, "a refresh token was reused: its family is revoked");
@@ -128,18 +128,18 @@ pub async fn rotate(state: &ApiState, tx: &mut GlobalTx, token: &str) -> ApiResu
     if row.expires_at <= Utc::now() {
         return Ok(Rotation::Invalid);
     }
-    let erased: Option<(Option<DateTime<Utc>>,)> =
-        sqlx::query_as("SELECT erased_at FROM users WHERE id = $1")
-            .bind(row.user_id)
-            .fetch_optional(&mut **tx)
-            .await?;
-    if !matches!(erased, Some((None,))) {
+    let erased = sqlx::query_scalar!("SELECT erased_at FROM users WHERE id = $1", row.user_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    if !matches!(erased, Some(None)) {
         return Ok(Rotation::Invalid);
     }
-    sqlx::query("UPDATE refresh_tokens SET used_at = now() WHERE id = $1")
-        .bind(row.id)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query!(
+        "UPDATE refresh_tokens SET used_at = now() WHERE id = $1",
+        row.id
+    )
+    .execute(&mut **tx)
+    .await?;
     Ok(Rotation::Rotated(
         issue(state, tx, UserId::from_uuid(row.user_id), row.family_id).await?,
     ))
@@ -147,13 +147,13 @@ pub async fn rotate(state: &ApiState, tx: &mut GlobalTx, token: &str) -> ApiResu
 
 /// Revokes the family of a refresh token of `user` (logout); other tokens are ignored.
 pub async fn revoke_family(tx: &mut GlobalTx, user: UserId, token: &str) -> ApiResult<()> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE refresh_tokens SET revoked_at = coalesce(revoked_at, now())
           WHERE user_id = $2
             AND family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1)",
+        hash(token),
+        user.as_uuid(),
     )
-    .bind(hash(token))
-    .bind(user.as_uuid())
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -176,10 +176,10 @@ pub async fn deny(state: &ApiState, claims: &Claims) -> ApiResult<()> {
 /// Ends every session of `user`: refresh tokens revoked (in `tx`) and access tokens issued until
 /// now refused.
 pub async fn revoke_all(state: &ApiState, tx: &mut GlobalTx, user: UserId) -> ApiResult<()> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE refresh_tokens SET revoked_at = coalesce(revoked_at, now()) WHERE user_id = $1",
+        user.as_uuid()
     )
-    .bind(user.as_uuid())
     .execute(&mut **tx)
     .await?;
     let ttl = state.tokens.access_ttl + Duration::from_secs(60);

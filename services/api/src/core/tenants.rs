@@ -24,7 +24,7 @@ pub struct NewTenant {
     pub time_zone: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow, async_graphql::SimpleObject)]
+#[derive(Clone, Debug, Serialize, ToSchema, async_graphql::SimpleObject)]
 pub struct TenantView {
     pub id: Uuid,
     pub name: String,
@@ -34,8 +34,6 @@ pub struct TenantView {
     pub status: String,
     pub created_at: DateTime<Utc>,
 }
-
-const COLUMNS: &str = "id, name, slug, time_zone, status, created_at";
 
 pub fn check_new(checks: &mut Checks, prefix: &str, t: &NewTenant) {
     checks
@@ -56,45 +54,49 @@ pub async fn create(
 ) -> ApiResult<TenantView> {
     let id = tx.tenant().as_uuid();
     let zone = new.time_zone.as_deref().unwrap_or("UTC");
-    let known: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM pg_timezone_names WHERE name = $1")
-        .bind(zone)
-        .fetch_optional(&mut **tx)
-        .await?;
+    let known = sqlx::query_scalar!(
+        r#"SELECT 1 AS "known!" FROM pg_timezone_names WHERE name = $1"#,
+        zone
+    )
+    .fetch_optional(&mut **tx)
+    .await?;
     if known.is_none() {
         return Err(ApiError::invalid(
             "time_zone",
             "must be an IANA time zone such as Europe/Paris",
         ));
     }
-    let view: TenantView = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO tenants (id, name, slug, time_zone) VALUES ($1, $2, $3, $4) RETURNING {COLUMNS}"
-    )))
-    .bind(id)
-    .bind(&new.name)
-    .bind(&new.slug)
-    .bind(zone)
+    let view = sqlx::query_as!(
+        TenantView,
+        "INSERT INTO tenants (id, name, slug, time_zone) VALUES ($1, $2, $3, $4)
+         RETURNING id, name, slug, time_zone, status, created_at",
+        id,
+        new.name,
+        new.slug,
+        zone,
+    )
     .fetch_one(&mut **tx)
     .await
     .on_unique(|| {
-        ApiError::conflict(
-            "slug_taken",
-            "another tenant has this slug; choose another",
-        )
+        ApiError::conflict("slug_taken", "another tenant has this slug; choose another")
     })?;
-    sqlx::query("INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, $3)")
-        .bind(id)
-        .bind(user.as_uuid())
-        .bind(role.as_str())
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query!(
+        "INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, $3)",
+        id,
+        user.as_uuid(),
+        role.as_str(),
+    )
+    .execute(&mut **tx)
+    .await?;
     Ok(view)
 }
 
 /// The tenant of the current context.
 pub async fn get(tx: &mut TenantTx) -> ApiResult<TenantView> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM tenants"
-    )))
+    sqlx::query_as!(
+        TenantView,
+        "SELECT id, name, slug, time_zone, status, created_at FROM tenants"
+    )
     .fetch_optional(&mut **tx)
     .await?
     .ok_or_else(|| ApiError::not_found("tenant"))
@@ -112,21 +114,25 @@ pub async fn list_all(
         return Err(ApiError::invalid("limit", "must be from 1 to 500"));
     }
     let offset = offset.unwrap_or(0).max(0);
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM tenants ORDER BY created_at DESC, id LIMIT $1 OFFSET $2"
-    )))
-    .bind(limit)
-    .bind(offset)
+    Ok(sqlx::query_as!(
+        TenantView,
+        "SELECT id, name, slug, time_zone, status, created_at
+           FROM tenants ORDER BY created_at DESC, id LIMIT $1 OFFSET $2",
+        limit,
+        offset,
+    )
     .fetch_all(state.infra.system_db.pool())
     .await?)
 }
 
 /// Sets the status of the tenant of the current context.
 pub async fn set_status(tx: &mut TenantTx, status: &str) -> ApiResult<TenantView> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "UPDATE tenants SET status = $1, updated_at = now() RETURNING {COLUMNS}"
-    )))
-    .bind(status)
+    sqlx::query_as!(
+        TenantView,
+        "UPDATE tenants SET status = $1, updated_at = now()
+         RETURNING id, name, slug, time_zone, status, created_at",
+        status
+    )
     .fetch_optional(&mut **tx)
     .await?
     .ok_or_else(|| ApiError::not_found("tenant"))
@@ -135,7 +141,7 @@ pub async fn set_status(tx: &mut TenantTx, status: &str) -> ApiResult<TenantView
 /// Deletes the tenant of the current context and everything it owns. The usage ledger and
 /// rollups have no foreign keys, so platform totals stay what they were.
 pub async fn delete(tx: &mut TenantTx) -> ApiResult<()> {
-    let deleted = sqlx::query("DELETE FROM tenants")
+    let deleted = sqlx::query!("DELETE FROM tenants")
         .execute(&mut **tx)
         .await?;
     if deleted.rows_affected() == 0 {

@@ -105,7 +105,6 @@ pub fn holds<'a>(
         .collect()
 }
 
-#[derive(sqlx::FromRow)]
 struct BudgetRow {
     id: Uuid,
     scope: BudgetScope,
@@ -120,12 +119,13 @@ struct BudgetRow {
 /// The tenant's budgets with their current periods (calendar periods in the tenant's time
 /// zone), read in the tenant's transaction; `prefix` is the Redis key prefix.
 pub async fn load(tx: &mut TenantTx, prefix: &str) -> Result<Vec<Budget>, sqlx::Error> {
-    let rows: Vec<BudgetRow> = sqlx::query_as(
-        "SELECT b.id, b.scope, b.scope_id, b.period, b.limit_micros, b.action,
-                p.period_start, p.period_end
-           FROM budgets b
-           JOIN tenants t ON t.id = b.tenant_id
-          CROSS JOIN LATERAL budget_period(b.period, t.time_zone) p",
+    let rows = sqlx::query_as!(
+        BudgetRow,
+        r#"SELECT b.id, b.scope AS "scope: BudgetScope", b.scope_id, b.period AS "period: BudgetPeriod",
+                  b.limit_micros, b.action, p.period_start AS "period_start!", p.period_end
+             FROM budgets b
+             JOIN tenants t ON t.id = b.tenant_id
+            CROSS JOIN LATERAL budget_period(b.period, t.time_zone) p"#
     )
     .fetch_all(&mut **tx)
     .await?;
@@ -162,17 +162,17 @@ pub async fn rebuild_mirrors(
     let mut tx = db.begin(tenant).await?;
     let mut spends = Vec::with_capacity(budgets.len());
     for budget in budgets {
-        let row: Option<(i64, i64)> = sqlx::query_as(
+        let row = sqlx::query!(
             "SELECT spent_micros, revision FROM spend_rollups
               WHERE scope = $1 AND scope_id = $2 AND granularity = $3 AND period_start = $4",
+            budget.scope.as_str(),
+            budget.scope_id.unwrap_or(tenant.as_uuid()),
+            budget.period.granularity(),
+            budget.period_start,
         )
-        .bind(budget.scope)
-        .bind(budget.scope_id.unwrap_or(tenant.as_uuid()))
-        .bind(budget.period.granularity())
-        .bind(budget.period_start)
         .fetch_optional(&mut *tx)
         .await?;
-        let (spent, revision) = row.unwrap_or((0, 0));
+        let (spent, revision) = row.map_or((0, 0), |r| (r.spent_micros, r.revision));
         spends.push(BudgetSpend {
             budget_id: budget.id,
             period_start: budget.period_start,

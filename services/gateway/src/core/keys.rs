@@ -41,7 +41,6 @@ impl KeyInfo {
     }
 }
 
-#[derive(sqlx::FromRow)]
 struct KeyRow {
     id: Uuid,
     tenant_id: Uuid,
@@ -84,14 +83,15 @@ impl KeyCache {
         {
             return Ok(info.clone());
         }
-        let row: Option<KeyRow> = sqlx::query_as(
-            "SELECT k.id, k.tenant_id, k.workspace_id, k.allowed_models, k.rpm_limit, k.tpm_limit,
-                    k.expires_at, k.revoked_at IS NOT NULL AS revoked,
-                    t.status = 'active' AS tenant_active, t.budget_fail_open
-               FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
-              WHERE k.key_hash = $1",
+        let row = sqlx::query_as!(
+            KeyRow,
+            r#"SELECT k.id, k.tenant_id, k.workspace_id, k.allowed_models, k.rpm_limit, k.tpm_limit,
+                      k.expires_at, k.revoked_at IS NOT NULL AS "revoked!",
+                      t.status = 'active' AS "tenant_active!", t.budget_fail_open
+                 FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
+                WHERE k.key_hash = $1"#,
+            &hash[..]
         )
-        .bind(&hash[..])
         .fetch_optional(self.db.pool())
         .await?;
         let info = row.map(|r| {
@@ -145,10 +145,12 @@ impl KeyCache {
     fn touch(&self, key_id: ApiKeyId) {
         let db = self.db.clone();
         tokio::spawn(async move {
-            let updated = sqlx::query("UPDATE api_keys SET last_used_at = now() WHERE id = $1")
-                .bind(key_id.as_uuid())
-                .execute(db.pool())
-                .await;
+            let updated = sqlx::query!(
+                "UPDATE api_keys SET last_used_at = now() WHERE id = $1",
+                key_id.as_uuid()
+            )
+            .execute(db.pool())
+            .await;
             if let Err(e) = updated {
                 tracing::warn!(error = %e, %key_id, "could not record the key's last use");
             }

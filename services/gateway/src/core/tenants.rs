@@ -62,7 +62,6 @@ impl TenantState {
     }
 }
 
-#[derive(sqlx::FromRow)]
 struct EntryRow {
     id: Uuid,
     name: String,
@@ -120,9 +119,10 @@ impl TenantCache {
 
     async fn load(&self, tenant: TenantId) -> Result<TenantState, StoreError> {
         let mut tx = self.db.begin(tenant).await?;
-        let rows: Vec<EntryRow> = sqlx::query_as(
+        let rows = sqlx::query_as!(
+            EntryRow,
             "SELECT id, name, provider, base_url, models, secret_ciphertext, secret_key_id
-               FROM provider_credentials WHERE enabled ORDER BY priority, name",
+               FROM provider_credentials WHERE enabled ORDER BY priority, name"
         )
         .fetch_all(&mut *tx)
         .await?;

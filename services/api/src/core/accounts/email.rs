@@ -40,20 +40,23 @@ pub async fn verify_email(state: &ApiState, actor: Actor<'_>, token: &str) -> Ap
     let claims = verify_link(state, token, Purpose::EmailVerify)?;
     let user = claims.sub;
     let mut tx = state.infra.app_db.begin_global().await?;
-    let email: Option<(String,)> =
-        sqlx::query_as("SELECT email FROM users WHERE id = $1 AND erased_at IS NULL")
-            .bind(user.as_uuid())
-            .fetch_optional(&mut *tx)
-            .await?;
-    let Some((email,)) = email else {
+    let email = sqlx::query_scalar!(
+        "SELECT email FROM users WHERE id = $1 AND erased_at IS NULL",
+        user.as_uuid()
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(email) = email else {
         return Err(bad_link());
     };
     if claims.state.as_deref() != Some(fingerprint(&email.to_lowercase()).as_str()) {
         return Err(bad_link());
     }
-    sqlx::query("UPDATE users SET email_verified_at = coalesce(email_verified_at, now()), updated_at = now() WHERE id = $1")
-        .bind(user.as_uuid())
-        .execute(&mut *tx)
+    sqlx::query!(
+        "UPDATE users SET email_verified_at = coalesce(email_verified_at, now()), updated_at = now() WHERE id = $1",
+        user.as_uuid()
+    )
+    .execute(&mut *tx)
         .await?;
     audit::commit(
         tx,
@@ -70,19 +73,20 @@ pub async fn resend_verification(state: &ApiState, user: UserId) -> ApiResult<()
         .await
         .map_err(ApiError::too_many)?;
     let mut tx = state.infra.app_db.begin_global().await?;
-    let row: Option<(String, bool)> = sqlx::query_as(
-        "SELECT email, email_verified_at IS NOT NULL FROM users WHERE id = $1 AND erased_at IS NULL",
+    let row = sqlx::query!(
+        r#"SELECT email, email_verified_at IS NOT NULL AS "verified!"
+             FROM users WHERE id = $1 AND erased_at IS NULL"#,
+        user.as_uuid()
     )
-    .bind(user.as_uuid())
     .fetch_optional(&mut *tx)
     .await?;
     tx.commit().await?;
     match row {
-        Some((_, true)) => Err(ApiError::conflict(
+        Some(row) if row.verified => Err(ApiError::conflict(
             "already_verified",
             "this e-mail address is already verified",
         )),
-        Some((email, false)) => send_verification(state, user, &email),
+        Some(row) => send_verification(state, user, &row.email),
         None => Err(ApiError::not_found("user")),
     }
 }

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use sb_db::TenantTx;
 use sb_kernel::UserId;
-use uuid::Uuid;
 
 use super::links::password_link;
 use crate::error::ApiResult;
@@ -18,20 +17,23 @@ const INVITATION_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// the invitation link); `true` when it is new. It runs in the inviting tenant's transaction
 /// (the users table has no tenant policy), so a failed invitation leaves no account behind.
 pub async fn find_or_create(tx: &mut TenantTx, email: &str) -> ApiResult<(UserId, bool)> {
-    let existing: Option<(Uuid,)> =
-        sqlx::query_as("SELECT id FROM users WHERE lower(email) = lower($1) AND erased_at IS NULL")
-            .bind(email)
-            .fetch_optional(&mut **tx)
-            .await?;
-    if let Some((id,)) = existing {
+    let existing = sqlx::query_scalar!(
+        "SELECT id FROM users WHERE lower(email) = lower($1) AND erased_at IS NULL",
+        email
+    )
+    .fetch_optional(&mut **tx)
+    .await?;
+    if let Some(id) = existing {
         return Ok((UserId::from_uuid(id), false));
     }
     let id = UserId::new();
-    sqlx::query("INSERT INTO users (id, email) VALUES ($1, $2)")
-        .bind(id.as_uuid())
-        .bind(email)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query!(
+        "INSERT INTO users (id, email) VALUES ($1, $2)",
+        id.as_uuid(),
+        email,
+    )
+    .execute(&mut **tx)
+    .await?;
     Ok((id, true))
 }
 

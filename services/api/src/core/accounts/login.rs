@@ -38,7 +38,6 @@ pub struct LogoutRequest {
     pub refresh_token: Option<String>,
 }
 
-#[derive(sqlx::FromRow)]
 struct LoginRow {
     id: Uuid,
     password_hash: Option<String>,
@@ -55,11 +54,12 @@ pub async fn login(state: &ApiState, actor: Actor<'_>, req: LoginRequest) -> Api
         .await
         .map_err(ApiError::too_many)?;
     let mut tx = state.infra.app_db.begin_global().await?;
-    let row: Option<LoginRow> = sqlx::query_as(
+    let row = sqlx::query_as!(
+        LoginRow,
         "SELECT id, password_hash, totp_secret_ciphertext, totp_key_id, totp_enabled_at
            FROM users WHERE lower(email) = $1 AND erased_at IS NULL",
+        email
     )
-    .bind(&email)
     .fetch_optional(&mut *tx)
     .await?;
     let stored = row.as_ref().and_then(|r| r.password_hash.clone());

@@ -31,7 +31,7 @@ pub use recovery::{EmailRequest, ResetRequest, forgot_password, reset_password};
 pub use signup::{SignupRequest, SignupResponse, signup};
 pub use totp::{TotpCode, TotpEnrollment, totp_enroll, totp_verify};
 
-#[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow, async_graphql::SimpleObject)]
+#[derive(Clone, Debug, Serialize, ToSchema, async_graphql::SimpleObject)]
 pub struct UserView {
     pub id: Uuid,
     pub email: String,
@@ -41,7 +41,3 @@ pub struct UserView {
     pub is_platform_admin: bool,
     pub created_at: DateTime<Utc>,
 }
-
-pub const USER_COLUMNS: &str =
-    "id, email, display_name, email_verified_at IS NOT NULL AS email_verified,
-     totp_enabled_at IS NOT NULL AS totp_enabled, is_platform_admin, created_at";

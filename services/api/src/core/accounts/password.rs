@@ -48,14 +48,17 @@ pub(super) async fn verify_password(plain: String, stored: Option<String>) -> Ap
 /// Checks the signed-in user's password again, under the login rate limit of their address.
 pub async fn confirm_password(state: &ApiState, user: UserId, password: String) -> ApiResult<()> {
     let mut tx: GlobalTx = state.infra.app_db.begin_global().await?;
-    let row: Option<(String, Option<String>)> = sqlx::query_as(
-        "SELECT lower(email), password_hash FROM users WHERE id = $1 AND erased_at IS NULL",
+    let row = sqlx::query!(
+        r#"SELECT lower(email) AS "email!", password_hash
+             FROM users WHERE id = $1 AND erased_at IS NULL"#,
+        user.as_uuid()
     )
-    .bind(user.as_uuid())
     .fetch_optional(&mut *tx)
     .await?;
     tx.commit().await?;
-    let (email, hash) = row.ok_or_else(|| ApiError::not_found("user"))?;
+    let (email, hash) = row
+        .map(|r| (r.email, r.password_hash))
+        .ok_or_else(|| ApiError::not_found("user"))?;
     state
         .limiter
         .check(Limit::Login, &email)

@@ -6,7 +6,6 @@ use std::time::Duration;
 use sb_kernel::UserId;
 use serde::Deserialize;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use super::links::{bad_link, fingerprint, password_link, verify_link};
 use super::password::hash_password;
@@ -43,16 +42,20 @@ pub async fn forgot_password(state: &ApiState, email: &str) -> ApiResult<()> {
         .await
         .map_err(ApiError::too_many)?;
     let mut tx = state.infra.app_db.begin_global().await?;
-    let row: Option<(Uuid, String, Option<String>)> = sqlx::query_as(
+    let row = sqlx::query!(
         "SELECT id, email, password_hash FROM users WHERE lower(email) = $1 AND erased_at IS NULL",
+        email
     )
-    .bind(&email)
     .fetch_optional(&mut *tx)
     .await?;
     tx.commit().await?;
-    if let Some((id, address, hash)) = row {
-        let token = reset_token(state, UserId::from_uuid(id), hash.as_deref())?;
-        state.mailer.send_password_reset(&address, &token);
+    if let Some(row) = row {
+        let token = reset_token(
+            state,
+            UserId::from_uuid(row.id),
+            row.password_hash.as_deref(),
+        )?;
+        state.mailer.send_password_reset(&row.email, &token);
     }
     Ok(())
 }
@@ -72,25 +75,25 @@ pub async fn reset_password(
     let user = claims.sub;
     let hash = hash_password(req.password).await?;
     let mut tx = state.infra.app_db.begin_global().await?;
-    let current: Option<(Option<String>,)> = sqlx::query_as(
+    let current = sqlx::query_scalar!(
         "SELECT password_hash FROM users WHERE id = $1 AND erased_at IS NULL FOR UPDATE",
+        user.as_uuid()
     )
-    .bind(user.as_uuid())
     .fetch_optional(&mut *tx)
     .await?;
-    let Some((current,)) = current else {
+    let Some(current) = current else {
         return Err(bad_link());
     };
     if claims.state.as_deref() != Some(fingerprint(current.as_deref().unwrap_or("")).as_str()) {
         return Err(bad_link());
     }
     // Following the link proves the mailbox, so the address counts as verified too.
-    sqlx::query(
+    sqlx::query!(
         "UPDATE users SET password_hash = $2, email_verified_at = coalesce(email_verified_at, now()),
                           updated_at = now() WHERE id = $1",
+        user.as_uuid(),
+        hash,
     )
-    .bind(user.as_uuid())
-    .bind(&hash)
     .execute(&mut *tx)
     .await?;
     sessions::revoke_all(state, &mut tx, user).await?;

@@ -5,9 +5,9 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use utoipa::ToSchema;
 
+use super::UserView;
 use super::email::send_verification;
 use super::password::hash_password;
-use super::{USER_COLUMNS, UserView};
 use crate::core::audit::{self, Actor, Entry};
 use crate::core::tenants::{self, NewTenant, TenantView};
 use crate::core::validate::Checks;
@@ -82,14 +82,16 @@ async fn insert_user(
     hash: &str,
     display_name: &str,
 ) -> ApiResult<UserView> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO users (id, email, password_hash, display_name) VALUES ($1, $2, $3, $4)
-         RETURNING {USER_COLUMNS}"
-    )))
-    .bind(id.as_uuid())
-    .bind(email)
-    .bind(hash)
-    .bind(display_name)
+    sqlx::query_as!(
+        UserView,
+        r#"INSERT INTO users (id, email, password_hash, display_name) VALUES ($1, $2, $3, $4)
+           RETURNING id, email, display_name, email_verified_at IS NOT NULL AS "email_verified!",
+                     totp_enabled_at IS NOT NULL AS "totp_enabled!", is_platform_admin, created_at"#,
+        id.as_uuid(),
+        email,
+        hash,
+        display_name,
+    )
     .fetch_one(conn)
     .await
     .on_unique(|| {

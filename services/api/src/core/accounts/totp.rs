@@ -109,20 +109,20 @@ pub async fn totp_enroll(
         .seal(&secret, user.as_uuid().as_bytes())
         .map_err(ApiError::internal)?;
     let mut tx = state.infra.app_db.begin_global().await?;
-    let row: Option<(String, bool)> = sqlx::query_as(
-        "UPDATE users SET totp_secret_ciphertext = $2, totp_key_id = $3, updated_at = now()
-          WHERE id = $1 AND erased_at IS NULL
-          RETURNING email, totp_enabled_at IS NOT NULL",
+    let row = sqlx::query!(
+        r#"UPDATE users SET totp_secret_ciphertext = $2, totp_key_id = $3, updated_at = now()
+            WHERE id = $1 AND erased_at IS NULL
+            RETURNING email, totp_enabled_at IS NOT NULL AS "enabled!""#,
+        user.as_uuid(),
+        sealed.ciphertext,
+        sealed.key_id,
     )
-    .bind(user.as_uuid())
-    .bind(&sealed.ciphertext)
-    .bind(&sealed.key_id)
     .fetch_optional(&mut *tx)
     .await?;
-    let Some((email, enabled)) = row else {
+    let Some(row) = row else {
         return Err(ApiError::not_found("user"));
     };
-    if enabled {
+    if row.enabled {
         return Err(ApiError::conflict(
             "totp_already_enabled",
             "two-factor authentication is already on for this account",
@@ -133,7 +133,7 @@ pub async fn totp_enroll(
     Ok(TotpEnrollment {
         otpauth_url: format!(
             "otpauth://totp/{TOTP_ISSUER}:{}?secret={encoded}&issuer={TOTP_ISSUER}&algorithm=SHA1&digits=6&period=30",
-            email.replace('@', "%40")
+            row.email.replace('@', "%40")
         ),
         secret: encoded,
     })
@@ -146,18 +146,25 @@ pub async fn totp_verify(
     code: &str,
 ) -> ApiResult<()> {
     let mut tx = state.infra.app_db.begin_global().await?;
-    let row: Option<(Option<Vec<u8>>, Option<String>)> = sqlx::query_as(
+    let row = sqlx::query!(
         "SELECT totp_secret_ciphertext, totp_key_id FROM users WHERE id = $1 AND erased_at IS NULL",
+        user.as_uuid()
     )
-    .bind(user.as_uuid())
     .fetch_optional(&mut *tx)
-    .await?;
-    let (ciphertext, key_id) = row.ok_or_else(|| ApiError::not_found("user"))?;
-    let totp = open_totp(state, user, ciphertext.as_deref(), key_id.as_deref())?;
+    .await?
+    .ok_or_else(|| ApiError::not_found("user"))?;
+    let totp = open_totp(
+        state,
+        user,
+        row.totp_secret_ciphertext.as_deref(),
+        row.totp_key_id.as_deref(),
+    )?;
     check_code(state, user, &totp, code).await?;
-    sqlx::query("UPDATE users SET totp_enabled_at = coalesce(totp_enabled_at, now()), updated_at = now() WHERE id = $1")
-        .bind(user.as_uuid())
-        .execute(&mut *tx)
+    sqlx::query!(
+        "UPDATE users SET totp_enabled_at = coalesce(totp_enabled_at, now()), updated_at = now() WHERE id = $1",
+        user.as_uuid()
+    )
+    .execute(&mut *tx)
         .await?;
     audit::commit(tx, actor, Entry::new("user.totp_enable", "user", user)).await
 }
