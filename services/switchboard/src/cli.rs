@@ -61,7 +61,7 @@ pub enum Command {
         \"Event bus\"."
     )]
     Dlq(DlqCommand),
-    /// Create the demo tenant, its users, an API key, a mock-llm provider and a budget
+    /// Create the demo tenant, its users, an API key, a mock-llm provider, a budget and an agent
     #[command(
         after_help = "Safe to run twice: nothing is duplicated, and the credentials are \
         re-issued (printed again) because only their hashes are stored."

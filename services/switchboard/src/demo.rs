@@ -1,5 +1,5 @@
 //! The demo data: one tenant with a workspace, an owner, a platform admin, a gateway key, a
-//! mock-llm provider entry and a monthly budget.
+//! mock-llm provider entry, a monthly budget and the `demo-assistant` agent.
 //!
 //! Idempotent: fixed ids and upserts mean a second run duplicates nothing. Passwords and the
 //! key are stored only as hashes, so every run issues fresh ones and returns them.
@@ -209,6 +209,22 @@ async fn upsert_tenant_rows(
     )
     .execute(&mut **tx)
     .await?;
+    // The demo agent: mock-llm's scripted model, every tool; those that change the
+    // workspace or run a command wait for a person's approval.
+    sqlx::query!(
+        "INSERT INTO agents (id, tenant_id, name, model, instructions, tools, approval_tools)
+         VALUES ($1, $2, 'demo-assistant', 'mock-agent',
+                 'Follow the script in the first message, one line per turn.', $3, $4)
+         ON CONFLICT (tenant_id, name) DO UPDATE
+             SET model = EXCLUDED.model, tools = EXCLUDED.tools,
+                 approval_tools = EXCLUDED.approval_tools, updated_at = now()",
+        Uuid::now_v7(),
+        tenant,
+        &sb_agents::TOOL_NAMES.iter().map(|t| (*t).to_owned()).collect::<Vec<_>>(),
+        &DEMO_APPROVAL_TOOLS.iter().map(|t| (*t).to_owned()).collect::<Vec<_>>(),
+    )
+    .execute(&mut **tx)
+    .await?;
     sqlx::query!(
         "INSERT INTO audit_log (id, tenant_id, actor_user_id, action, target_type, target_id)
          VALUES ($1, $2, NULL, 'demo.seeded', 'tenant', $3)",
@@ -220,6 +236,9 @@ async fn upsert_tenant_rows(
     .await?;
     Ok(())
 }
+
+/// The demo agent's tools that wait for approval.
+const DEMO_APPROVAL_TOOLS: &[&str] = &["write_file", "append_file", "delete_file", "bash"];
 
 /// The dialect a mock model stands in for (its price is that provider's).
 fn mock_dialect(model: &str) -> &'static str {

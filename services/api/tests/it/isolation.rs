@@ -10,7 +10,7 @@ use reqwest::Method;
 use sb_kernel::Role;
 use serde_json::{Value, json};
 
-use crate::support::{Api, User};
+use crate::support::{Api, User, park, provider};
 
 /// Tenant B: one resource of each kind, and its owner.
 struct Victim {
@@ -38,7 +38,22 @@ async fn victim(api: &Api) -> Victim {
         json!({"scope": "tenant", "period": "monthly", "limit_micros": 1000}),
     )
     .await;
+    // An agent, a queued run, and a run parked on a pending tool approval (as the worker
+    // parks it).
+    let agent = post(
+        "agents",
+        json!({"name": "b-agent", "model": "gpt-4o", "tools": ["append_file"], "approval_tools": ["append_file"]}),
+    )
+    .await;
+    let start = json!({"agent_id": agent["id"], "input": "b's secret task"});
+    let queued = post("runs", start.clone()).await;
+    let parked = post("runs", start).await;
+    let approval = park(api, t, parked["id"].as_str().unwrap(), "call_b", 3600).await;
     let ids = HashMap::from([
+        ("agents", agent["id"].as_str().unwrap().to_owned()),
+        ("runs", parked["id"].as_str().unwrap().to_owned()),
+        ("queued-run", queued["id"].as_str().unwrap().to_owned()),
+        ("approvals", approval["id"].as_str().unwrap().to_owned()),
         ("workspaces", ws["id"].as_str().unwrap().to_owned()),
         ("api-keys", key["key"]["id"].as_str().unwrap().to_owned()),
         (
@@ -54,8 +69,9 @@ async fn victim(api: &Api) -> Victim {
     }
 }
 
-/// A valid body for an operation, so a 404 is never masked by a 422.
-fn body_for(path: &str, method: &str) -> Option<Value> {
+/// A valid body for an operation, so a 404 is never masked by a 422 (in tenant A too: A has a
+/// provider entry serving every model).
+fn body_for(path: &str, method: &str, victim: &Victim) -> Option<Value> {
     let resource = path.split('/').nth(5).unwrap_or("");
     let has_id = path.matches('{').count() > 1;
     Some(match (method, resource, has_id) {
@@ -72,6 +88,18 @@ fn body_for(path: &str, method: &str) -> Option<Value> {
             json!({"scope": "tenant", "period": "daily", "limit_micros": 1})
         }
         ("patch", "budgets", true) => json!({"limit_micros": 1}),
+        ("post", "agents", false) => json!({"name": "intruder", "model": "gpt-4o"}),
+        ("put", "agents", true) => {
+            json!({"name": "intruder", "model": "gpt-4o", "tools": ["bash"], "budget_usd": 0.01})
+        }
+        ("post", "runs", false) => json!({"agent_id": victim.ids["agents"], "input": "x"}),
+        ("post", "runs", true) if path.ends_with("/cancel") => json!({}),
+        ("post", "approvals", true) if path.ends_with("/decision") => {
+            json!({"decision": "approve", "reason": "intruder"})
+        }
+        (m, r, _) if ["agents", "runs", "approvals"].contains(&r) => {
+            panic!("the isolation test has no valid body for {m} {path}: add one")
+        }
         _ => json!({}),
     })
 }
@@ -104,9 +132,15 @@ async fn no_role_of_tenant_a_reaches_tenant_b_on_any_route() {
     ] {
         users.push((role, api.member(a, role, email).await));
     }
+    // A serves every model, so a valid agent body is valid in A too.
+    provider(&api, a, &users[0].1.token, &[]).await;
     let before = api
         .count("SELECT count(*) FROM audit_log WHERE tenant_id IS NOT NULL")
         .await;
+    let tb = &b.tenant;
+    let b_events = format!("SELECT count(*) FROM agent_events WHERE tenant_id = '{tb}'");
+    let b_outbox = format!("SELECT count(*) FROM outbox WHERE tenant_id = '{tb}'");
+    let (events_before, outbox_before) = (api.count(&b_events).await, api.count(&b_outbox).await);
 
     let doc = api
         .call(Method::GET, "/openapi.json", None, None)
@@ -119,7 +153,7 @@ async fn no_role_of_tenant_a_reaches_tenant_b_on_any_route() {
         }
         for method in item.as_object().unwrap().keys() {
             let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
-            let body = body_for(path, method);
+            let body = body_for(path, method, &b);
             // B's tenant in the path.
             let url = fill(path, &b.tenant, &b);
             for (role, user) in &users {
@@ -159,7 +193,6 @@ async fn no_role_of_tenant_a_reaches_tenant_b_on_any_route() {
             .await,
         before
     );
-    let tb = &b.tenant;
     for (sql, expected) in [
         (
             format!("SELECT count(*) FROM workspaces WHERE tenant_id = '{tb}' AND name = 'b-ws'"),
@@ -188,9 +221,82 @@ async fn no_role_of_tenant_a_reaches_tenant_b_on_any_route() {
             1,
         ),
         (format!("SELECT count(*) FROM tenants WHERE id = '{tb}'"), 1),
+        (
+            format!(
+                "SELECT count(*) FROM agents WHERE tenant_id = '{tb}' AND name = 'b-agent'
+                   AND tools = '{{append_file}}' AND updated_at = created_at"
+            ),
+            1,
+        ),
+        (
+            format!("SELECT count(*) FROM agents WHERE tenant_id = '{tb}'"),
+            1,
+        ),
+        (
+            format!(
+                "SELECT count(*) FROM agent_runs WHERE id = '{}' AND status = 'queued'
+                   AND cancel_requested_at IS NULL",
+                b.ids["queued-run"]
+            ),
+            1,
+        ),
+        (
+            format!(
+                "SELECT count(*) FROM agent_runs WHERE id = '{}' AND status = 'waiting_approval'
+                   AND cancel_requested_at IS NULL",
+                b.ids["runs"]
+            ),
+            1,
+        ),
+        (
+            format!("SELECT count(*) FROM agent_runs WHERE tenant_id = '{tb}'"),
+            2,
+        ),
+        (
+            format!(
+                "SELECT count(*) FROM approvals WHERE id = '{}' AND status = 'pending'
+                   AND decided_by IS NULL AND reason IS NULL",
+                b.ids["approvals"]
+            ),
+            1,
+        ),
+        (
+            format!(
+                "SELECT count(*) FROM agent_steps WHERE tenant_id = '{tb}' AND state = 'proposed'"
+            ),
+            1,
+        ),
+        (b_events.clone(), events_before),
+        (b_outbox.clone(), outbox_before),
+        // Nothing landed in A either (a run of B's agent, say).
+        (
+            format!("SELECT count(*) FROM agent_runs WHERE tenant_id = '{a}'"),
+            0,
+        ),
+        (
+            format!("SELECT count(*) FROM agents WHERE tenant_id = '{a}'"),
+            0,
+        ),
     ] {
         assert_eq!(api.count(&sql).await, expected, "{sql}");
     }
+    // B's agent cannot start a run in A either: in A it does not exist.
+    let res = api
+        .post(
+            &format!("/api/v1/tenants/{a}/runs"),
+            &users[0].1.token,
+            json!({"agent_id": b.ids["agents"], "input": "x"}),
+        )
+        .await;
+    assert_eq!(res.status.as_u16(), 422, "{}", res.body);
+    assert_eq!(res.body["errors"][0]["field"], "agent_id", "{}", res.body);
+    assert_eq!(
+        api.count(&format!(
+            "SELECT count(*) FROM agent_runs WHERE tenant_id = '{a}'"
+        ))
+        .await,
+        0
+    );
 
     // GraphQL: every field of Tenant, from introspection, for every role.
     let intro = graphql(
@@ -201,12 +307,20 @@ async fn no_role_of_tenant_a_reaches_tenant_b_on_any_route() {
     .await;
     let fields = intro["data"]["__type"]["fields"].as_array().unwrap();
     assert!(fields.len() >= 10, "{intro}");
+    let names: Vec<&str> = fields.iter().filter_map(|f| f["name"].as_str()).collect();
+    for expected in ["agents", "runs", "run", "runSteps", "approvals"] {
+        assert!(
+            names.contains(&expected),
+            "Tenant has no {expected}: {names:?}"
+        );
+    }
     for field in fields {
         let name = field["name"].as_str().unwrap();
+        let args = graphql_args(name, field, &b);
         let selection = if innermost_kind(&field["type"]) == "OBJECT" {
-            format!("{name} {{ __typename }}")
+            format!("{name}{args} {{ __typename }}")
         } else {
-            name.to_owned()
+            format!("{name}{args}")
         };
         let query = format!("{{ tenant(id: \"{}\") {{ {selection} }} }}", b.tenant);
         for (role, user) in &users {
@@ -217,7 +331,34 @@ async fn no_role_of_tenant_a_reaches_tenant_b_on_any_route() {
                 "{role}: {query}: {res}"
             );
         }
+        // A's tenant, B's id: row-level security hides it.
+        if !args.is_empty() {
+            let query = format!("{{ tenant(id: \"{a}\") {{ {selection} }} }}");
+            for (role, user) in &users {
+                let res = graphql(&api, &user.token, &query).await;
+                assert_eq!(
+                    res["errors"][0]["extensions"]["code"], "NOT_FOUND",
+                    "{role}: {query}: {res}"
+                );
+                assert!(res["data"]["tenant"].is_null(), "{role}: {query}: {res}");
+            }
+        }
     }
+    // A's own lists show nothing of B.
+    let own_lists = graphql(
+        &api,
+        &users[3].1.token,
+        &format!(
+            "{{ tenant(id: \"{a}\") {{ agents {{ id }} runs {{ edges {{ node {{ id }} }} }}
+                 approvals {{ edges {{ node {{ id }} }} }} }} }}"
+        ),
+    )
+    .await;
+    assert_eq!(
+        own_lists["data"]["tenant"],
+        json!({"agents": [], "runs": {"edges": []}, "approvals": {"edges": []}}),
+        "{own_lists}"
+    );
     // The same query on A works, so the check above is not vacuous.
     let own = graphql(
         &api,
@@ -228,6 +369,30 @@ async fn no_role_of_tenant_a_reaches_tenant_b_on_any_route() {
     )
     .await;
     assert_eq!(own["data"]["tenant"]["slug"], "tenant-a", "{own}");
+}
+
+/// The arguments a Tenant field requires, filled with tenant B's ids (`run(id:)` and
+/// `runSteps(id:)` take B's parked run); a required argument this test cannot fill fails it.
+fn graphql_args(field: &str, def: &Value, victim: &Victim) -> String {
+    let mut args = Vec::new();
+    for arg in def["args"].as_array().into_iter().flatten() {
+        if arg["type"]["kind"] != "NON_NULL" {
+            continue;
+        }
+        let name = arg["name"].as_str().unwrap();
+        let resource = match (field, name) {
+            ("run" | "runSteps", "id") => "runs",
+            ("agent", "id") => "agents",
+            ("approval", "id") => "approvals",
+            _ => panic!("the isolation test cannot fill {field}({name}:): add it"),
+        };
+        args.push(format!("{name}: \"{}\"", victim.ids[resource]));
+    }
+    if args.is_empty() {
+        String::new()
+    } else {
+        format!("({})", args.join(", "))
+    }
 }
 
 fn innermost_kind(t: &Value) -> String {

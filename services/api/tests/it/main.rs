@@ -3,7 +3,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod admin;
+mod agents;
 mod api_keys;
+mod approvals;
 mod audit_log;
 mod auth;
 mod budgets;

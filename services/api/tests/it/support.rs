@@ -135,6 +135,10 @@ impl Api {
             .await
     }
 
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> Answer {
+        self.call(Method::PUT, path, Some(token), Some(body)).await
+    }
+
     pub async fn delete(&self, path: &str, token: &str) -> Answer {
         self.call(Method::DELETE, path, Some(token), None).await
     }
@@ -250,4 +254,97 @@ pub async fn record_usage(api: &Api, tenant: Uuid, model: &str, at: &str, cost: 
     .execute(&mut owner)
     .await
     .unwrap();
+}
+
+/// The fields a 422 names, in order.
+pub fn invalid_fields(body: &Value) -> Vec<String> {
+    body["errors"]
+        .as_array()
+        .map(|errors| {
+            errors
+                .iter()
+                .map(|e| e["field"].as_str().unwrap_or("").to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A provider entry of `tenant` serving `models` (none: every model), made through the api by
+/// `token` (an admin or the owner).
+pub async fn provider(api: &Api, tenant: Uuid, token: &str, models: &[&str]) -> Value {
+    api.post(
+        &format!("/api/v1/tenants/{tenant}/provider-credentials"),
+        token,
+        json!({"name": format!("p-{}", Uuid::now_v7().simple()), "provider": "openai",
+               "base_url": "https://llm.example.com/v1", "models": models}),
+    )
+    .await
+    .expect(201)
+}
+
+/// An agent of `tenant` named `name` on `gpt-4o`, with `append_file` waiting for approval
+/// (the tenant needs a provider entry serving `gpt-4o`).
+pub async fn agent(api: &Api, tenant: Uuid, token: &str, name: &str) -> Value {
+    api.post(
+        &format!("/api/v1/tenants/{tenant}/agents"),
+        token,
+        json!({"name": name, "model": "gpt-4o", "tools": ["read_file", "append_file"],
+               "approval_tools": ["append_file"]}),
+    )
+    .await
+    .expect(201)
+}
+
+/// A queued run of `agent`, started through the api by `token` (a member or above).
+pub async fn run(api: &Api, tenant: Uuid, token: &str, agent: &str) -> Value {
+    api.post(
+        &format!("/api/v1/tenants/{tenant}/runs"),
+        token,
+        json!({"agent_id": agent, "input": "append one line to log.txt"}),
+    )
+    .await
+    .expect(201)
+}
+
+/// A tool approval as the agent-worker would park `run` on it: a proposed `append_file` step
+/// (`call_id`) and its pending approval, written in one transaction in the tenant's context
+/// through the shared transactions, then committed. Returns the approval.
+pub async fn park(api: &Api, tenant: Uuid, run: &str, call_id: &str, ttl_seconds: i64) -> Value {
+    use sb_agents::approvals::{self, Request};
+    use sb_agents::steps::{self, NewStep};
+    use sb_kernel::{RunId, StepState, TenantId};
+
+    let pool = api.db.app_pool().await;
+    let mut tx = pool.begin(TenantId::from_uuid(tenant)).await.unwrap();
+    let run = RunId::from_uuid(Uuid::parse_str(run).unwrap());
+    let arguments = json!({"path": "log.txt", "content": "one line\n"});
+    let step = steps::append(
+        &mut tx,
+        run,
+        NewStep::Tool {
+            tool: "append_file",
+            arguments: &arguments,
+            tool_call_id: call_id,
+            state: StepState::Proposed,
+            result: None,
+        },
+    )
+    .await
+    .unwrap();
+    let approval = approvals::request(
+        &mut tx,
+        run,
+        Request::Tool {
+            step_id: step.id,
+            tool: "append_file",
+            arguments: &arguments,
+            call_hash: step.call_hash.as_deref().unwrap(),
+        },
+        ttl_seconds,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    pool.close().await;
+    serde_json::to_value(approval).unwrap()
 }

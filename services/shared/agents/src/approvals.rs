@@ -217,7 +217,13 @@ pub async fn decide(
     .fetch_optional(&mut **tx)
     .await?;
     let Some(run) = decided.map(RunId::from_uuid) else {
-        return Err(AgentError::AlreadyDecided(Box::new(get(tx, id).await?)));
+        let mut current = get(tx, id).await?;
+        if current.status == ApprovalStatus::Pending {
+            // Past its expiry and not yet swept: it is expired, whatever the row says until
+            // the sweeper ends the run.
+            current.status = ApprovalStatus::Expired;
+        }
+        return Err(AgentError::AlreadyDecided(Box::new(current)));
     };
     let approval = get(tx, id).await?;
     match approval.kind {
@@ -274,6 +280,37 @@ pub async fn decide(
     let tenant = tx.tenant();
     sb_bus::outbox::enqueue(tx, tenant, &AgentJob { run_id: run }).await?;
     Ok(approval)
+}
+
+/// Rejects the run's pending approval, if any, with `reason` (its run was cancelled): the
+/// approval, its step and the `approval.decided` event, as a person's rejection would.
+pub async fn close_pending(tx: &mut TenantTx, run: RunId, reason: &str) -> Result<(), AgentError> {
+    let closed = sqlx::query_scalar!(
+        "UPDATE approvals SET status = 'rejected', decided_at = now(), reason = $2
+          WHERE run_id = $1 AND status = 'pending' RETURNING id",
+        run.as_uuid(),
+        reason,
+    )
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(id) = closed else {
+        return Ok(());
+    };
+    let approval = get(tx, id).await?;
+    if let Some(step) = approval.step_id {
+        let result = json!({"rejected": true, "reason": reason});
+        crate::steps::advance(
+            tx,
+            run,
+            step,
+            &[StepState::Proposed, StepState::Uncertain],
+            StepState::Rejected,
+            Some(result),
+        )
+        .await?;
+    }
+    events::append(tx, run, kinds::APPROVAL_DECIDED, json!(approval)).await?;
+    Ok(())
 }
 
 /// Marks the run's pending approval expired (when its time is up) and ends the run

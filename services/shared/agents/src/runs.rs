@@ -191,14 +191,8 @@ pub async fn cancel(tx: &mut TenantTx, id: RunId) -> Result<RunView, AgentError>
         return Err(AgentError::RunEnded);
     }
     if matches!(run.status, RunStatus::Queued | RunStatus::WaitingApproval) {
+        crate::approvals::close_pending(tx, id, "the run was cancelled").await?;
         finish(tx, id, RunStatus::Cancelled, None, Some("cancelled"), None).await?;
-        sqlx::query!(
-            "UPDATE approvals SET status = 'rejected', decided_at = now(), reason = 'the run was cancelled'
-              WHERE run_id = $1 AND status = 'pending'",
-            id.as_uuid()
-        )
-        .execute(&mut **tx)
-        .await?;
     } else {
         // The worker holding it is told at once; it also checks the flag between steps.
         let tenant = tx.tenant();

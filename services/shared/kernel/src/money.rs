@@ -53,21 +53,44 @@ impl Price {
 }
 
 impl Micros {
-    /// Dollars written in decimal (`"0.5"`, `"12"`, `"1.250000"`) as micros, exactly: at most
-    /// six decimals, no sign, no exponent. A JSON number in an API body is read through its
-    /// text, so no binary float ever rounds a budget.
+    /// Dollars written in decimal (`"0.5"`, `"12"`, `"1.250000"`, or with an exponent as
+    /// JSON writes small and large numbers: `"1e-6"`, `"2.5e-5"`) as micros, exactly: at most
+    /// six decimals, no sign. A JSON number in an API body is read through its text, so no
+    /// binary float ever rounds a budget.
     pub fn parse_usd(text: &str) -> Option<Micros> {
-        let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+        let (mantissa, exponent) = match text.split_once(['e', 'E']) {
+            Some((m, e)) => (m, e.parse::<i32>().ok()?),
+            None => (text, 0),
+        };
+        let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
         let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-        if !digits(whole) || (text.contains('.') && !digits(fraction)) || fraction.len() > 6 {
+        if !digits(whole) || (mantissa.contains('.') && !digits(fraction)) {
             return None;
         }
-        let whole: i64 = whole.parse().ok()?;
-        let fraction: i64 = format!("{fraction:0<6}").parse().ok()?;
-        whole
-            .checked_mul(Self::PER_DOLLAR)?
-            .checked_add(fraction)
-            .map(Micros)
+        // The value is `all_digits × 10^(exponent − fraction digits)` dollars; in micros the
+        // power is 6 more. It must not leave a fraction of a micro.
+        let all: String = format!("{whole}{fraction}");
+        let all = all.trim_start_matches('0');
+        let fraction_len = i32::try_from(fraction.len()).ok()?;
+        let shift = exponent.checked_add(6)?.checked_sub(fraction_len)?;
+        if all.is_empty() {
+            return Some(Micros::ZERO);
+        }
+        if shift >= 0 {
+            let shift = u32::try_from(shift).ok()?;
+            let value: i64 = all.parse().ok()?;
+            value.checked_mul(10_i64.checked_pow(shift)?).map(Micros)
+        } else {
+            let cut = usize::try_from(-shift).ok()?;
+            let (kept, dropped) = all.split_at(all.len().checked_sub(cut)?);
+            if dropped.bytes().any(|b| b != b'0') {
+                return None;
+            }
+            if kept.is_empty() {
+                return Some(Micros::ZERO);
+            }
+            kept.parse().ok().map(Micros)
+        }
     }
 }
 
@@ -104,16 +127,23 @@ mod tests {
         assert_eq!(Micros::parse_usd("12"), Some(Micros(12_000_000)));
         assert_eq!(Micros::parse_usd("0.000001"), Some(Micros(1)));
         assert_eq!(Micros::parse_usd("1.250000"), Some(Micros(1_250_000)));
+        assert_eq!(Micros::parse_usd("1e-6"), Some(Micros(1)));
+        assert_eq!(Micros::parse_usd("2.5e-5"), Some(Micros(25)));
+        assert_eq!(Micros::parse_usd("1e3"), Some(Micros(1_000_000_000)));
+        assert_eq!(Micros::parse_usd("12.0"), Some(Micros(12_000_000)));
+        assert_eq!(Micros::parse_usd("0"), Some(Micros(0)));
         for bad in [
             "",
             ".5",
             "1.",
             "-1",
-            "1e3",
+            "1e-7",
             "0.0000001",
             "1.2.3",
             "abc",
             "99999999999999",
+            "1e99",
+            "1e",
         ] {
             assert_eq!(Micros::parse_usd(bad), None, "{bad}");
         }

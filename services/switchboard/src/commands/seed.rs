@@ -39,5 +39,8 @@ pub async fn run(config: &Config, json: bool) -> anyhow::Result<()> {
         "  budget          {} {} for the tenant",
         seed.budget_limit_micros, seed.budget_period
     );
+    println!(
+        "  agent           demo-assistant (mock-agent; write_file, append_file, delete_file and bash wait for approval)"
+    );
     Ok(())
 }
