@@ -51,6 +51,9 @@ pub struct HeldRun {
     pub halt: CancellationToken,
     /// Model calls that failed in a row.
     pub model_failures: u32,
+    /// Time the current step spent waiting on the model or a tool (the rest is the worker's
+    /// own overhead: reads, checkpoints, events).
+    pub waited: Duration,
 }
 
 /// What a step needs of the run and its agent.
@@ -249,7 +252,9 @@ async fn tool_step(
                 .await?;
             }
             tx.commit().await?;
+            let started = std::time::Instant::now();
             let result = tooling::run(worker, run, state.workspace, tool, &arguments).await;
+            run.waited += started.elapsed();
             if run.stop.is_cancelled() {
                 // Letting go (shutdown, lease lost): the call stays `started` for whoever
                 // takes the run next.
@@ -300,10 +305,12 @@ async fn model_step(
 ) -> Result<Advanced, AgentError> {
     let messages = conversation::messages(&state.instructions, &state.input, steps);
     let tools = worker.tools.schemas(&state.tools);
+    let started = std::time::Instant::now();
     let called = tokio::select! {
         () = run.halt.cancelled() => return Ok(Advanced::Next),
         called = worker.model.call(&run.key, run.id, &state.model, &messages, &tools) => called,
     };
+    run.waited += started.elapsed();
     metrics::model_call(&state.team, matches!(called, Called::RateLimited(_)));
     let mut tx = worker.db.begin(run.tenant).await?;
     if !lease::fence(&mut tx, run.id, &worker.id).await? {

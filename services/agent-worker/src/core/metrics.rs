@@ -36,6 +36,12 @@ pub fn model_call(team: &str, rate_limited: bool) {
     }
 }
 
+/// `agent_step_overhead_seconds`: one step's time minus its model call and tool run (reading
+/// the run, the checkpoints, the events).
+pub fn step_overhead(took: Duration) {
+    metrics::histogram!("agent_step_overhead_seconds").record(took.as_secs_f64());
+}
+
 /// `approval_queue_depth{status="pending"}`.
 pub fn approval_queue_depth(pending: i64) {
     metrics::gauge!("approval_queue_depth", "status" => "pending").set(pending as f64);

@@ -3,7 +3,6 @@
 
 pub mod advance;
 pub mod conversation;
-pub mod health;
 pub mod jobs;
 pub mod lease;
 pub mod metrics;

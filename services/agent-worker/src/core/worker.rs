@@ -69,11 +69,12 @@ impl Worker {
         self.tools.sandbox_mode().as_str()
     }
 
+    /// `team` `_` stands for agents that have no team.
     pub async fn team_health(
         &self,
         team: &str,
-    ) -> Result<crate::core::health::TeamHealth, sqlx::Error> {
-        crate::core::health::team(&self.system, team).await
+    ) -> Result<sb_agents::health::TeamHealth, sqlx::Error> {
+        sb_agents::health::team(self.system.pool(), (team != "_").then_some(team)).await
     }
 
     pub(crate) fn approval_ttl_seconds(&self) -> i64 {
@@ -121,6 +122,7 @@ impl Worker {
             stop,
             halt,
             model_failures: 0,
+            waited: Duration::ZERO,
         };
         tokio::spawn(async move {
             worker.drive(held).await;
@@ -136,7 +138,11 @@ impl Worker {
             if run.stop.is_cancelled() {
                 break Advanced::Parked;
             }
-            match advance(&self, &mut run).await {
+            let step = std::time::Instant::now();
+            run.waited = Duration::ZERO;
+            let advanced = advance(&self, &mut run).await;
+            metrics::step_overhead(step.elapsed().saturating_sub(run.waited));
+            match advanced {
                 Ok(Advanced::Next) => errors = 0,
                 Ok(other) => break other,
                 Err(e) => {

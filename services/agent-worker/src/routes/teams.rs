@@ -24,10 +24,10 @@ async fn health(State(worker): State<Arc<Worker>>, Path(team): Path<String>) -> 
     match worker.team_health(&team).await {
         Ok(health) => Json(json!({
             "team": team,
-            "runs_in_flight": health.in_flight,
-            "runs_waiting_approval": health.waiting_approval,
-            "failures_15m": health.failures,
-            "p95_step_seconds_15m": health.p95_step_seconds,
+            "runs_in_flight": health.runs_in_flight,
+            "runs_waiting_approval": health.runs_waiting_approval,
+            "failures_15m": health.failures_15m,
+            "p95_step_seconds_15m": health.p95_step_seconds_15m,
             "sandbox": worker.sandbox_mode(),
         }))
         .into_response(),

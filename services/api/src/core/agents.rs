@@ -223,6 +223,19 @@ pub async fn replace(tx: &mut TenantTx, id: Uuid, input: &AgentInput) -> ApiResu
     get(tx, id).await
 }
 
+/// The health of one of the tenant's teams (`_`: agents without a team); 404 when no agent
+/// of the tenant is in it.
+pub async fn team_health(
+    tx: &mut TenantTx,
+    team: &str,
+) -> ApiResult<sb_agents::health::TeamHealth> {
+    let team = (team != "_").then_some(team);
+    if !sb_agents::health::exists(&mut **tx, team).await? {
+        return Err(ApiError::not_found("team"));
+    }
+    Ok(sb_agents::health::team(&mut **tx, team).await?)
+}
+
 /// Deletes the agent. Its runs stay (they keep the agent's name).
 pub async fn delete(tx: &mut TenantTx, id: Uuid) -> ApiResult<()> {
     let deleted = sqlx::query!("DELETE FROM agents WHERE id = $1", id)

@@ -9,11 +9,13 @@ use crate::core::audit::Entry;
 use crate::error::ApiResult;
 use crate::extract::{Admin, Id, Json, Tenant};
 use crate::state::ApiState;
+use sb_agents::health::TeamHealth;
 
 pub fn router() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
         .routes(routes!(get, replace, delete))
+        .routes(routes!(team_health))
 }
 
 /// The tenant's agents.
@@ -63,4 +65,22 @@ async fn delete(mut t: Tenant<Admin>, Id(id): Id) -> ApiResult<StatusCode> {
     agents::delete(&mut t.tx, id).await?;
     t.finish(Entry::new("agent.delete", "agent", id)).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A team of the tenant's agents: its runs in flight and waiting for a decision, its failures
+/// and the p95 of its step times over the last 15 minutes (`_`: agents without a team).
+#[utoipa::path(get, path = "/agent-teams/{team}/health", tag = "agents",
+    params(("team" = String, Path, description = "The team, or `_` for agents without one")),
+    responses((status = 200, body = TeamHealth), (status = 404, description = "No agent of the tenant is in this team")))]
+async fn team_health(
+    mut t: Tenant,
+    axum::extract::Path(path): axum::extract::Path<TeamPath>,
+) -> ApiResult<axum::Json<TeamHealth>> {
+    Ok(axum::Json(agents::team_health(&mut t.tx, &path.team).await?))
+}
+
+/// The path's team (its `tenant_id` is the `Tenant` extractor's).
+#[derive(serde::Deserialize)]
+struct TeamPath {
+    team: String,
 }

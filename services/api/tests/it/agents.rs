@@ -282,6 +282,42 @@ async fn a_budget_of_one_micro_dollar_is_accepted() {
 }
 
 #[tokio::test]
+async fn a_teams_health_counts_its_runs_and_an_unknown_team_is_404() {
+    let api = Api::new().await;
+    let (owner, t) = api.owner("o@example.com", "acme").await;
+    provider(&api, t, &owner.token, &[]).await;
+    let base = format!("/api/v1/tenants/{t}");
+    let ops = api
+        .post(
+            &format!("{base}/agents"),
+            &owner.token,
+            json!({"name": "ops-bot", "model": "gpt-4o", "team": "ops"}),
+        )
+        .await
+        .expect(201);
+    let loner = agent(&api, t, &owner.token, "loner").await;
+    for _ in 0..2 {
+        run(&api, t, &owner.token, ops["id"].as_str().unwrap()).await;
+    }
+    run(&api, t, &owner.token, loner["id"].as_str().unwrap()).await;
+    // Queued runs are neither in flight nor waiting; the counts are the team's own.
+    let health = api
+        .get(&format!("{base}/agent-teams/ops/health"), &owner.token)
+        .await
+        .expect(200);
+    assert_eq!(
+        (&health["runs_in_flight"], &health["runs_waiting_approval"], &health["failures_15m"]),
+        (&json!(0), &json!(0), &json!(0))
+    );
+    api.get(&format!("{base}/agent-teams/_/health"), &owner.token)
+        .await
+        .expect(200);
+    api.get(&format!("{base}/agent-teams/nobody/health"), &owner.token)
+        .await
+        .expect(404);
+}
+
+#[tokio::test]
 async fn a_run_is_queued_with_its_event_job_and_budget_in_one_transaction() {
     let api = Api::new().await;
     let (owner, t) = api.owner("o@example.com", "acme").await;

@@ -42,7 +42,7 @@ async fn victim(api: &Api) -> Victim {
     // parks it).
     let agent = post(
         "agents",
-        json!({"name": "b-agent", "model": "gpt-4o", "tools": ["append_file"], "approval_tools": ["append_file"]}),
+        json!({"name": "b-agent", "model": "gpt-4o", "tools": ["append_file"], "approval_tools": ["append_file"], "team": "b-team"}),
     )
     .await;
     let start = json!({"agent_id": agent["id"], "input": "b's secret task"});
@@ -51,6 +51,7 @@ async fn victim(api: &Api) -> Victim {
     let approval = park(api, t, parked["id"].as_str().unwrap(), "call_b", 3600).await;
     let ids = HashMap::from([
         ("agents", agent["id"].as_str().unwrap().to_owned()),
+        ("agent-teams", "b-team".to_owned()),
         ("runs", parked["id"].as_str().unwrap().to_owned()),
         ("queued-run", queued["id"].as_str().unwrap().to_owned()),
         ("approvals", approval["id"].as_str().unwrap().to_owned()),
