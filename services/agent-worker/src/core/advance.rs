@@ -306,8 +306,12 @@ async fn model_step(
     let messages = conversation::messages(&state.instructions, &state.input, steps);
     let tools = worker.tools.schemas(&state.tools);
     let started = std::time::Instant::now();
+    let deadline =
+        tokio::time::Instant::now() + (state.deadline - Utc::now()).to_std().unwrap_or_default();
     let called = tokio::select! {
         () = run.halt.cancelled() => return Ok(Advanced::Next),
+        // The next step ends the run `timed_out`.
+        () = tokio::time::sleep_until(deadline) => return Ok(Advanced::Next),
         called = worker.model.call(&run.key, run.id, &state.model, &messages, &tools) => called,
     };
     run.waited += started.elapsed();

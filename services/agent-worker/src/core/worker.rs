@@ -40,6 +40,8 @@ pub struct Worker {
     /// cancelled by a person) each.
     held: Mutex<HashMap<RunId, (CancellationToken, CancellationToken)>>,
     slots: Arc<Semaphore>,
+    /// Wakes the sweeper when a run gives its slot back.
+    slot_freed: tokio::sync::Notify,
 }
 
 impl Worker {
@@ -62,6 +64,7 @@ impl Worker {
             config,
             id: format!("agent-worker-{}", Uuid::now_v7().simple()),
             held: Mutex::new(HashMap::new()),
+            slot_freed: tokio::sync::Notify::new(),
         }
     }
 
@@ -124,15 +127,12 @@ impl Worker {
             model_failures: 0,
             waited: Duration::ZERO,
         };
-        tokio::spawn(async move {
-            worker.drive(held).await;
-            drop(permit);
-        });
+        tokio::spawn(worker.drive(held, permit));
         Ok(true)
     }
 
     /// Advances the run until it parks, ends or is lost, then gives it back.
-    async fn drive(self: Arc<Self>, mut run: HeldRun) {
+    async fn drive(self: Arc<Self>, mut run: HeldRun, permit: tokio::sync::OwnedSemaphorePermit) {
         let mut errors = 0u32;
         let last = loop {
             if run.stop.is_cancelled() {
@@ -161,6 +161,9 @@ impl Worker {
         if let Ok(mut held) = self.held.lock() {
             held.remove(&run.id);
         }
+        // A slot is free: the sweeper takes a run that waits for one now, not at its next turn.
+        drop(permit);
+        self.slot_freed.notify_one();
     }
 
     /// Releases the lease and, once the run ended, revokes its gateway key.
@@ -256,7 +259,8 @@ impl Worker {
     }
 
     /// Takes runs that nobody holds (a crashed worker's, an approved one whose job went to a
-    /// busy worker) and ends runs whose approval expired, every `interval`, until `shutdown`.
+    /// busy worker) and ends runs whose approval expired, every `interval` and whenever a run
+    /// gives its slot back, until `shutdown`.
     pub async fn sweep(self: Arc<Self>, interval: Duration, shutdown: CancellationToken) {
         let mut last_retention: Option<tokio::time::Instant> = None;
         loop {
@@ -282,6 +286,7 @@ impl Worker {
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 () = tokio::time::sleep(interval) => {}
+                () = self.slot_freed.notified() => {}
             }
         }
     }
@@ -299,6 +304,11 @@ impl Worker {
             sb_agents::approvals::expire(&mut tx, due.run).await?;
             tx.commit().await?;
         }
+        self.take_orphans().await
+    }
+
+    /// Takes as many runs that nobody holds as there are free slots; returns how many.
+    async fn take_orphans(self: &Arc<Self>) -> Result<usize, AgentError> {
         let free = self.slots.available_permits();
         let mut taken = 0;
         if free == 0 {
