@@ -23,7 +23,7 @@ use crate::core::conversation::{self, Reply};
 use crate::core::model::Called;
 use crate::core::tooling;
 use crate::core::worker::Worker;
-use crate::core::{lease, metrics};
+use crate::core::{lease, metrics, team_limit};
 
 /// What the driver does next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -303,6 +303,22 @@ async fn model_step(
     state: &RunState,
     steps: &[StepView],
 ) -> Result<Advanced, AgentError> {
+    let wait = team_limit::wait(
+        &mut worker.redis(),
+        worker.prefix(),
+        run.tenant,
+        &state.team,
+        worker.config.team_rpm,
+    )
+    .await;
+    if !wait.is_zero() {
+        metrics::model_call_limited();
+        tokio::select! {
+            () = run.halt.cancelled() => {}
+            () = tokio::time::sleep(wait.min(Duration::from_secs(5))) => {}
+        }
+        return Ok(Advanced::Next);
+    }
     let messages = conversation::messages(&state.instructions, &state.input, steps);
     let tools = worker.tools.schemas(&state.tools);
     let started = std::time::Instant::now();

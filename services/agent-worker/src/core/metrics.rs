@@ -42,6 +42,11 @@ pub fn step_overhead(took: Duration) {
     metrics::histogram!("agent_step_overhead_seconds").record(took.as_secs_f64());
 }
 
+/// A model call held back by the team's own limit (`AGENT_TEAM_RPM`).
+pub fn model_call_limited() {
+    metrics::counter!("agent_api_rate_limit_hits").increment(1);
+}
+
 /// `approval_queue_depth{status="pending"}`.
 pub fn approval_queue_depth(pending: i64) {
     metrics::gauge!("approval_queue_depth", "status" => "pending").set(pending as f64);

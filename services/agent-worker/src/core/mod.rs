@@ -8,5 +8,6 @@ pub mod lease;
 pub mod metrics;
 pub mod model;
 pub mod retention;
+pub mod team_limit;
 pub mod tooling;
 pub mod worker;

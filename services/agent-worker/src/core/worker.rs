@@ -68,6 +68,14 @@ impl Worker {
         }
     }
 
+    pub(crate) fn redis(&self) -> redis::aio::ConnectionManager {
+        self.redis.clone()
+    }
+
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     pub fn sandbox_mode(&self) -> &'static str {
         self.tools.sandbox_mode().as_str()
     }

@@ -10,3 +10,4 @@ mod limits;
 mod runs;
 mod sandbox_escapes;
 mod support;
+mod team_limit;

@@ -203,6 +203,8 @@ pub struct AgentConfig {
     pub concurrency: usize,
     pub lease: Duration,
     pub tool_timeout: Duration,
+    /// Model calls per minute per team and tenant; 0: no limit.
+    pub team_rpm: u32,
 }
 
 impl AgentConfig {
@@ -218,7 +220,10 @@ impl AgentConfig {
             gateway_url: src.string("AGENT_GATEWAY_URL")?,
             concurrency: src.number("AGENT_CONCURRENCY", 1..=10_000)?,
             lease: Duration::from_secs(src.number("AGENT_LEASE_SECONDS", 2..=3600)?),
-            tool_timeout: Duration::from_secs(src.number("AGENT_TOOL_TIMEOUT_SECONDS", 1..=86_400)?),
+            tool_timeout: Duration::from_secs(
+                src.number("AGENT_TOOL_TIMEOUT_SECONDS", 1..=86_400)?,
+            ),
+            team_rpm: src.number("AGENT_TEAM_RPM", 0..=1_000_000)?,
         })
     }
 }

@@ -70,6 +70,7 @@ pub const VARIABLES: &[Variable] = &[
     var("AGENT_GATEWAY_URL", Some("http://127.0.0.1:8080"), "the gateway the agent-worker sends its runs' model calls through"),
     var("AGENT_CONCURRENCY", Some("16"), "agent runs one agent-worker process executes at once"),
     var("AGENT_LEASE_SECONDS", Some("30"), "how long a worker holds a run without renewing; another worker takes it over after that"),
+    var("AGENT_TEAM_RPM", Some("0"), "model calls per minute each team of agents may make in a tenant, across workers (0: no limit)"),
     var("AGENT_TOOL_TIMEOUT_SECONDS", Some("30"), "wall-clock limit of one tool call (its processes are killed)"),
     // Ledger.
     var("LEDGER_BATCH_SIZE", Some("10000"), "most usage events the ledger records per transaction (a batch's rollup updates grow with its tenants, workspaces and keys, not its events)"),
