@@ -255,9 +255,10 @@ async fn tool_step(
             let started = std::time::Instant::now();
             let result = tooling::run(worker, run, state.workspace, tool, &arguments).await;
             run.waited += started.elapsed();
-            if run.stop.is_cancelled() {
-                // Letting go (shutdown, lease lost): the call stays `started` for whoever
-                // takes the run next.
+            if run.stop.is_cancelled() && result["code"] == "cancelled" {
+                // Letting go (shutdown, lease lost) killed the call: it stays `started` for
+                // whoever takes the run next. A call that finished first is recorded below
+                // (the fence refuses it if the lease is gone).
                 return Ok(Advanced::Parked);
             }
             let mut tx = worker.db.begin(run.tenant).await?;

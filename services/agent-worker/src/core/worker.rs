@@ -2,7 +2,7 @@
 //! while it holds the run's lease, and watches over them all: one statement renews every
 //! lease, one notices cancellations, one sweep finds runs nobody holds.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -39,6 +39,8 @@ pub struct Worker {
     /// The runs this process drives, with the tokens that stop (`stop`) and halt (`halt`:
     /// cancelled by a person) each.
     held: Mutex<HashMap<RunId, (CancellationToken, CancellationToken)>>,
+    /// The runs a `take` of this process is taking now (see [`Worker::take`]).
+    taking: Mutex<HashSet<RunId>>,
     slots: Arc<Semaphore>,
     /// Wakes the sweeper when a run gives its slot back.
     slot_freed: tokio::sync::Notify,
@@ -64,6 +66,7 @@ impl Worker {
             config,
             id: format!("agent-worker-{}", Uuid::now_v7().simple()),
             held: Mutex::new(HashMap::new()),
+            taking: Mutex::new(HashSet::new()),
             slot_freed: tokio::sync::Notify::new(),
         }
     }
@@ -100,6 +103,12 @@ impl Worker {
     /// Takes the run if this process has a free slot and nobody else holds it, and drives it
     /// on a task of its own. Returns whether it took it.
     pub async fn take(self: &Arc<Self>, tenant: TenantId, run: RunId) -> Result<bool, AgentError> {
+        // The run's job and the sweeper may offer it at once, and the lease cannot tell two
+        // takes by one process apart (both are this owner's): without this claim both would
+        // drive it, and the second key minted would void the first driver's.
+        let Some(_claim) = Claim::new(&self.taking, run) else {
+            return Ok(false);
+        };
         if self
             .held
             .lock()
@@ -329,5 +338,26 @@ impl Worker {
             }
         }
         Ok(taken)
+    }
+}
+
+/// A run claimed by one `take` of this process, until the claim is dropped.
+struct Claim<'a> {
+    taking: &'a Mutex<HashSet<RunId>>,
+    run: RunId,
+}
+
+impl<'a> Claim<'a> {
+    fn new(taking: &'a Mutex<HashSet<RunId>>, run: RunId) -> Option<Self> {
+        let claimed = taking.lock().map(|mut t| t.insert(run)).unwrap_or(false);
+        claimed.then_some(Self { taking, run })
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut taking) = self.taking.lock() {
+            taking.remove(&self.run);
+        }
     }
 }

@@ -4,10 +4,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod approval_binding;
 mod command_policy;
+mod concurrency;
+mod crash;
 mod file_tools;
 mod limits;
 mod runs;
 mod sandbox_escapes;
 mod support;
+mod take_race;
 mod team_limit;
