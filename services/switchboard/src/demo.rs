@@ -220,8 +220,14 @@ async fn upsert_tenant_rows(
                  approval_tools = EXCLUDED.approval_tools, updated_at = now()",
         Uuid::now_v7(),
         tenant,
-        &sb_agents::TOOL_NAMES.iter().map(|t| (*t).to_owned()).collect::<Vec<_>>(),
-        &DEMO_APPROVAL_TOOLS.iter().map(|t| (*t).to_owned()).collect::<Vec<_>>(),
+        &sb_agents::TOOL_NAMES
+            .iter()
+            .map(|t| (*t).to_owned())
+            .collect::<Vec<_>>(),
+        &DEMO_APPROVAL_TOOLS
+            .iter()
+            .map(|t| (*t).to_owned())
+            .collect::<Vec<_>>(),
     )
     .execute(&mut **tx)
     .await?;

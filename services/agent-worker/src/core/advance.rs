@@ -132,15 +132,7 @@ pub async fn advance(worker: &Worker, run: &mut HeldRun) -> Result<Advanced, Age
     }
     if state.deadline <= Utc::now() {
         let message = "the run passed its time limit".to_owned();
-        runs::finish(
-            &mut tx,
-            run.id,
-            RunStatus::TimedOut,
-            None,
-            Some("timeout"),
-            Some(message),
-        )
-        .await?;
+        runs::end_badly(&mut tx, run.id, RunStatus::TimedOut, "timeout", message).await?;
         tx.commit().await?;
         return Ok(Advanced::Ended);
     }
@@ -165,13 +157,12 @@ pub async fn advance(worker: &Worker, run: &mut HeldRun) -> Result<Advanced, Age
     }
     if state.iterations >= state.max_iterations {
         let message = format!("the run made its {} model calls", state.max_iterations);
-        runs::finish(
+        runs::end_badly(
             &mut tx,
             run.id,
             RunStatus::Failed,
-            None,
-            Some("max_iterations"),
-            Some(message),
+            "max_iterations",
+            message,
         )
         .await?;
         tx.commit().await?;
@@ -385,15 +376,8 @@ async fn model_step(
                 }
                 None => {
                     let message = "the model's answer had no message".to_owned();
-                    runs::finish(
-                        &mut tx,
-                        run.id,
-                        RunStatus::Failed,
-                        None,
-                        Some("model_error"),
-                        Some(message),
-                    )
-                    .await?;
+                    runs::end_badly(&mut tx, run.id, RunStatus::Failed, "model_error", message)
+                        .await?;
                     Advanced::Ended
                 }
             }
@@ -406,13 +390,12 @@ async fn model_step(
             Advanced::Parked
         }
         Called::OtherBudgetExhausted(message) => {
-            runs::finish(
+            runs::end_badly(
                 &mut tx,
                 run.id,
                 RunStatus::Failed,
-                None,
-                Some("budget_exceeded"),
-                Some(message),
+                "budget_exceeded",
+                message,
             )
             .await?;
             Advanced::Ended
@@ -435,15 +418,7 @@ async fn model_step(
                 return Ok(Advanced::Next);
             }
             let message = format!("the model call failed ({status}): {message}");
-            runs::finish(
-                &mut tx,
-                run.id,
-                RunStatus::Failed,
-                None,
-                Some("model_error"),
-                Some(message),
-            )
-            .await?;
+            runs::end_badly(&mut tx, run.id, RunStatus::Failed, "model_error", message).await?;
             Advanced::Ended
         }
     };

@@ -76,7 +76,9 @@ async fn team_health(
     mut t: Tenant,
     axum::extract::Path(path): axum::extract::Path<TeamPath>,
 ) -> ApiResult<axum::Json<TeamHealth>> {
-    Ok(axum::Json(agents::team_health(&mut t.tx, &path.team).await?))
+    Ok(axum::Json(
+        agents::team_health(&mut t.tx, &path.team).await?,
+    ))
 }
 
 /// The path's team (its `tenant_id` is the `Tenant` extractor's).

@@ -306,7 +306,11 @@ async fn a_teams_health_counts_its_runs_and_an_unknown_team_is_404() {
         .await
         .expect(200);
     assert_eq!(
-        (&health["runs_in_flight"], &health["runs_waiting_approval"], &health["failures_15m"]),
+        (
+            &health["runs_in_flight"],
+            &health["runs_waiting_approval"],
+            &health["failures_15m"]
+        ),
         (&json!(0), &json!(0), &json!(0))
     );
     api.get(&format!("{base}/agent-teams/_/health"), &owner.token)

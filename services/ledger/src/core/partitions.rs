@@ -21,7 +21,7 @@ pub async fn ensure(
         &months,
     )
     .fetch_all(&mut *conn)
-        .await?;
+    .await?;
     Ok(())
 }
 

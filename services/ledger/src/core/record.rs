@@ -59,11 +59,12 @@ pub async fn record_batch(db: &SystemPool, batch: &[UsageRecord]) -> Result<Reco
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
-    let known: HashSet<Uuid> = sqlx::query_scalar!("SELECT id FROM tenants WHERE id = ANY($1)", &tenants)
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .collect();
+    let known: HashSet<Uuid> =
+        sqlx::query_scalar!("SELECT id FROM tenants WHERE id = ANY($1)", &tenants)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
     let (valid, unknown): (Vec<&UsageRecord>, Vec<&UsageRecord>) = batch
         .iter()
         .partition(|r| known.contains(&r.tenant_id.as_uuid()));
@@ -487,7 +488,8 @@ async fn send_alerts(
     let alerts: Vec<(Uuid, BudgetThresholdCrossed)> = new
         .into_iter()
         .filter_map(|row| {
-            let (budget_id, period_start, threshold) = (row.budget_id, row.period_start, row.threshold);
+            let (budget_id, period_start, threshold) =
+                (row.budget_id, row.period_start, row.threshold);
             let b = by_budget.get(&budget_id)?;
             Some((
                 b.tenant_id,

@@ -329,13 +329,12 @@ pub async fn expire(tx: &mut TenantTx, run: RunId) -> Result<bool, AgentError> {
     };
     let approval = get(tx, id).await?;
     events::append(tx, run, kinds::APPROVAL_DECIDED, json!(approval)).await?;
-    crate::runs::finish(
+    crate::runs::end_badly(
         tx,
         run,
         RunStatus::TimedOut,
-        None,
-        Some("approval_expired"),
-        Some("nobody decided the approval in time".to_owned()),
+        "approval_expired",
+        "nobody decided the approval in time",
     )
     .await?;
     Ok(true)

@@ -237,3 +237,15 @@ pub async fn finish(
     }
     Ok(ended)
 }
+
+/// Ends a run that did not succeed (`failed`, `timed_out`, `cancelled`) with its reason: a
+/// stable `code` for programs and a `message` for people.
+pub async fn end_badly(
+    tx: &mut TenantTx,
+    id: RunId,
+    status: RunStatus,
+    code: &str,
+    message: impl Into<String>,
+) -> Result<bool, AgentError> {
+    finish(tx, id, status, None, Some(code), Some(message.into())).await
+}

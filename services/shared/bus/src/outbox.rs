@@ -103,9 +103,12 @@ impl OutboxRelay {
     /// do, or another instance holds the relay lock).
     pub async fn step(&self) -> Result<usize, BusError> {
         let mut tx = self.db.pool().begin().await?;
-        let leader = sqlx::query_scalar!(r#"SELECT pg_try_advisory_xact_lock($1) AS "locked!""#, RELAY_LOCK)
-            .fetch_one(&mut *tx)
-            .await?;
+        let leader = sqlx::query_scalar!(
+            r#"SELECT pg_try_advisory_xact_lock($1) AS "locked!""#,
+            RELAY_LOCK
+        )
+        .fetch_one(&mut *tx)
+        .await?;
         if !leader {
             return Ok(0);
         }
@@ -135,9 +138,12 @@ impl OutboxRelay {
         }
         let _: () = pipe.query_async(&mut self.bus.conn()).await?;
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-        sqlx::query!("UPDATE outbox SET published_at = now() WHERE id = ANY($1)", &ids)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query!(
+            "UPDATE outbox SET published_at = now() WHERE id = ANY($1)",
+            &ids
+        )
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(rows.len())
     }
