@@ -47,7 +47,8 @@ pub enum Command {
         row-level security enabled and forced on every tenant table, the application role (not \
         superuser, owner or BYPASSRLS), a platform admin, migrations current, Redis persistence. \
         Prints PASS/FAIL with a fix for each; exits 1 if any fails. Reads the same environment \
-        as `serve` (DATABASE_OWNER_URL for the migrations check)."
+        as `serve` (DATABASE_OWNER_URL for the migrations check). Also probes the agent \
+        tools' sandbox: bubblewrap, else Landlock + seccomp, else none."
     )]
     Doctor,
     /// Manage the encryption keys of provider credentials

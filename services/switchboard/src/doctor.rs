@@ -80,7 +80,31 @@ pub async fn checks(source: &Source) -> Vec<Check> {
     ));
     out.extend(database_checks(&config).await);
     out.push(redis_persistence(&config).await);
+    out.push(agent_sandbox().await);
     out
+}
+
+/// How the agent-worker on this host would confine its tools' commands: the same probe it
+/// runs at start (a command must print a marker from inside the sandbox).
+async fn agent_sandbox() -> Check {
+    use sb_agent_worker::sandbox::{Sandbox, SandboxMode};
+    let name = "agent tools sandbox";
+    let probed =
+        tokio::task::spawn_blocking(|| Sandbox::detect(sb_agent_worker::trampoline())).await;
+    match probed.map(|s| s.mode()) {
+        Ok(SandboxMode::Bubblewrap) => Check::pass(name, "bubblewrap"),
+        Ok(SandboxMode::Landlock) => Check::pass(
+            name,
+            "Landlock + seccomp + rlimits (bubblewrap cannot start here: user namespaces refused)",
+        ),
+        Ok(SandboxMode::Unavailable) => Check::fail(
+            name,
+            "unavailable: agents' bash tool is refused (sandbox_unavailable)",
+            "install bubblewrap (apt-get install bubblewrap) on a host that allows unprivileged \
+             user namespaces, or run on a kernel with Landlock (5.13+) and seccomp",
+        ),
+        Err(e) => Check::fail(name, e.to_string(), "run doctor again"),
+    }
 }
 
 fn secret_checks(config: &Config) -> Vec<Check> {

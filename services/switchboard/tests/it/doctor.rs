@@ -46,6 +46,8 @@ async fn a_sound_setup_passes_every_check() {
         "migrations current",
         "Redis persistence",
         "JWT_SECRET strength",
+        // scripts/test installs bubblewrap; the probe runs a command inside it.
+        "agent tools sandbox",
     ] {
         assert!(
             report.contains(&format!("PASS  {check}")),
