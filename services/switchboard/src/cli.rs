@@ -57,7 +57,7 @@ pub enum Command {
     /// Inspect and repair the dead-letter queues: list, show, replay, purge
     #[command(
         subcommand,
-        after_help = "Streams: usage, agent-jobs, agent-events, budget-alerts \
+        after_help = "Streams: usage, agent-jobs, agent-events, budget-alerts, webhook-deliveries \
         (keys under REDIS_KEY_PREFIX, dead letters in <stream>:dlq). See docs/architecture.md, \
         \"Event bus\"."
     )]

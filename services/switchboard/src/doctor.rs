@@ -78,6 +78,13 @@ pub async fn checks(source: &Source) -> Vec<Check> {
         format!("CORS_ORIGINS = {}", config.cors_origins.join(",")),
         "list the dashboard's origins in CORS_ORIGINS instead of *",
     ));
+    out.push(Check::from(
+        "webhook addresses",
+        !config.webhooks.allow_private,
+        format!("WEBHOOK_ALLOW_PRIVATE = {}", config.webhooks.allow_private),
+        "set WEBHOOK_ALLOW_PRIVATE=false outside local development: with it, tenants' webhooks \
+         may call loopback, private and cloud-metadata addresses",
+    ));
     out.extend(database_checks(&config).await);
     out.push(redis_persistence(&config).await);
     out.push(agent_sandbox().await);

@@ -85,7 +85,7 @@ async fn reinstate(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DlqQuery {
-    /// `usage`, `agent-jobs`, `agent-events` or `budget-alerts`.
+    /// `usage`, `agent-jobs`, `agent-events`, `budget-alerts` or `webhook-deliveries`.
     pub stream: String,
     /// 1 to 1000 (default 100).
     pub limit: Option<usize>,

@@ -345,6 +345,31 @@ impl ApiConfig {
     }
 }
 
+/// Webhook deliveries (docs/architecture.md, "Webhooks").
+#[derive(Clone, Debug)]
+pub struct WebhookConfig {
+    /// Allow webhook URLs that resolve to loopback, private, link-local or metadata addresses
+    /// (local development only).
+    pub allow_private: bool,
+    /// Attempts of one delivery before it is dead-lettered.
+    pub max_attempts: u32,
+    /// The delay before the first retry; each later one waits four times longer.
+    pub retry_base: Duration,
+    /// How long one attempt may take (connect, send, answer).
+    pub timeout: Duration,
+}
+
+impl WebhookConfig {
+    pub fn from_source(src: &Source) -> Result<Self, ConfigError> {
+        Ok(Self {
+            allow_private: src.parse("WEBHOOK_ALLOW_PRIVATE", "`true` or `false`")?,
+            max_attempts: src.number("WEBHOOK_MAX_ATTEMPTS", 1..=20)?,
+            retry_base: Duration::from_millis(src.number("WEBHOOK_RETRY_BASE_MS", 1..=3_600_000)?),
+            timeout: Duration::from_secs(src.number("WEBHOOK_TIMEOUT_SECONDS", 1..=300)?),
+        })
+    }
+}
+
 /// Budgets created for new tenants.
 #[derive(Clone, Debug)]
 pub struct BudgetDefaults {
@@ -410,6 +435,7 @@ pub struct Config {
     pub ledger: LedgerConfig,
     pub gateway: GatewayConfig,
     pub api: ApiConfig,
+    pub webhooks: WebhookConfig,
     /// The base URL the demo seed gives its provider entry (mock-llm's OpenAI-style `/v1`).
     pub mock_llm_url: String,
     /// Started with `--demo`: throwaway secrets are allowed.
@@ -446,6 +472,7 @@ impl Config {
             ledger: LedgerConfig::from_source(src)?,
             gateway: GatewayConfig::from_source(src)?,
             api: ApiConfig::from_source(src)?,
+            webhooks: WebhookConfig::from_source(src)?,
             mock_llm_url: src.http_url("MOCK_LLM_URL")?,
             demo,
         })

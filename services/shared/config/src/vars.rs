@@ -98,6 +98,11 @@ pub const VARIABLES: &[Variable] = &[
     var("GATEWAY_SETTLED_HOLD_SECONDS", Some("30"), "how long a settled call's cost stays held in Redis, until the ledger has surely counted it"),
     var("GATEWAY_BUFFER_DIR", Some("/tmp/switchboard/usage-buffer"), "where the gateway keeps usage events while Redis is unreachable"),
     var("GATEWAY_BUFFER_MAX_EVENTS", Some("100000"), "buffered usage events at which the gateway refuses new calls rather than serve them unmetered"),
+    // Webhooks.
+    var("WEBHOOK_ALLOW_PRIVATE", Some("false"), "`true` lets webhook URLs reach loopback, private, link-local and metadata addresses (local development only)"),
+    var("WEBHOOK_MAX_ATTEMPTS", Some("5"), "attempts of one webhook delivery before it goes to the dead-letter queue"),
+    var("WEBHOOK_RETRY_BASE_MS", Some("45000"), "delay before a webhook delivery's first retry; each later retry waits four times longer (45 s, 3 min, 12 min, 48 min)"),
+    var("WEBHOOK_TIMEOUT_SECONDS", Some("10"), "how long one webhook delivery attempt may take"),
     // Budgets.
     var("DEFAULT_BUDGET_USD", Some("100"), "limit of the budget a new tenant starts with, in whole dollars"),
     var("BUDGET_PERIODS", Some("monthly"), "periods of a new tenant's default budgets: daily, monthly, total"),

@@ -6,6 +6,7 @@ pub mod budget;
 pub mod invalidation;
 pub mod streams;
 pub mod usage;
+pub mod webhooks;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;

@@ -9,5 +9,14 @@ pub const AGENT_JOBS: &str = "agent-jobs";
 pub const AGENT_EVENTS: &str = "agent-events";
 /// Budget thresholds crossed: ledger → api (sockets, webhooks, e-mail).
 pub const BUDGET_ALERTS: &str = "budget-alerts";
+/// Webhook delivery attempts, each due now: api → api (its deliverer; retries wait in a
+/// schedule beside the stream until they are due).
+pub const WEBHOOK_DELIVERIES: &str = "webhook-deliveries";
 
-pub const ALL: &[&str] = &[USAGE, AGENT_JOBS, AGENT_EVENTS, BUDGET_ALERTS];
+pub const ALL: &[&str] = &[
+    USAGE,
+    AGENT_JOBS,
+    AGENT_EVENTS,
+    BUDGET_ALERTS,
+    WEBHOOK_DELIVERIES,
+];

@@ -36,6 +36,11 @@ const TARGETS: &[Target] = &[
         ciphertext: "totp_secret_ciphertext",
         key_id: "totp_key_id",
     },
+    Target {
+        table: "webhooks",
+        ciphertext: "secret_ciphertext",
+        key_id: "secret_key_id",
+    },
 ];
 
 #[derive(sqlx::FromRow)]

@@ -72,6 +72,7 @@ async fn each_problem_fails_its_check_with_a_fix_and_exit_code_1() {
         .env("JWT_SECRET", "a".repeat(40))
         .env("ENCRYPTION_MASTER_KEY", strong_secret())
         .env("CORS_ORIGINS", "*")
+        .env("WEBHOOK_ALLOW_PRIVATE", "true")
         .env("REDIS_URL", "redis://127.0.0.1:1")
         .arg("doctor");
     let out = run(&mut doctor).await;
@@ -80,6 +81,7 @@ async fn each_problem_fails_its_check_with_a_fix_and_exit_code_1() {
     for (check, detail) in [
         ("JWT_SECRET strength", "bits of entropy"),
         ("CORS origins", "*"),
+        ("webhook addresses", "true"),
         ("row-level security", "budgets"),
         ("platform admin", "0 platform admin"),
         ("Redis persistence", "REDIS_URL"),

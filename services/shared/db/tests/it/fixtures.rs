@@ -24,6 +24,7 @@ pub fn statements(tenant: TenantId, user: Uuid) -> Vec<(&'static str, String)> {
     let run = Uuid::now_v7();
     let agent = Uuid::now_v7();
     let step = Uuid::now_v7();
+    let hook = Uuid::now_v7();
     let short = &t.simple().to_string()[..12];
     vec![
         ("tenants", format!("INSERT INTO tenants (id, name, slug) VALUES ('{t}', 'Tenant {short}', 't-{short}')")),
@@ -44,6 +45,8 @@ pub fn statements(tenant: TenantId, user: Uuid) -> Vec<(&'static str, String)> {
         ("agent_events", format!("INSERT INTO agent_events (id, tenant_id, run_id, seq, type) VALUES ('{}', '{t}', '{run}', 1, 'started')", Uuid::now_v7())),
         ("agent_steps", format!("INSERT INTO agent_steps (id, tenant_id, run_id, step, kind, state, tool, arguments, call_hash) VALUES ('{step}', '{t}', '{run}', 1, 'tool', 'proposed', 'bash', '{{}}', 'h')")),
         ("approvals", format!("INSERT INTO approvals (id, tenant_id, run_id, tool, step_id, call_hash) VALUES ('{}', '{t}', '{run}', 'bash', '{step}', 'h')", Uuid::now_v7())),
+        ("webhooks", format!("INSERT INTO webhooks (id, tenant_id, url, events, secret_ciphertext, secret_key_id) VALUES ('{hook}', '{t}', 'https://x.example/hook', '{{run.finished}}', '\\x00', 'k1:test')")),
+        ("webhook_deliveries", format!("INSERT INTO webhook_deliveries (id, tenant_id, webhook_id, event_id, event_type, body) VALUES ('{}', '{t}', '{hook}', '{}', 'run.finished', '{{}}')", Uuid::now_v7(), Uuid::now_v7())),
         ("audit_log", format!("INSERT INTO audit_log (id, tenant_id, action) VALUES ('{}', '{t}', 'test.fixture')", Uuid::now_v7())),
         ("outbox", format!("INSERT INTO outbox (tenant_id, stream, event_id, event_type, payload) VALUES ('{t}', 'agent-jobs', '{}', 'run.created', '{{}}')", Uuid::now_v7())),
         (
