@@ -36,6 +36,8 @@ pub enum BuildError {
 /// Binds the api on `addr` (port 0 picks a free port); `App::run` serves it.
 pub async fn build(infra: &Infra, config: &Config, addr: SocketAddr) -> Result<App, BuildError> {
     let state = ApiState::new(infra, config)?;
+    // Webhook deliveries and budget-alert e-mail (core::webhooks::sources).
+    let webhooks = core::webhooks::sources::tasks(infra, &state, &config.webhooks, &config.bus)?;
     let (router, _) = routes::router(infra, state);
     let router = hardening::harden(
         router,
@@ -43,7 +45,10 @@ pub async fn build(infra: &Infra, config: &Config, addr: SocketAddr) -> Result<A
         config.api.max_body_bytes,
         config.api.request_timeout,
     );
-    let app = App::bind(SERVICE, addr, sb_runtime::standard_layers(router, SERVICE)).await?;
+    let mut app = App::bind(SERVICE, addr, sb_runtime::standard_layers(router, SERVICE)).await?;
+    for task in webhooks {
+        app = app.with_task(task);
+    }
     // Rows committed to the outbox (agent jobs) reach the bus through this relay.
     let relay = OutboxRelay::new(infra.system_db.clone(), infra.bus.clone());
     Ok(app.with_task(Box::new(move |shutdown| Box::pin(relay.run(shutdown)))))

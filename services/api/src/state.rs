@@ -25,6 +25,8 @@ pub struct Inner {
     pub config: ApiConfig,
     /// The agents' defaults (iterations, timeout) that a new run gets when its agent sets none.
     pub agent: sb_config::AgentConfig,
+    /// Webhook deliveries: whether internal addresses are allowed, retries, timeout.
+    pub webhooks: sb_config::WebhookConfig,
 }
 
 impl ApiState {
@@ -42,6 +44,7 @@ impl ApiState {
             prefix,
             config: config.api.clone(),
             agent: config.agent.clone(),
+            webhooks: config.webhooks.clone(),
         })))
     }
 }

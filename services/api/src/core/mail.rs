@@ -90,6 +90,11 @@ impl Mailer {
         );
     }
 
+    /// A plain-text notice (budget alerts).
+    pub fn send_text(&self, to: &str, subject: &str, body: String) {
+        self.send(to, subject, body);
+    }
+
     fn send(&self, to: &str, subject: &str, body: String) {
         let domain = to.rsplit('@').next().unwrap_or("").to_owned();
         let message = to

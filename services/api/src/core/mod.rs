@@ -25,4 +25,5 @@ pub mod tenants;
 pub mod tokens;
 pub mod usage;
 pub mod validate;
+pub mod webhooks;
 pub mod workspaces;

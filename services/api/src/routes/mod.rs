@@ -13,6 +13,7 @@ mod me;
 mod members;
 mod runs;
 mod tenant;
+mod webhooks;
 mod workspaces;
 
 use axum::Router;
@@ -34,6 +35,7 @@ pub fn rest() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .merge(agents::router())
         .merge(runs::router())
         .merge(approvals::router())
+        .merge(webhooks::router())
         .merge(tenant::router());
     OpenApiRouter::new()
         .nest("/api/v1/auth", auth::router())
