@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use reqwest::Method;
 use sb_kernel::Role;
 use serde_json::{Value, json};
+use uuid::Uuid;
 
 use crate::support::{Api, User, park, provider};
 
@@ -49,6 +50,26 @@ async fn victim(api: &Api) -> Victim {
     let queued = post("runs", start.clone()).await;
     let parked = post("runs", start).await;
     let approval = park(api, t, parked["id"].as_str().unwrap(), "call_b", 3600).await;
+    // A webhook (a public address: the test api refuses internal ones) and a delivery of it.
+    let hook = post(
+        "webhooks",
+        json!({"url": "https://93.184.216.34/b-hook", "events": ["run.finished"]}),
+    )
+    .await;
+    let hook_id = hook["webhook"]["id"].as_str().unwrap().to_owned();
+    let delivery = Uuid::now_v7().to_string();
+    let mut db = api.db.owner().await;
+    sqlx::query(
+        "INSERT INTO webhook_deliveries (id, tenant_id, webhook_id, event_id, event_type, body, status)
+         VALUES ($1::uuid, $2, $3::uuid, $4, 'run.finished', '{}', 'failed')",
+    )
+    .bind(&delivery)
+    .bind(t)
+    .bind(&hook_id)
+    .bind(Uuid::now_v7())
+    .execute(&mut db)
+    .await
+    .unwrap();
     let ids = HashMap::from([
         ("agents", agent["id"].as_str().unwrap().to_owned()),
         ("agent-teams", "b-team".to_owned()),
@@ -62,6 +83,8 @@ async fn victim(api: &Api) -> Victim {
             cred["id"].as_str().unwrap().to_owned(),
         ),
         ("budgets", budget["id"].as_str().unwrap().to_owned()),
+        ("webhooks", hook_id),
+        ("delivery_id", delivery),
         ("members", owner.id.to_string()),
     ]);
     Victim {
@@ -89,6 +112,10 @@ fn body_for(path: &str, method: &str, victim: &Victim) -> Option<Value> {
             json!({"scope": "tenant", "period": "daily", "limit_micros": 1})
         }
         ("patch", "budgets", true) => json!({"limit_micros": 1}),
+        ("post", "webhooks", false) => {
+            json!({"url": "https://93.184.216.34/i", "events": ["run.finished"]})
+        }
+        ("patch", "webhooks", true) => json!({"enabled": false}),
         ("post", "agents", false) => json!({"name": "intruder", "model": "gpt-4o"}),
         ("put", "agents", true) => {
             json!({"name": "intruder", "model": "gpt-4o", "tools": ["bash"], "budget_usd": 0.01})
@@ -109,6 +136,10 @@ fn body_for(path: &str, method: &str, victim: &Victim) -> Option<Value> {
 fn fill(path: &str, tenant: &str, victim: &Victim) -> String {
     let resource = path.split('/').nth(5).unwrap_or("");
     let mut out = path.replace("{tenant_id}", tenant);
+    // A second resource id is found by its parameter's name (`{delivery_id}`).
+    for (name, id) in &victim.ids {
+        out = out.replace(&format!("{{{name}}}"), id);
+    }
     if let Some(start) = out.find('{') {
         let id = victim.ids.get(resource).unwrap_or_else(|| {
             panic!("the isolation test has no tenant-B {resource} for {path}: add one")
@@ -264,6 +295,20 @@ async fn no_role_of_tenant_a_reaches_tenant_b_on_any_route() {
         (
             format!(
                 "SELECT count(*) FROM agent_steps WHERE tenant_id = '{tb}' AND state = 'proposed'"
+            ),
+            1,
+        ),
+        (
+            format!(
+                "SELECT count(*) FROM webhooks WHERE tenant_id = '{tb}' AND enabled
+                   AND updated_at = created_at"
+            ),
+            1,
+        ),
+        (
+            format!(
+                "SELECT count(*) FROM webhook_deliveries WHERE tenant_id = '{tb}'
+                   AND status = 'failed' AND ticket IS NULL"
             ),
             1,
         ),

@@ -21,4 +21,5 @@ mod openapi;
 mod roles;
 mod support;
 mod usage;
+mod webhooks;
 mod workspaces;
