@@ -8,6 +8,7 @@
 pub mod approvals;
 mod error;
 pub mod events;
+pub mod feed;
 pub mod health;
 pub mod runs;
 pub mod steps;

@@ -324,6 +324,8 @@ pub struct ApiConfig {
     pub graphql_introspection: bool,
     pub graphql_max_depth: usize,
     pub graphql_max_complexity: usize,
+    /// Run the realtime fan-out consumers here (`API_REALTIME_FANOUT`).
+    pub realtime_fanout: bool,
 }
 
 impl ApiConfig {
@@ -341,6 +343,7 @@ impl ApiConfig {
             graphql_introspection: src.parse("GRAPHQL_INTROSPECTION", "`true` or `false`")?,
             graphql_max_depth: src.number("GRAPHQL_MAX_DEPTH", 2..=64)?,
             graphql_max_complexity: src.number("GRAPHQL_MAX_COMPLEXITY", 10..=100_000)?,
+            realtime_fanout: src.parse("API_REALTIME_FANOUT", "`true` or `false`")?,
         })
     }
 }
