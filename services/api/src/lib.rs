@@ -12,6 +12,7 @@ pub mod error;
 pub mod extract;
 mod graphql;
 mod hardening;
+pub mod realtime;
 pub mod routes;
 pub mod state;
 
@@ -31,6 +32,8 @@ pub enum BuildError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Mail(#[from] core::mail::MailError),
+    #[error(transparent)]
+    Realtime(#[from] realtime::RealtimeError),
 }
 
 /// Binds the api on `addr` (port 0 picks a free port); `App::run` serves it.
@@ -38,7 +41,8 @@ pub async fn build(infra: &Infra, config: &Config, addr: SocketAddr) -> Result<A
     let state = ApiState::new(infra, config)?;
     // Webhook deliveries and budget-alert e-mail (core::webhooks::sources).
     let webhooks = core::webhooks::sources::tasks(infra, &state, &config.webhooks, &config.bus)?;
-    let (router, _) = routes::router(infra, state);
+    let (router, _) = routes::router(infra, state.clone());
+    let (router, realtime) = realtime::Realtime::route(&state, config, router)?;
     let router = hardening::harden(
         router,
         &config.cors_origins,
@@ -51,5 +55,6 @@ pub async fn build(infra: &Infra, config: &Config, addr: SocketAddr) -> Result<A
     }
     // Rows committed to the outbox (agent jobs) reach the bus through this relay.
     let relay = OutboxRelay::new(infra.system_db.clone(), infra.bus.clone());
-    Ok(app.with_task(Box::new(move |shutdown| Box::pin(relay.run(shutdown)))))
+    let app = app.with_task(Box::new(move |shutdown| Box::pin(relay.run(shutdown))));
+    Ok(realtime.start(infra, config, app)?)
 }

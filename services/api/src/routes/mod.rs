@@ -11,6 +11,7 @@ mod credentials;
 pub mod docs;
 mod me;
 mod members;
+mod run_events;
 mod runs;
 mod tenant;
 mod webhooks;
@@ -34,6 +35,7 @@ pub fn rest() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .merge(budgets::router())
         .merge(agents::router())
         .merge(runs::router())
+        .merge(run_events::router())
         .merge(approvals::router())
         .merge(webhooks::router())
         .merge(tenant::router());
