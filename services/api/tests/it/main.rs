@@ -18,6 +18,7 @@ mod isolation;
 mod jwt;
 mod members;
 mod openapi;
+mod realtime;
 mod roles;
 mod support;
 mod usage;
