@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use chrono::NaiveDate;
-use sb_bus::{Bus, Envelope};
+use sb_bus::{Bus, Envelope, Selection};
 use sb_contracts::agents::{RunEvent, kinds};
 use sb_contracts::budget::BudgetThresholdCrossed;
 use sb_contracts::streams;
@@ -357,23 +357,42 @@ async fn a_receiver_that_always_fails_ends_in_the_dlq_and_can_be_replayed() {
         .await
         .expect(403);
 
-    // The receiver recovers; the replay delivers.
-    receiver.recover();
+    // The tenant's replay starts a new round; the receiver still fails: dead-lettered again.
     let accepted = api.post(&replay, &owner.token, json!({})).await.expect(202);
     assert_eq!(accepted["status"], "pending");
+    let failed = wait_status(&api, &owner, t, &webhook, "failed").await;
+    assert_eq!(failed["attempts"], 6, "{failed}");
+    assert_eq!(dlq_len(&api).await, 2);
+    assert_eq!(receiver.got().len(), 6);
+
+    // The receiver recovers; the operator replays both dead letters. The first round's is
+    // stale (the tenant's replay superseded it) and is skipped; the second's delivers, once.
+    receiver.recover();
+    let replayed = bus(&api)
+        .dlq_replay(streams::WEBHOOK_DELIVERIES, &Selection::All)
+        .await
+        .unwrap();
+    assert_eq!(replayed.len(), 2);
     let delivered = wait_status(&api, &owner, t, &webhook, "succeeded").await;
-    assert_eq!(delivered["attempts"], 4);
+    assert_eq!(delivered["attempts"], 7, "{delivered}");
     assert!(delivered["delivered_at"].is_string());
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let got = receiver.got();
-    assert_eq!(got.len(), 4);
-    assert_eq!(got[3].answered, 200);
-    // Replaying while attempts are under way is refused; a finished one may be replayed again.
+    assert_eq!(got.len(), 7);
+    assert_eq!(got[6].answered, 200);
+    assert_eq!(dlq_len(&api).await, 0);
+
+    // A delivered event may be sent again on request.
+    api.post(&replay, &owner.token, json!({})).await.expect(202);
+    receiver.wait_for(8).await;
+    let delivered = wait_status(&api, &owner, t, &webhook, "succeeded").await;
+    assert_eq!(delivered["attempts"], 8, "{delivered}");
     assert_eq!(
         api.count(&format!(
             "SELECT count(*) FROM audit_log WHERE action = 'webhook.delivery_replay' AND target_id = '{id}'"
         ))
         .await,
-        1
+        2
     );
     // Unknown deliveries are 404s.
     api.post(
