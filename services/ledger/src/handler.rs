@@ -5,14 +5,16 @@
 //! batch is still recorded); a database failure retries the whole batch (recording is
 //! idempotent, so the part that may have committed is not counted twice).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use chrono::Utc;
 use redis::aio::ConnectionManager;
 use sb_bus::{Delivery, Handler, Outcome};
+use sb_contracts::realtime::{TenantUsage, usage_channel};
 use sb_contracts::usage::UsageEvent;
 use sb_db::SystemPool;
+use sb_kernel::TenantId;
 use uuid::Uuid;
 
 use crate::core::mirror;
@@ -126,6 +128,7 @@ impl Handler for UsageHandler {
         if !recorded.alerts.is_empty() {
             tracing::info!(alerts = recorded.alerts.len(), "budget thresholds crossed");
         }
+        live_usage(&mut self.redis.clone(), &self.prefix, &records, &inserted).await;
         // The batch is committed: a failed mirror write is repaired by the reconciler, never
         // a reason to record the batch again.
         if let Err(e) =
@@ -134,5 +137,45 @@ impl Handler for UsageHandler {
             tracing::warn!(error = %e, "could not mirror budget spend to Redis; the reconciler will");
         }
         outcomes
+    }
+}
+
+/// Publishes what the committed batch recorded per tenant, for the api's `usage.tick`. Best
+/// effort: a lost message is a live number missing from one tick, never a wrong record.
+async fn live_usage(
+    redis: &mut ConnectionManager,
+    prefix: &str,
+    records: &[UsageRecord],
+    inserted: &HashSet<Uuid>,
+) {
+    let mut totals: HashMap<TenantId, TenantUsage> = HashMap::new();
+    for record in records.iter().filter(|r| inserted.contains(&r.event_id)) {
+        let u = &record.usage;
+        let this = TenantUsage {
+            tenant_id: record.tenant_id,
+            requests: 1,
+            input_tokens: u.input_tokens,
+            output_tokens: u.output_tokens,
+            spend_micros: u.cost_micros,
+        };
+        totals
+            .entry(record.tenant_id)
+            .and_modify(|total| total.add(&this))
+            .or_insert(this);
+    }
+    if totals.is_empty() {
+        return;
+    }
+    let totals: Vec<&TenantUsage> = totals.values().collect();
+    let Ok(message) = serde_json::to_vec(&totals) else {
+        return;
+    };
+    let published: Result<i64, _> = redis::cmd("PUBLISH")
+        .arg(usage_channel(prefix))
+        .arg(message)
+        .query_async(redis)
+        .await;
+    if let Err(e) = published {
+        tracing::debug!(error = %e, "could not publish live usage totals");
     }
 }

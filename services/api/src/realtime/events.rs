@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use sb_contracts::agents::{RunEvent, kinds};
 use sb_contracts::budget::BudgetThresholdCrossed;
+use sb_contracts::realtime::TenantUsage;
 use sb_kernel::{RunId, TenantId};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -72,21 +73,13 @@ pub struct BudgetAlert<'a> {
     pub alert: &'a BudgetThresholdCrossed,
 }
 
-/// `usage.tick`: what the ledger recorded for the tenant since the last tick.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct UsageTotals {
-    pub requests: u64,
-    pub input_tokens: u64,
-    pub output_tokens: u64,
-    pub spend_micros: i64,
-}
-
+/// `usage.tick`: what the ledger recorded for the tenant since the last tick (requests,
+/// tokens, spend), with its `tenant_id`.
 #[derive(Debug, Serialize)]
 pub struct UsageTick<'a> {
-    pub tenant_id: TenantId,
     pub at: DateTime<Utc>,
     #[serde(flatten)]
-    pub totals: &'a UsageTotals,
+    pub usage: &'a TenantUsage,
 }
 
 /// `key.revoked`: an API key of the tenant stopped working.

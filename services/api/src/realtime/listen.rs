@@ -2,18 +2,20 @@
 //! catch-up after Redis came back, and the watch that disconnects sockets whose credential
 //! expired or was revoked.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use futures_util::StreamExt;
 use sb_contracts::invalidation::{self, Invalidation};
-use sb_kernel::ApiKeyId;
+use sb_contracts::realtime::{TenantUsage, usage_channel};
+use sb_kernel::{ApiKeyId, TenantId};
 use socketioxide::extract::SocketRef;
 use tokio_util::sync::CancellationToken;
 
 use super::auth::{Principal, Session};
-use super::events::{self, FeedItem, KEY_REVOKED, KeyRevoked, metrics};
+use super::events::{self, FeedItem, KEY_REVOKED, KeyRevoked, USAGE_TICK, UsageTick, metrics};
 use super::feed;
 use super::pubsub::PubSub;
 use super::socket::session;
@@ -185,6 +187,47 @@ pub async fn watch(state: ApiState, io: Io, shutdown: CancellationToken) {
         for (socket, _) in ended {
             tracing::debug!(socket = %socket.id, "credential expired or revoked: disconnecting");
             let _ = socket.disconnect();
+        }
+    }
+}
+
+/// Sums the ledger's per-batch totals and sends each tenant's local sockets a `usage.tick` at
+/// most once a second. Every instance hears every batch and speaks only to its own sockets,
+/// so each socket gets one tick however many instances there are.
+pub async fn usage_ticks(state: ApiState, io: Io, pubsub: PubSub, shutdown: CancellationToken) {
+    let mut messages = pubsub.listen(usage_channel(&state.prefix), 4096);
+    let mut pending: HashMap<TenantId, TenantUsage> = HashMap::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            message = messages.next() => {
+                let Some((_, bytes)) = message else { return };
+                let Ok(batch) = serde_json::from_slice::<Vec<TenantUsage>>(&bytes) else {
+                    tracing::warn!("an unreadable usage totals message");
+                    continue;
+                };
+                for usage in batch {
+                    pending
+                        .entry(usage.tenant_id)
+                        .and_modify(|total| total.add(&usage))
+                        .or_insert(usage);
+                }
+            }
+            _ = tick.tick() => {
+                for (tenant, usage) in pending.drain() {
+                    let room = io.to(events::tenant_room(tenant)).local();
+                    let count = room.clone().sockets().len();
+                    if count == 0 {
+                        continue;
+                    }
+                    let tick = UsageTick { at: Utc::now(), usage: &usage };
+                    if room.emit(USAGE_TICK, &tick).await.is_ok() {
+                        metrics::sent(USAGE_TICK, count);
+                    }
+                }
+            }
         }
     }
 }

@@ -125,9 +125,13 @@ impl Realtime {
         app = app.with_task(Box::new(move |shutdown| {
             Box::pin(listen::resubscribed(s, i, p, shutdown))
         }));
-        let (s, i, p) = (state.clone(), io.clone(), pubsub);
+        let (s, i, p) = (state.clone(), io.clone(), pubsub.clone());
         app = app.with_task(Box::new(move |shutdown| {
             Box::pin(listen::invalidations(s, i, p, shutdown))
+        }));
+        let (s, i, p) = (state.clone(), io.clone(), pubsub);
+        app = app.with_task(Box::new(move |shutdown| {
+            Box::pin(listen::usage_ticks(s, i, p, shutdown))
         }));
         let io_closing = io.clone();
         app = app.with_task(Box::new(move |shutdown| {

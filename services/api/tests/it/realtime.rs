@@ -16,6 +16,7 @@ use sb_contracts::budget::BudgetThresholdCrossed;
 use sb_kernel::{BudgetPeriod, BudgetScope, Micros, RunId, TenantId, UserId};
 use sb_runtime::Infra;
 use sb_testkit::{PrivateRedis, RunningApp, spawn};
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
@@ -660,4 +661,57 @@ async fn after_a_redis_restart_clients_are_back_and_miss_nothing() {
     far.wait_for(5, |v| v["event"] == "budget.alert")
         .await
         .expect("the adapter did not come back");
+}
+
+#[tokio::test]
+async fn usage_ticks_sum_the_ledgers_batches_at_most_once_a_second() {
+    use sb_contracts::realtime::{TenantUsage, usage_channel};
+    let api = Api::new().await;
+    let a = scene(&api, "rt-usage").await;
+    let b = scene(&api, "rt-usage-b").await;
+    let mut alice = Sio::start(&api.app);
+    alice
+        .connect(json!({"token": a.owner.token}))
+        .await
+        .unwrap();
+    let mut bob = Sio::start(&api.app);
+    bob.connect(json!({"token": b.owner.token})).await.unwrap();
+
+    // Three batches as the ledger publishes them after each commit, within a few ms.
+    let client = redis::Client::open(api.config.redis.url.expose_secret()).unwrap();
+    let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+    for _ in 0..3 {
+        let batch = vec![TenantUsage {
+            tenant_id: TenantId::from_uuid(a.tenant),
+            requests: 2,
+            input_tokens: 100,
+            output_tokens: 10,
+            spend_micros: Micros(1_500),
+        }];
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg(usage_channel(&api.config.redis.key_prefix))
+            .arg(serde_json::to_vec(&batch).unwrap())
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+    }
+    let ticks = alice.collect(2.5, |v| v["event"] == "usage.tick").await;
+    let total: i64 = ticks
+        .iter()
+        .map(|t| t["data"]["requests"].as_i64().unwrap())
+        .sum();
+    assert_eq!(total, 6, "{ticks:?}");
+    assert!(ticks.len() <= 2, "more than one tick a second: {ticks:?}");
+    let spend: i64 = ticks
+        .iter()
+        .map(|t| t["data"]["spend_micros"].as_i64().unwrap())
+        .sum();
+    assert_eq!(spend, 4_500);
+    assert_eq!(ticks[0]["data"]["tenant_id"], a.tenant.to_string());
+    assert!(ticks[0]["data"]["at"].is_string());
+    assert!(
+        bob.collect(0.5, |v| v["event"] == "usage.tick")
+            .await
+            .is_empty()
+    );
 }

@@ -5,6 +5,7 @@
 mod alerts;
 mod consumer;
 mod helpers;
+mod live_usage;
 mod partitions;
 mod reconcile;
 mod record;

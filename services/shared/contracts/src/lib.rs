@@ -4,6 +4,7 @@
 pub mod agents;
 pub mod budget;
 pub mod invalidation;
+pub mod realtime;
 pub mod streams;
 pub mod usage;
 pub mod webhooks;
