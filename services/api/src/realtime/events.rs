@@ -138,6 +138,11 @@ pub mod metrics {
         metrics::gauge!("active_websocket_connections").increment(1.0);
     }
 
+    /// Exports the gauge (at 0) before the first connection.
+    pub fn register() {
+        metrics::gauge!("active_websocket_connections").increment(0.0);
+    }
+
     pub fn disconnected() {
         metrics::gauge!("active_websocket_connections").decrement(1.0);
     }

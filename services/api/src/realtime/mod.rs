@@ -79,6 +79,8 @@ impl Realtime {
 
     /// Adds the namespace, the fan-out consumers and the per-instance listeners to `app`.
     pub fn start(self, infra: &Infra, config: &Config, mut app: App) -> Result<App, RealtimeError> {
+        // The app is bound, so the metrics recorder is installed.
+        events::metrics::register();
         let init = self.io.ns("/", socket::connected.with(auth::authenticate));
         tokio::spawn(async move {
             if let Err(e) = init.await {

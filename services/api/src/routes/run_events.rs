@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderName, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 use sb_agents::feed;
@@ -106,7 +106,10 @@ async fn events(
     Id(run): Id<RunId>,
     Query(query): Query<EventsQuery>,
     headers: HeaderMap,
-) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+) -> ApiResult<(
+    [(HeaderName, &'static str); 1],
+    Sse<impl Stream<Item = Result<Event, Infallible>>>,
+)> {
     let after = match headers.get("last-event-id") {
         Some(v) => v
             .to_str()
@@ -133,7 +136,9 @@ async fn events(
     let stream = futures_util::stream::unfold(follow, |mut f| async move {
         f.next().await.map(|event| (Ok(event), f))
     });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat")))
+    let sse = Sse::new(stream).keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat"));
+    // nginx (ingress-nginx, most reverse proxies) would otherwise buffer the stream.
+    Ok(([(HeaderName::from_static("x-accel-buffering"), "no")], sse))
 }
 
 /// The stream's state: where it is in the run, and what it read but has not sent yet.

@@ -59,6 +59,15 @@ const LAZY: &[(&str, &str)] = &[
         "agent_api_rate_limit_hits",
         "services/agent-worker/src/core/metrics.rs",
     ),
+    // Counted only when a socket.io client is sent something, or refused at its handshake.
+    (
+        "websocket_messages_sent_total",
+        "services/api/src/realtime/events.rs",
+    ),
+    (
+        "websocket_connect_refused_total",
+        "services/api/src/realtime/events.rs",
+    ),
 ];
 
 /// Series Prometheus records itself for every scrape target.
