@@ -27,6 +27,8 @@ pub struct TenantExport {
     pub api_keys: Vec<ApiKeyView>,
     pub provider_credentials: Vec<CredentialView>,
     pub budgets: Vec<BudgetView>,
+    /// Webhooks (never their secrets).
+    pub webhooks: Vec<crate::core::webhooks::WebhookView>,
     /// Usage per calendar month (`YYYY-MM`, UTC), over the whole history kept.
     pub usage_by_month: Vec<UsageRow>,
     /// The whole audit log, oldest first.
@@ -62,6 +64,7 @@ pub async fn tenant(tx: &mut TenantTx) -> ApiResult<TenantExport> {
         api_keys: api_keys::list(tx).await?,
         provider_credentials: credentials::list(tx).await?,
         budgets: budgets::list(tx).await?,
+        webhooks: crate::core::webhooks::list(tx).await?,
         usage_by_month,
         audit_log,
     })

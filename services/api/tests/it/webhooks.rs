@@ -636,6 +636,14 @@ async fn webhooks_are_managed_by_admins_and_read_by_viewers() {
         .map(|e| e["field"].as_str().unwrap())
         .collect();
     assert_eq!(fields, vec!["events[0]", "url"], "{refused}");
+    // The tenant's export lists its webhooks, without their secrets.
+    let export = api
+        .get(&format!("/api/v1/tenants/{t}/export"), &owner.token)
+        .await
+        .expect(200);
+    assert_eq!(export["webhooks"][0]["id"], id, "{}", export["webhooks"]);
+    let secret = created["secret"].as_str().unwrap();
+    assert!(!export.to_string().contains(&secret[6..]));
     api.delete(&format!("{base}/{id}"), &viewer.token)
         .await
         .expect(403);
