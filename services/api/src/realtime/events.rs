@@ -1,7 +1,7 @@
 //! What the realtime edge sends: event names, payloads, the Redis channels between api
 //! instances, and the metrics. Every payload carries `tenant_id` and a timestamp (`at`).
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use sb_contracts::agents::{RunEvent, kinds};
 use sb_contracts::budget::BudgetThresholdCrossed;
 use sb_contracts::realtime::TenantUsage;
@@ -58,7 +58,8 @@ impl<'a> RunEventPayload<'a> {
             run_id: event.run_id,
             seq: event.seq,
             kind: &event.kind,
-            at: event.at,
+            // Postgres keeps microseconds: a live event looks the same as its replay.
+            at: event.at.trunc_subsecs(6),
             data: &event.data,
         }
     }
