@@ -160,9 +160,14 @@ fn body(event: &Fanout<'_>) -> Result<String, serde_json::Error> {
 /// its first attempt; idempotent per event. Returns how many deliveries were new.
 pub async fn fan_out(db: &AppPool, event: &Fanout<'_>) -> Result<usize, WorkError> {
     let mut tx = db.begin(event.tenant).await?;
+    // A webhook receives events from its creation on (a few seconds' grace for clocks): not
+    // the backlog a new consumer group reads, nor an old event replayed from a dead letter.
     let webhooks = sqlx::query_scalar!(
-        "SELECT id FROM webhooks WHERE enabled AND $1 = ANY (events) ORDER BY id",
-        event.event_type
+        "SELECT id FROM webhooks
+          WHERE enabled AND $1 = ANY (events) AND created_at <= $2::timestamptz + interval '5 seconds'
+          ORDER BY id",
+        event.event_type,
+        event.occurred_at,
     )
     .fetch_all(&mut *tx)
     .await?;

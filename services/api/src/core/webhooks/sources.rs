@@ -33,6 +33,9 @@ pub const GROUP: &str = "api-webhooks";
 
 /// How long the record that an alert was mailed is kept (redeliveries come within minutes).
 const MAILED_TTL_SECONDS: u64 = 7 * 86_400;
+/// Alerts older than this are not mailed: when the group is first created it reads the
+/// stream's whole backlog, which must not become a flood of stale mail.
+const MAIL_MAX_AGE_HOURS: i64 = 24;
 
 /// The consumers and the pump, as the api's background tasks.
 pub fn tasks(
@@ -106,6 +109,11 @@ impl BudgetAlerts {
                 },
             )
             .await?;
+            let age = Utc::now() - envelope.occurred_at;
+            if age > chrono::Duration::hours(MAIL_MAX_AGE_HOURS) {
+                tracing::info!(event_id = %envelope.id, "budget alert too old to mail");
+                return Ok(());
+            }
             self.mail(envelope.tenant_id, envelope.id, &alert).await
         }
         .await;
