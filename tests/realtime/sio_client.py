@@ -2,7 +2,7 @@
 (services/api/tests/it/realtime.rs) over stdin and stdout, one JSON object per line.
 
 Commands (stdin):
-  {"op": "connect", "auth": {...}}                     -> connected | connect_error
+  {"op": "connect", "auth": {...}, "transports"?: [...]} -> connected | connect_error
   {"op": "subscribe", "run_id": ..., "after_seq": n}    -> ack (the server's answer)
   {"op": "unsubscribe", "run_id": ...}                  -> ack
   {"op": "disconnect"}                                  -> disconnected
@@ -52,9 +52,9 @@ def client(on_event, report_disconnect=True):
     return sio
 
 
-def connect(sio, url, auth):
+def connect(sio, url, auth, transports=("websocket",)):
     try:
-        sio.connect(url, auth=auth, transports=["websocket"], wait_timeout=10)
+        sio.connect(url, auth=auth, transports=list(transports), wait_timeout=10)
         return None
     except socketio.exceptions.ConnectionError as e:
         return getattr(sio, "refusal", None) or str(e)
@@ -110,11 +110,11 @@ def main():
         op = cmd["op"]
         if op == "connect":
             sio = client(lambda event, data: say(kind="event", event=event, data=data))
-            error = connect(sio, url, cmd.get("auth"))
+            error = connect(sio, url, cmd.get("auth"), cmd.get("transports", ["websocket"]))
             if error:
                 say(kind="connect_error", message=error)
             else:
-                say(kind="connected")
+                say(kind="connected", transport=sio.transport())
         elif op in ("subscribe", "unsubscribe"):
             body = {k: v for k, v in cmd.items() if k != "op"}
             say(kind="ack", op=op, data=sio.call(op, body, timeout=30))

@@ -104,9 +104,14 @@ impl Sio {
         hits
     }
 
-    /// Connects with `auth`: Ok, or the `connect_error` message.
+    /// Connects with `auth` over WebSocket: Ok, or the `connect_error` message.
     async fn connect(&mut self, auth: Value) -> Result<(), String> {
-        self.send(json!({"op": "connect", "auth": auth})).await;
+        self.connect_over(auth, &["websocket"]).await
+    }
+
+    async fn connect_over(&mut self, auth: Value, transports: &[&str]) -> Result<(), String> {
+        self.send(json!({"op": "connect", "auth": auth, "transports": transports}))
+            .await;
         let report = self
             .wait_for(20, |v| {
                 v["kind"] == "connected" || v["kind"] == "connect_error"
@@ -254,6 +259,12 @@ async fn a_token_and_a_key_connect_bad_credentials_are_refused_with_a_reason() {
         .unwrap();
     let mut program = Sio::start(&api.app);
     program.connect(json!({"api_key": secret})).await.unwrap();
+    // HTTP long-polling, the stock clients' first transport, works too.
+    let mut polling = Sio::start(&api.app);
+    polling
+        .connect_over(json!({"token": a.owner.token}), &["polling"])
+        .await
+        .unwrap();
 
     for (auth, code) in [
         (json!({}), "missing_credentials"),
@@ -271,7 +282,7 @@ async fn a_token_and_a_key_connect_bad_credentials_are_refused_with_a_reason() {
 
     // A budget alert reaches the tenant's sockets, people and programs alike.
     budget_alert(&api.config, a.tenant, 80).await;
-    for client in [&mut person, &mut program] {
+    for client in [&mut person, &mut program, &mut polling] {
         let alert = client
             .wait_for(10, |v| v["event"] == "budget.alert")
             .await
