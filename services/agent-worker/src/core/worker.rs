@@ -350,7 +350,9 @@ struct Claim<'a> {
 impl<'a> Claim<'a> {
     fn new(taking: &'a Mutex<HashSet<RunId>>, run: RunId) -> Option<Self> {
         let claimed = taking.lock().map(|mut t| t.insert(run)).unwrap_or(false);
-        claimed.then_some(Self { taking, run })
+        // Built only when claimed: a refused claim must not exist, or its drop would remove
+        // the claim of the take that holds it.
+        claimed.then(|| Self { taking, run })
     }
 }
 

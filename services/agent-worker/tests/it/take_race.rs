@@ -1,5 +1,7 @@
-//! One process asked to take the same run twice at once (its job and its sweeper, say) drives
-//! it once: the second `take` finds it held.
+//! One process asked to take the same run several times at once (its job, its sweeper, a
+//! redelivered job) drives it once: every other `take` finds it claimed or held. Three takes,
+//! because a refused claim once released the claim of the take that held it, which let the
+//! third through: two drivers, the second key voiding the first's.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +15,7 @@ use sb_runtime::Infra;
 use crate::runs::Agents;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_concurrent_takes_of_one_run_in_one_process_drive_it_once() {
+async fn concurrent_takes_of_one_run_in_one_process_drive_it_once() {
     let p = Agents::start(0, |_| {}).await;
     let agent = p.agent(&[], None).await;
     let mut script = String::new();
@@ -37,8 +39,12 @@ async fn two_concurrent_takes_of_one_run_in_one_process_drive_it_once() {
     // The lease renewals (no sweeper: this process is the only one).
     let shutdown = tokio_util::sync::CancellationToken::new();
     tokio::spawn(Arc::clone(&worker).watch(shutdown.clone()));
-    let (a, b) = tokio::join!(worker.take(p.tenant.id, run), worker.take(p.tenant.id, run));
-    let taken = [a.unwrap(), b.unwrap()];
+    let (a, b, c) = tokio::join!(
+        worker.take(p.tenant.id, run),
+        worker.take(p.tenant.id, run),
+        worker.take(p.tenant.id, run)
+    );
+    let taken = [a.unwrap(), b.unwrap(), c.unwrap()];
     let done = p
         .wait_for(run, &[RunStatus::Succeeded, RunStatus::Failed])
         .await;
