@@ -4,6 +4,8 @@
 //! transaction-local: the setting ends with the transaction, so a pooled connection (or a
 //! PgBouncer server connection in transaction mode) never carries one tenant's context into
 //! another's work. Forgetting to commit rolls back on drop, which also clears the context.
+//! `BEGIN` and the setting travel in one message (one round trip): the tenant id is a UUID,
+//! written by its own `Display`, so it can be part of the statement's text.
 //!
 //! Behind PgBouncer (`DATABASE_PGBOUNCER`) a transaction starts with `DEALLOCATE ALL`, in the
 //! same message as `BEGIN`. sqlx names every prepared statement (`sqlx_s_1`, `sqlx_s_2`, … per
@@ -27,14 +29,17 @@ pub struct TenantTx {
     tenant: TenantId,
 }
 
-/// Starts a transaction; behind PgBouncer, on a server connection cleared of other clients'
-/// prepared statements.
-async fn begin(pool: &PgPool, pgbouncer: bool) -> Result<Transaction<'static, Postgres>, DbError> {
-    Ok(if pgbouncer {
-        pool.begin_with("BEGIN; DEALLOCATE ALL").await?
-    } else {
-        pool.begin().await?
-    })
+/// Starts a transaction with `setup` run in the same message as `BEGIN`; behind PgBouncer,
+/// on a server connection cleared of other clients' prepared statements.
+async fn begin(
+    pool: &PgPool,
+    pgbouncer: bool,
+    setup: &str,
+) -> Result<Transaction<'static, Postgres>, DbError> {
+    let deallocate = if pgbouncer { "DEALLOCATE ALL;" } else { "" };
+    // Audited: `setup` is one of this module's fixed statements, with at most a UUID in it.
+    let statement = sqlx::AssertSqlSafe(format!("BEGIN;{deallocate}{setup}"));
+    Ok(pool.begin_with(statement).await?)
 }
 
 impl TenantTx {
@@ -43,13 +48,9 @@ impl TenantTx {
         pgbouncer: bool,
         tenant: TenantId,
     ) -> Result<Self, DbError> {
-        let mut tx = begin(pool, pgbouncer).await?;
-        sqlx::query_scalar!(
-            "SELECT set_config('app.tenant_id', $1, true)",
-            tenant.to_string()
-        )
-        .fetch_one(&mut *tx)
-        .await?;
+        // A `TenantId` displays as a hyphenated UUID: nothing in it can end the literal.
+        let setup = format!("SELECT set_config('app.tenant_id', '{tenant}', true)");
+        let tx = begin(pool, pgbouncer, &setup).await?;
         Ok(Self { tx, tenant })
     }
 
@@ -89,7 +90,7 @@ pub struct GlobalTx {
 impl GlobalTx {
     pub(crate) async fn begin(pool: &PgPool, pgbouncer: bool) -> Result<Self, DbError> {
         Ok(Self {
-            tx: begin(pool, pgbouncer).await?,
+            tx: begin(pool, pgbouncer, "").await?,
         })
     }
 
