@@ -47,6 +47,8 @@ async fn main() {
     let root = std::env::temp_dir().join(format!("sb-bench-ws-{}", Uuid::now_v7()));
     config.agent.workspace_root = root.to_string_lossy().into_owned();
     config.agent.concurrency = runs_wanted;
+    // The services' pool, as DATABASE_MAX_CONNECTIONS sets it (the tests' config has 5).
+    config.database.max_connections = env("BENCH_DB_CONNECTIONS", 10) as u32;
     let infra = Infra::connect_lazy(&config).unwrap();
     let mock = spawn(
         sb_mock_llm::build("127.0.0.1:0".parse().unwrap())
@@ -149,7 +151,13 @@ async fn main() {
         .await
         .unwrap();
         if done + failed == runs_wanted as i64 {
-            assert_eq!(failed, 0, "runs failed");
+            let why: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as(
+                "SELECT status, error_code, error FROM agent_runs WHERE status <> 'succeeded' LIMIT 3",
+            )
+            .fetch_all(&owner)
+            .await
+            .unwrap();
+            assert_eq!(failed, 0, "runs failed, for example: {why:?}");
             break;
         }
         assert!(

@@ -9,9 +9,10 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use sb_agents::AgentError;
 use sb_db::{SystemPool, TenantTx};
-use sb_kernel::RunId;
+use sb_kernel::{RunId, RunStatus};
 use uuid::Uuid;
 
 /// Takes the run if it is unfinished and free. True when this worker now holds it.
@@ -37,18 +38,38 @@ pub async fn acquire(
     Ok(taken == 1)
 }
 
+/// What the fence read of the run, with its row locked.
+pub struct Fenced {
+    pub status: RunStatus,
+    pub cancel_requested: bool,
+    /// When the run's time is up.
+    pub deadline: DateTime<Utc>,
+}
+
 /// Locks the run's row for the rest of the transaction and checks that this worker still
-/// holds it. Every state change of a held run starts here.
-pub async fn fence(tx: &mut TenantTx, run: RunId, owner: &str) -> Result<bool, AgentError> {
-    let held = sqlx::query_scalar!(
-        r#"SELECT lease_owner = $2 AND lease_expires_at > now() AS "held!"
+/// holds it: `None` when it does not. Every state change of a held run starts here, and it
+/// reads what may change while the run is held (a person cancels it).
+pub async fn fence(
+    tx: &mut TenantTx,
+    run: RunId,
+    owner: &str,
+) -> Result<Option<Fenced>, AgentError> {
+    let row = sqlx::query!(
+        r#"SELECT coalesce(lease_owner = $2 AND lease_expires_at > now(), false) AS "held!",
+                  status AS "status: RunStatus",
+                  cancel_requested_at IS NOT NULL AS "cancel_requested!",
+                  coalesce(started_at, created_at) + make_interval(secs => timeout_seconds) AS "deadline!"
              FROM agent_runs WHERE id = $1 FOR UPDATE"#,
         run.as_uuid(),
         owner,
     )
     .fetch_optional(&mut **tx)
     .await?;
-    Ok(held.unwrap_or(false))
+    Ok(row.filter(|r| r.held).map(|r| Fenced {
+        status: r.status,
+        cancel_requested: r.cancel_requested,
+        deadline: r.deadline,
+    }))
 }
 
 /// Gives the run back (it parked, ended, or this worker is stopping).

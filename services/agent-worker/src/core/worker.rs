@@ -143,6 +143,7 @@ impl Worker {
             halt,
             model_failures: 0,
             waited: Duration::ZERO,
+            known: None,
         };
         tokio::spawn(worker.drive(held, permit));
         Ok(true)

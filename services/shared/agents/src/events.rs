@@ -19,34 +19,63 @@ pub async fn append(
     kind: &str,
     data: Value,
 ) -> Result<RunEvent, AgentError> {
-    let seq = sqlx::query_scalar!(
-        "UPDATE agent_runs SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq",
-        run.as_uuid()
+    let mut events = append_all(tx, run, &[(kind, data)]).await?;
+    events.pop().ok_or(AgentError::NotFound("run"))
+}
+
+/// Appends events to the run's log, in order, and to the outbox: two statements however many
+/// there are (the sequence numbers and the log in one, the outbox in the other).
+pub async fn append_all(
+    tx: &mut TenantTx,
+    run: RunId,
+    events: &[(&str, Value)],
+) -> Result<Vec<RunEvent>, AgentError> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let at = Utc::now();
+    let ids: Vec<Uuid> = events.iter().map(|_| Uuid::now_v7()).collect();
+    let kinds: Vec<&str> = events.iter().map(|(kind, _)| *kind).collect();
+    let payloads: Vec<Value> = events.iter().map(|(_, data)| data.clone()).collect();
+    let count = i32::try_from(events.len()).unwrap_or(i32::MAX);
+    // The run's row is locked by the UPDATE until the transaction ends, so the numbers it
+    // hands out are the run's next ones, with no gap, whoever else appends.
+    let last = sqlx::query_scalar!(
+        r#"WITH numbered AS (
+             UPDATE agent_runs SET last_seq = last_seq + $4 WHERE id = $3 RETURNING last_seq
+           ), logged AS (
+             INSERT INTO agent_events (id, tenant_id, run_id, seq, type, payload, created_at)
+             SELECT x.id, $2, $3, numbered.last_seq - $4 + x.n::int, x.kind, x.payload, $7
+               FROM numbered,
+                    UNNEST($1::uuid[], $5::text[], $6::jsonb[]) WITH ORDINALITY AS x(id, kind, payload, n)
+           )
+           SELECT last_seq AS "last_seq!" FROM numbered"#,
+        &ids,
+        tx.tenant().as_uuid(),
+        run.as_uuid(),
+        count,
+        &kinds as &[&str],
+        &payloads,
+        at,
     )
     .fetch_optional(&mut **tx)
     .await?
     .ok_or(AgentError::NotFound("run"))?;
-    let event = RunEvent {
-        run_id: run,
-        seq,
-        kind: kind.to_owned(),
-        data,
-        at: Utc::now(),
-    };
-    sqlx::query!(
-        "INSERT INTO agent_events (id, tenant_id, run_id, seq, type, payload, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        Uuid::now_v7(),
-        tx.tenant().as_uuid(),
-        run.as_uuid(),
-        seq,
-        kind,
-        &event.data,
-        event.at,
-    )
-    .execute(&mut **tx)
-    .await?;
+    let first = last - count + 1;
+    let events: Vec<RunEvent> = events
+        .iter()
+        .zip(first..)
+        .map(|((kind, data), seq)| RunEvent {
+            run_id: run,
+            seq,
+            kind: (*kind).to_owned(),
+            data: data.clone(),
+            at,
+        })
+        .collect();
     let tenant = tx.tenant();
-    sb_bus::outbox::enqueue(tx, tenant, &event).await?;
-    Ok(event)
+    let outgoing: Vec<(sb_kernel::TenantId, &RunEvent)> =
+        events.iter().map(|e| (tenant, e)).collect();
+    sb_bus::outbox::enqueue_all(tx, &outgoing).await?;
+    Ok(events)
 }

@@ -123,68 +123,112 @@ pub async fn append(
     run: RunId,
     new: NewStep<'_>,
 ) -> Result<StepView, AgentError> {
-    let id = Uuid::now_v7();
-    let (kind, state, message, tool, arguments, hash, call_id, result) = match new {
-        NewStep::Model { message } => (
-            StepKind::Model,
-            StepState::Finished,
-            Some(message.clone()),
-            None,
-            None,
-            None,
-            None,
-            None,
-        ),
-        NewStep::Tool {
-            tool,
-            arguments,
-            tool_call_id,
-            state,
-            result,
-        } => (
-            StepKind::Tool,
-            state,
-            None,
-            Some(tool.to_owned()),
-            Some(arguments.clone()),
-            Some(call_hash(tool, arguments)),
-            Some(tool_call_id.to_owned()),
-            result,
-        ),
-    };
-    sqlx::query!(
-        "INSERT INTO agent_steps (id, tenant_id, run_id, step, kind, state, message, tool, arguments,
-                                  call_hash, tool_call_id, result, finished_at)
-         SELECT $1, $2, $3, coalesce(max(step), 0) + 1, $4, $5, $6, $7, $8, $9, $10, $11,
-                CASE WHEN $5 IN ('finished', 'rejected') THEN now() END
-           FROM agent_steps WHERE run_id = $3",
-        id,
+    let mut views = append_all(tx, run, &[new]).await?;
+    views.pop().ok_or(AgentError::NotFound("run"))
+}
+
+/// Appends steps to the run's log in order (the next positions) and writes their `run.step`
+/// events: three statements however many steps there are.
+pub async fn append_all(
+    tx: &mut TenantTx,
+    run: RunId,
+    new: &[NewStep<'_>],
+) -> Result<Vec<StepView>, AgentError> {
+    if new.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut rows = Columns::default();
+    for step in new {
+        rows.push(step);
+    }
+    let mut views = sqlx::query_as!(
+        StepView,
+        r#"INSERT INTO agent_steps (id, tenant_id, run_id, step, kind, state, message, tool, arguments,
+                                   call_hash, tool_call_id, result, finished_at)
+           SELECT x.id, $2, $3, last.step + x.n::int, x.kind, x.state, x.message, x.tool, x.arguments,
+                  x.call_hash, x.tool_call_id, x.result,
+                  CASE WHEN x.state IN ('finished', 'rejected') THEN now() END
+             FROM (SELECT coalesce(max(step), 0) AS step FROM agent_steps WHERE run_id = $3) AS last,
+                  UNNEST($1::uuid[], $4::text[], $5::text[], $6::jsonb[], $7::text[], $8::jsonb[],
+                         $9::text[], $10::text[], $11::jsonb[])
+                  WITH ORDINALITY AS x(id, kind, state, message, tool, arguments, call_hash,
+                                       tool_call_id, result, n)
+           RETURNING id, step, kind AS "kind: StepKind", state AS "state: StepState", message,
+                     tool, arguments, call_hash, tool_call_id, result, created_at, started_at,
+                     finished_at"#,
+        &rows.id,
         tx.tenant().as_uuid(),
         run.as_uuid(),
-        kind.as_str(),
-        state.as_str(),
-        message,
-        tool,
-        arguments,
-        hash,
-        call_id,
-        result,
+        &rows.kind as &[&str],
+        &rows.state as &[&str],
+        &rows.message as &[Option<Value>],
+        &rows.tool as &[Option<String>],
+        &rows.arguments as &[Option<Value>],
+        &rows.call_hash as &[Option<String>],
+        &rows.tool_call_id as &[Option<String>],
+        &rows.result as &[Option<Value>],
     )
-    .execute(&mut **tx)
+    .fetch_all(&mut **tx)
     .await?;
-    let view = get(tx, id).await?;
-    crate::events::append(
-        tx,
-        run,
-        sb_contracts::agents::kinds::RUN_STEP,
-        serde_json::json!(view),
-    )
-    .await?;
-    Ok(view)
+    views.sort_by_key(|v| v.step);
+    let events: Vec<(&str, Value)> = views
+        .iter()
+        .map(|v| (sb_contracts::agents::kinds::RUN_STEP, serde_json::json!(v)))
+        .collect();
+    crate::events::append_all(tx, run, &events).await?;
+    Ok(views)
+}
+
+/// New steps as columns, for one `INSERT … SELECT FROM UNNEST`.
+#[derive(Default)]
+struct Columns {
+    id: Vec<Uuid>,
+    kind: Vec<&'static str>,
+    state: Vec<&'static str>,
+    message: Vec<Option<Value>>,
+    tool: Vec<Option<String>>,
+    arguments: Vec<Option<Value>>,
+    call_hash: Vec<Option<String>>,
+    tool_call_id: Vec<Option<String>>,
+    result: Vec<Option<Value>>,
+}
+
+impl Columns {
+    fn push(&mut self, step: &NewStep<'_>) {
+        self.id.push(Uuid::now_v7());
+        match step {
+            NewStep::Model { message } => {
+                self.kind.push(StepKind::Model.as_str());
+                self.state.push(StepState::Finished.as_str());
+                self.message.push(Some((*message).clone()));
+                self.tool.push(None);
+                self.arguments.push(None);
+                self.call_hash.push(None);
+                self.tool_call_id.push(None);
+                self.result.push(None);
+            }
+            NewStep::Tool {
+                tool,
+                arguments,
+                tool_call_id,
+                state,
+                result,
+            } => {
+                self.kind.push(StepKind::Tool.as_str());
+                self.state.push(state.as_str());
+                self.message.push(None);
+                self.tool.push(Some((*tool).to_owned()));
+                self.arguments.push(Some((*arguments).clone()));
+                self.call_hash.push(Some(call_hash(tool, arguments)));
+                self.tool_call_id.push(Some((*tool_call_id).to_owned()));
+                self.result.push(result.clone());
+            }
+        }
+    }
 }
 
 /// Moves a tool step from one of `from` to `to` (with its result when it finished) and writes
-/// its `run.step` event. False when the step was not in one of `from`.
+/// its `run.step` event. The step as it is now, or `None` when it was not in one of `from`.
 pub async fn advance(
     tx: &mut TenantTx,
     run: RunId,
@@ -192,25 +236,25 @@ pub async fn advance(
     from: &[StepState],
     to: StepState,
     result: Option<Value>,
-) -> Result<bool, AgentError> {
+) -> Result<Option<StepView>, AgentError> {
     let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
-    let moved = sqlx::query!(
-        "UPDATE agent_steps
-            SET state = $3, result = coalesce($4, result),
-                started_at = CASE WHEN $3 = 'started' THEN now() ELSE started_at END,
-                finished_at = CASE WHEN $3 IN ('finished', 'rejected') THEN now() ELSE finished_at END
-          WHERE id = $1 AND state = ANY($2)",
+    let moved = sqlx::query_as!(
+        StepView,
+        r#"UPDATE agent_steps
+              SET state = $3, result = coalesce($4, result),
+                  started_at = CASE WHEN $3 = 'started' THEN now() ELSE started_at END,
+                  finished_at = CASE WHEN $3 IN ('finished', 'rejected') THEN now() ELSE finished_at END
+            WHERE id = $1 AND state = ANY($2)
+        RETURNING id, step, kind AS "kind: StepKind", state AS "state: StepState", message, tool,
+                  arguments, call_hash, tool_call_id, result, created_at, started_at, finished_at"#,
         id,
         &from as &[&str],
         to.as_str(),
         result,
     )
-    .execute(&mut **tx)
-    .await?
-    .rows_affected()
-        == 1;
-    if moved {
-        let view = get(tx, id).await?;
+    .fetch_optional(&mut **tx)
+    .await?;
+    if let Some(view) = &moved {
         crate::events::append(
             tx,
             run,
