@@ -205,6 +205,33 @@ pub async fn is_revoked(state: &ApiState, claims: &Claims) -> ApiResult<bool> {
     Ok(denied.is_some() || before.is_some_and(|t| issued_ms(claims) <= t))
 }
 
+/// [`is_revoked`] for many tokens in one round trip (the realtime edge checks its sockets'
+/// tokens this way), in the order given.
+pub async fn revoked_among(state: &ApiState, claims: &[&Claims]) -> ApiResult<Vec<bool>> {
+    if claims.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut pipe = redis::pipe();
+    for c in claims {
+        pipe.get(deny_key(state, c.jti))
+            .get(revoked_before_key(state, c.sub));
+    }
+    let mut redis = state.infra.redis();
+    let answers: Vec<Option<i64>> = pipe.query_async(&mut redis).await?;
+    Ok(claims
+        .iter()
+        .zip(answers.chunks(2))
+        .map(|(c, pair)| {
+            pair[0].is_some()
+                || pair
+                    .get(1)
+                    .copied()
+                    .flatten()
+                    .is_some_and(|t| issued_ms(c) <= t)
+        })
+        .collect())
+}
+
 /// When the token was made, to the millisecond: its `jti` is a UUIDv7.
 fn issued_ms(claims: &Claims) -> i64 {
     claims

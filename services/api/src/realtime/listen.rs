@@ -20,6 +20,7 @@ use super::feed;
 use super::pubsub::PubSub;
 use super::socket::session;
 use super::{Adapter, Io};
+use crate::core::tokens::Claims;
 use crate::core::{key_auth, sessions};
 use crate::state::ApiState;
 
@@ -150,7 +151,8 @@ async fn key_changed(state: &ApiState, io: &Io, key: ApiKeyId) -> crate::error::
 }
 
 /// Disconnects sockets whose access token or key expired, or whose token was revoked
-/// (logout, every session of the user ended).
+/// (logout, every session of the user ended): the tokens are checked against the deny-list
+/// a few hundred per Redis round trip.
 pub async fn watch(state: ApiState, io: Io, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(WATCH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -160,31 +162,41 @@ pub async fn watch(state: ApiState, io: Io, shutdown: CancellationToken) {
             _ = tick.tick() => {}
         }
         let now = Utc::now();
-        let sockets: Vec<(SocketRef<Adapter>, Arc<Session>)> = io
-            .sockets()
-            .into_iter()
-            .filter_map(|s| session(&s).map(|session| (s, session)))
-            .collect();
-        let checks = futures_util::stream::iter(sockets)
-            .map(|(socket, session)| {
-                let state = state.clone();
-                async move {
-                    let ended = match &session.principal {
-                        _ if session.expires_at().is_some_and(|at| at <= now) => true,
-                        Principal::User { claims, .. } => {
-                            sessions::is_revoked(&state, claims).await.unwrap_or(false)
-                        }
-                        Principal::Key(_) => false,
-                    };
-                    (socket, ended)
+        let mut ended = Vec::new();
+        let mut users: Vec<(SocketRef<Adapter>, Arc<Session>)> = Vec::new();
+        for socket in io.sockets() {
+            let Some(session) = session(&socket) else {
+                continue;
+            };
+            if session.expires_at().is_some_and(|at| at <= now) {
+                ended.push(socket);
+            } else if matches!(session.principal, Principal::User { .. }) {
+                users.push((socket, session));
+            }
+        }
+        for chunk in users.chunks(500) {
+            let claims: Vec<&Claims> = chunk
+                .iter()
+                .filter_map(|(_, s)| match &s.principal {
+                    Principal::User { claims, .. } => Some(&**claims),
+                    Principal::Key(_) => None,
+                })
+                .collect();
+            match sessions::revoked_among(&state, &claims).await {
+                Ok(revoked) => ended.extend(
+                    chunk
+                        .iter()
+                        .zip(revoked)
+                        .filter(|(_, revoked)| *revoked)
+                        .map(|((socket, _), _)| socket.clone()),
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e.detail, "could not check sockets' tokens against the deny-list");
+                    break;
                 }
-            })
-            .buffer_unordered(64);
-        let ended: Vec<_> = checks
-            .filter(|(_, ended)| std::future::ready(*ended))
-            .collect()
-            .await;
-        for (socket, _) in ended {
+            }
+        }
+        for socket in ended {
             tracing::debug!(socket = %socket.id, "credential expired or revoked: disconnecting");
             let _ = socket.disconnect();
         }
