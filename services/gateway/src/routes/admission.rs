@@ -1,7 +1,11 @@
 //! Admission as extractors. A `/v1` handler that takes an [`Admission<E>`] gets a call that
-//! was read (bounded, as JSON), checked against its endpoint's fields ([`Schema`]),
-//! authenticated and admitted by the policy ([`crate::core::admit`]); whatever was refused on
-//! the way is the extractor's rejection, an [`ApiError`]. [`Authenticated`] is the key alone.
+//! was authenticated, read (bounded in bytes and in JSON values), checked against its
+//! endpoint's fields ([`Schema`]) and admitted by the policy ([`crate::core::admit`]);
+//! whatever was refused on the way is the extractor's rejection, an [`ApiError`].
+//! [`Authenticated`] is the key alone.
+//!
+//! The key comes before the body: nobody without a key makes the gateway read, let alone
+//! parse, a body (a 10 MiB body of small array elements is hundreds of MB as a `Value`).
 
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -32,7 +36,7 @@ pub struct Admission<E>(pub Call, pub PhantomData<E>);
 impl<E: Schema> FromRequest<Arc<Gateway>> for Admission<E> {
     type Rejection = ApiError;
 
-    /// The body first (413, 400), then the key (401), then the policy.
+    /// The key first (401), then the body (413, 400), then the policy.
     async fn from_request(request: Request, gw: &Arc<Gateway>) -> Result<Self, ApiError> {
         let started = Instant::now();
         // Only the headers are kept past this point (the rest of the parts would be carried,
@@ -41,11 +45,11 @@ impl<E: Schema> FromRequest<Arc<Gateway>> for Admission<E> {
             let (parts, body) = request.into_parts();
             (parts.headers, body)
         };
+        let key = key(gw, &headers).await?;
         let body = json_body(body, gw.max_body_bytes).await?;
         for field in E::FIELDS {
             field.check(&body.json)?;
         }
-        let key = key(gw, &headers).await?;
         let request = CallRequest {
             body,
             endpoint: E::ENDPOINT,
@@ -176,14 +180,30 @@ impl Field {
     }
 }
 
-/// Reads the body (413 past `limit`) and parses it as a JSON object (400 otherwise). The body
-/// is forwarded as sent, so a name written twice at the top level is refused: what the gateway
-/// checks and charges (the model, `max_tokens`) must be what the upstream reads, whichever of
-/// the two it would take.
+/// The most JSON values a request body may hold. A parsed value costs at least 32 bytes
+/// whatever its text, so a body of `0,0,0,…` would cost 16 times its size; this bounds the
+/// parsed body to about 13 MB. The largest legitimate bodies are embeddings of token arrays,
+/// which OpenAI caps at 300,000 tokens per request.
+const MAX_JSON_VALUES: usize = 400_000;
+
+/// Reads the body (413 past `limit`), refuses one of more than [`MAX_JSON_VALUES`] values
+/// before parsing it, and parses it as a JSON object (400 otherwise). The body is forwarded as
+/// sent, so a name written twice at the top level is refused: what the gateway checks and
+/// charges (the model, `max_tokens`) must be what the upstream reads, whichever of the two it
+/// would take.
 async fn json_body(body: Body, limit: usize) -> Result<ClientBody, ApiError> {
     let raw = axum::body::to_bytes(body, limit)
         .await
         .map_err(|_| ApiError::too_large(limit))?;
+    if json_values_over(&raw, MAX_JSON_VALUES) {
+        return Err(ApiError::invalid(
+            format!(
+                "The JSON body of your request holds more than {MAX_JSON_VALUES} values; \
+                 send fewer items per request."
+            ),
+            None,
+        ));
+    }
     let unparsable = |e: serde_json::Error| {
         ApiError::invalid(
             format!("We could not parse the JSON body of your request ({e})."),
@@ -202,6 +222,38 @@ async fn json_body(body: Body, limit: usize) -> Result<ClientBody, ApiError> {
         ));
     }
     Ok(ClientBody { json, raw })
+}
+
+/// Whether the JSON text holds more than `max` values, counted without parsing: every `[`,
+/// `{` and `,` outside strings starts at most one more value. An upper bound, so a body under
+/// it is certainly under it; invalid JSON is left to the parser.
+fn json_values_over(raw: &[u8], max: usize) -> bool {
+    let mut count = 1usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in raw {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+        } else {
+            match b {
+                b'"' => in_string = true,
+                b'[' | b'{' | b',' => {
+                    count += 1;
+                    if count > max {
+                        return true;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    false
 }
 
 /// A JSON object whose top-level names are each written once.
@@ -230,5 +282,21 @@ impl<'de> Deserialize<'de> for Once {
             }
         }
         deserializer.deserialize_map(Visitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_values_over;
+
+    #[test]
+    fn values_are_counted_outside_strings_only() {
+        assert!(!json_values_over(br#"{"a": [1, 2, 3]}"#, 5));
+        assert!(json_values_over(br#"{"a": [1, 2, 3, 4, 5]}"#, 5));
+        // Commas, brackets and escaped quotes inside strings are text, not values.
+        assert!(!json_values_over(br#"{"a": "[,,,{,,,\",,,,]"}"#, 3));
+        let many = format!("[{}0]", "0,".repeat(1000));
+        assert!(json_values_over(many.as_bytes(), 1000));
+        assert!(!json_values_over(many.as_bytes(), 1002));
     }
 }

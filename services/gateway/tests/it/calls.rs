@@ -1,5 +1,6 @@
 //! Calls through the whole gateway: key, policy, provider, metering.
 
+use futures_util::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -209,6 +210,60 @@ async fn bad_keys_get_401_in_the_openai_shape() {
         stack.usage_events().await.is_empty(),
         "nothing reached a provider"
     );
+}
+
+/// The attack: an anonymous client starts a large body and never finishes it (or sends one
+/// of millions of tiny values). The gateway answers 401 from the headers alone, without
+/// waiting for the body, let alone parsing it.
+#[tokio::test]
+async fn a_request_without_a_key_is_refused_before_its_body_is_read() {
+    let stack = Stack::new().await;
+    let url = stack.gateway.url("/v1/chat/completions");
+    for key in [None, Some(format!("sb_live_{}", "A".repeat(43)))] {
+        let opening: Result<bytes::Bytes, std::io::Error> = Ok(bytes::Bytes::from_static(
+            b"{\"model\": \"mock-gpt-4o\", \"messages\": [0,0,0,",
+        ));
+        // The rest of the body never comes.
+        let endless = futures_util::stream::iter([opening]).chain(futures_util::stream::pending());
+        let mut request = stack
+            .http
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(reqwest::Body::wrap_stream(endless));
+        if let Some(key) = &key {
+            request = request.bearer_auth(key);
+        }
+        let answered = tokio::time::timeout(std::time::Duration::from_secs(10), request.send())
+            .await
+            .expect("the gateway waited for a body it should not read");
+        let (status, error) = error_of(answered.unwrap()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{error}");
+    }
+}
+
+/// With a key, a body of more values than the gateway parses is a 400 naming the limit.
+#[tokio::test]
+async fn a_body_of_too_many_values_gets_400_without_being_parsed() {
+    let stack = Stack::new().await;
+    // A million values in 2 MB: under the byte limit, far over the value limit.
+    let zeros = "0,".repeat(1_000_000);
+    let text = format!(r#"{{"model": "mock-gpt-4o", "messages": [{zeros}0]}}"#);
+    let response = stack
+        .http
+        .post(stack.gateway.url("/v1/chat/completions"))
+        .bearer_auth(&stack.key)
+        .header("content-type", "application/json")
+        .body(text)
+        .send()
+        .await
+        .unwrap();
+    let (status, error) = error_of(response).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+    assert!(
+        error["message"].as_str().unwrap().contains("values"),
+        "{error}"
+    );
+    assert!(stack.usage_events().await.is_empty());
 }
 
 #[tokio::test]
