@@ -124,6 +124,19 @@ impl ApiError {
         }
     }
 
+    /// 503 with `Retry-After`: the api is at a bound of its own (not a dependency's), and the
+    /// same request may succeed in `retry_after` seconds.
+    pub fn busy(retry_after: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                format!("the api is busy; try again in {retry_after} s"),
+            )
+        }
+    }
+
     /// A fault of ours: logged in full, answered without detail.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "request failed");

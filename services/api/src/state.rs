@@ -27,6 +27,8 @@ pub struct Inner {
     pub agent: sb_config::AgentConfig,
     /// Webhook deliveries: whether internal addresses are allowed, retries, timeout.
     pub webhooks: sb_config::WebhookConfig,
+    /// Places for password hashes running at once (`PASSWORD_HASH_CONCURRENCY`).
+    pub hashing: Arc<tokio::sync::Semaphore>,
 }
 
 impl ApiState {
@@ -45,6 +47,9 @@ impl ApiState {
             config: config.api.clone(),
             agent: config.agent.clone(),
             webhooks: config.webhooks.clone(),
+            hashing: Arc::new(tokio::sync::Semaphore::new(
+                config.api.password_hash_concurrency,
+            )),
         })))
     }
 }

@@ -116,3 +116,38 @@ async fn stalled_uploads_hold_no_database_connection() {
         .expect(200);
     drop(stalled);
 }
+
+/// The attack: a burst of anonymous logins, each an Argon2id hash of 19 MiB and tens of
+/// milliseconds. Past `PASSWORD_HASH_CONCURRENCY` hashes at once the api answers 503 with
+/// `Retry-After` instead of taking more memory and CPU; the rest are answered as usual.
+#[tokio::test]
+async fn password_hashing_past_its_bound_is_answered_503_with_retry_after() {
+    let api = Api::with(|c| c.api.password_hash_concurrency = 1).await;
+    let attempts = (0..30).map(|i| {
+        api.http
+            .post(api.url("/api/v1/auth/login"))
+            .json(&serde_json::json!({
+                "email": format!("nobody{i}@example.test"),
+                "password": "not the password at all",
+            }))
+            .send()
+    });
+    let answers = futures_util::future::join_all(attempts).await;
+    let mut refused = 0;
+    let mut busy = 0;
+    for answer in answers {
+        let answer = answer.unwrap();
+        match answer.status().as_u16() {
+            401 => refused += 1,
+            503 => {
+                assert_eq!(answer.headers()["retry-after"], "1");
+                let problem: serde_json::Value = answer.json().await.unwrap();
+                assert_eq!(problem["code"], "busy", "{problem}");
+                busy += 1;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(refused >= 1, "some logins were checked");
+    assert!(busy >= 1, "30 logins at once never met the bound of 1");
+}

@@ -326,6 +326,8 @@ pub struct ApiConfig {
     pub graphql_max_complexity: usize,
     /// Run the realtime fan-out consumers here (`API_REALTIME_FANOUT`).
     pub realtime_fanout: bool,
+    /// Password hashes (Argon2id, 19 MiB each) computed at once; more are answered 503.
+    pub password_hash_concurrency: usize,
 }
 
 impl ApiConfig {
@@ -344,6 +346,7 @@ impl ApiConfig {
             graphql_max_depth: src.number("GRAPHQL_MAX_DEPTH", 2..=64)?,
             graphql_max_complexity: src.number("GRAPHQL_MAX_COMPLEXITY", 10..=100_000)?,
             realtime_fanout: src.parse("API_REALTIME_FANOUT", "`true` or `false`")?,
+            password_hash_concurrency: src.number("PASSWORD_HASH_CONCURRENCY", 1..=256)?,
         })
     }
 }

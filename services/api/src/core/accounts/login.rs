@@ -69,7 +69,7 @@ pub async fn login(state: &ApiState, actor: Actor<'_>, req: LoginRequest) -> Api
             "the e-mail address or password is wrong",
         )
     };
-    if !verify_password(req.password, stored).await? {
+    if !verify_password(state, req.password, stored).await? {
         return Err(refused());
     }
     let row = row.ok_or_else(refused)?;

@@ -1,5 +1,10 @@
 //! Passwords: Argon2id, hashed and verified off the async threads (a hash takes tens of
-//! milliseconds of CPU), and the password asked again before sensitive changes.
+//! milliseconds of CPU and 19 MiB), at most `PASSWORD_HASH_CONCURRENCY` at once, and the
+//! password asked again before sensitive changes.
+//!
+//! Signup and login hash before anyone is authenticated, so without a bound a burst of them
+//! could take all the memory and CPU there is. Past the bound the answer is 503 with
+//! `Retry-After` at once: a queue would only hold the same burst a little longer.
 
 use sb_auth::password;
 use sb_db::GlobalTx;
@@ -19,14 +24,33 @@ pub struct ConfirmPassword {
     pub password: String,
 }
 
-pub(super) async fn hash_password(plain: String) -> ApiResult<String> {
-    tokio::task::spawn_blocking(move || password::hash(&plain))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)
+/// A place among the hashes running now, or 503 when they are all taken.
+fn hashing_slot(state: &ApiState) -> ApiResult<tokio::sync::OwnedSemaphorePermit> {
+    state
+        .hashing
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::busy(1))
 }
 
-pub(super) async fn verify_password(plain: String, stored: Option<String>) -> ApiResult<bool> {
+pub(super) async fn hash_password(state: &ApiState, plain: String) -> ApiResult<String> {
+    let slot = hashing_slot(state)?;
+    tokio::task::spawn_blocking(move || {
+        let hashed = password::hash(&plain);
+        drop(slot);
+        hashed
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)
+}
+
+pub(super) async fn verify_password(
+    state: &ApiState,
+    plain: String,
+    stored: Option<String>,
+) -> ApiResult<bool> {
+    let slot = hashing_slot(state)?;
     // Without a stored hash, verify against a throwaway one anyway, so the answer takes as
     // long for an unknown address as for a wrong password.
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
@@ -37,7 +61,9 @@ pub(super) async fn verify_password(plain: String, stored: Option<String>) -> Ap
                 .get_or_init(|| password::hash(&password::generate()).unwrap_or_default())
                 .clone()
         });
-        password::verify(&plain, &stored)
+        let verified = password::verify(&plain, &stored);
+        drop(slot);
+        verified
     })
     .await
     .map_err(ApiError::internal)?
@@ -64,7 +90,7 @@ pub async fn confirm_password(state: &ApiState, user: UserId, password: String) 
         .check(Limit::Login, &email)
         .await
         .map_err(ApiError::too_many)?;
-    if verify_password(password, hash).await? {
+    if verify_password(state, password, hash).await? {
         Ok(())
     } else {
         Err(ApiError::unauthorized(

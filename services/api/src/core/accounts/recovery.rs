@@ -73,7 +73,7 @@ pub async fn reset_password(
     Checks::new().password("password", &req.password).finish()?;
     let claims = verify_link(state, &req.token, Purpose::PasswordReset)?;
     let user = claims.sub;
-    let hash = hash_password(req.password).await?;
+    let hash = hash_password(state, req.password).await?;
     let mut tx = state.infra.app_db.begin_global().await?;
     let current = sqlx::query_scalar!(
         "SELECT password_hash FROM users WHERE id = $1 AND erased_at IS NULL FOR UPDATE",

@@ -47,7 +47,7 @@ pub async fn signup(
     }
     checks.finish()?;
     let email = req.email.trim().to_owned();
-    let hash = hash_password(req.password).await?;
+    let hash = hash_password(state, req.password).await?;
     let user = UserId::new();
     let actor = actor.as_user(user);
     // With a tenant, everything happens in the new tenant's transaction (the users table has
