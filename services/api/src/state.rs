@@ -27,6 +27,8 @@ pub struct Inner {
     pub agent: sb_config::AgentConfig,
     /// Webhook deliveries: whether internal addresses are allowed, retries, timeout.
     pub webhooks: sb_config::WebhookConfig,
+    /// The budgets a new tenant starts with (`DEFAULT_BUDGET_USD`, `BUDGET_PERIODS`).
+    pub budgets: sb_config::BudgetDefaults,
     /// Places for password hashes running at once (`PASSWORD_HASH_CONCURRENCY`).
     pub hashing: Arc<tokio::sync::Semaphore>,
 }
@@ -47,6 +49,7 @@ impl ApiState {
             config: config.api.clone(),
             agent: config.agent.clone(),
             webhooks: config.webhooks.clone(),
+            budgets: config.budgets.clone(),
             hashing: Arc::new(tokio::sync::Semaphore::new(
                 config.api.password_hash_concurrency,
             )),

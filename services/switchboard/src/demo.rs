@@ -1,5 +1,6 @@
 //! The demo data: one tenant with a workspace, an owner, a platform admin, a gateway key, a
-//! mock-llm provider entry, a monthly budget and the `demo-assistant` agent.
+//! mock-llm provider entry, the default budgets (as every new tenant gets them) and the
+//! `demo-assistant` agent.
 //!
 //! Idempotent: fixed ids and upserts mean a second run duplicates nothing. Passwords and the
 //! key are stored only as hashes, so every run issues fresh ones and returns them.
@@ -34,7 +35,8 @@ pub struct DemoSeed {
     pub provider_base_url: String,
     pub models: &'static [&'static str],
     pub budget_limit_micros: Micros,
-    pub budget_period: &'static str,
+    /// `BUDGET_PERIODS`; empty (or a zero limit) means no budget.
+    pub budget_periods: Vec<String>,
 }
 
 pub async fn seed(db: &AppPool, config: &Config) -> anyhow::Result<DemoSeed> {
@@ -53,7 +55,11 @@ pub async fn seed(db: &AppPool, config: &Config) -> anyhow::Result<DemoSeed> {
     let key = api_key::generate();
     let budget = Micros::from_dollars(config.budgets.default_budget_usd);
     let mut tx = db.begin(TENANT_ID).await?;
-    upsert_tenant_rows(&mut tx, admin_id, &config.mock_llm_url, &key, budget).await?;
+    upsert_tenant_rows(&mut tx, admin_id, &config.mock_llm_url, &key).await?;
+    // The tenant's default budgets, as every new tenant gets them.
+    sb_api::core::budgets::create_defaults(&mut tx, &config.budgets)
+        .await
+        .map_err(|e| anyhow::anyhow!("could not create the demo tenant's budgets: {e:?}"))?;
     tx.commit().await?;
     // Running gateways drop the tenant's cached keys and entries: the old key stops at once.
     if let Err(e) = notify_gateways(config).await {
@@ -74,7 +80,7 @@ pub async fn seed(db: &AppPool, config: &Config) -> anyhow::Result<DemoSeed> {
         provider_base_url: config.mock_llm_url.clone(),
         models: sb_mock_llm::MODELS,
         budget_limit_micros: budget,
-        budget_period: "monthly",
+        budget_periods: config.budgets.periods.clone(),
     })
 }
 
@@ -127,7 +133,6 @@ async fn upsert_tenant_rows(
     admin: UserId,
     mock_llm_url: &str,
     key: &api_key::NewApiKey,
-    budget: Micros,
 ) -> anyhow::Result<()> {
     let tenant = tx.tenant().as_uuid();
     sqlx::query!(
@@ -196,16 +201,6 @@ async fn upsert_tenant_rows(
         key.prefix,
         &key.hash[..],
         admin.as_uuid(),
-    )
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query!(
-        "INSERT INTO budgets (id, tenant_id, scope, scope_id, period, limit_micros)
-         VALUES ($1, $2, 'tenant', NULL, 'monthly', $3)
-         ON CONFLICT (tenant_id, scope, scope_id, period) DO NOTHING",
-        Uuid::now_v7(),
-        tenant,
-        budget.0,
     )
     .execute(&mut **tx)
     .await?;

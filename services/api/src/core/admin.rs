@@ -42,7 +42,7 @@ pub async fn create_tenant(
     let owner_email = req.owner_email.trim();
     let mut tx = state.infra.app_db.begin(TenantId::new()).await?;
     let (owner, new_account) = accounts::find_or_create(&mut tx, owner_email).await?;
-    let view = tenants::create(&mut tx, &new, owner, Role::Owner).await?;
+    let view = tenants::create(&mut tx, &new, owner, Role::Owner, &state.budgets).await?;
     let entry = Entry::new("tenant.create", "tenant", view.id)
         .details(serde_json::json!({"slug": view.slug, "owner": owner, "via": "admin"}));
     audit::commit(tx, actor, entry).await?;

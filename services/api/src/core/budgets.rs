@@ -4,8 +4,9 @@
 //! publishes a tenant invalidation so gateways enforce the new limit at once.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use sb_config::BudgetDefaults;
 use sb_db::TenantTx;
-use sb_kernel::{BudgetPeriod, BudgetScope};
+use sb_kernel::{BudgetPeriod, BudgetScope, Micros};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -146,6 +147,29 @@ fn scope_table(scope: BudgetScope) -> Option<&'static str> {
         BudgetScope::ApiKey => Some("api_keys"),
         BudgetScope::AgentRun => Some("agent_runs"),
     }
+}
+
+/// The budgets a new tenant starts with: `DEFAULT_BUDGET_USD` for each period of
+/// `BUDGET_PERIODS` (none when it is 0), for the whole tenant, blocking at the limit. One that
+/// exists already is left as it is (the demo seed runs again).
+pub async fn create_defaults(tx: &mut TenantTx, defaults: &BudgetDefaults) -> ApiResult<()> {
+    if defaults.default_budget_usd <= 0 || defaults.periods.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = defaults.periods.iter().map(|_| Uuid::now_v7()).collect();
+    sqlx::query!(
+        "INSERT INTO budgets (id, tenant_id, scope, scope_id, period, limit_micros)
+         SELECT x.id, $2, 'tenant', NULL, x.period, $4
+           FROM UNNEST($1::uuid[], $3::text[]) AS x(id, period)
+         ON CONFLICT (tenant_id, scope, scope_id, period) DO NOTHING",
+        &ids,
+        tx.tenant().as_uuid(),
+        &defaults.periods,
+        Micros::from_dollars(defaults.default_budget_usd).0,
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 pub async fn create(tx: &mut TenantTx, req: &NewBudget) -> ApiResult<BudgetView> {

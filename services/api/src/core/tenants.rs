@@ -4,6 +4,7 @@
 //! cross-tenant read here, and goes through the system role.
 
 use chrono::{DateTime, Utc};
+use sb_config::BudgetDefaults;
 use sb_db::TenantTx;
 use sb_kernel::{Role, UserId};
 use serde::{Deserialize, Serialize};
@@ -45,12 +46,13 @@ pub fn check_new(checks: &mut Checks, prefix: &str, t: &NewTenant) {
 }
 
 /// Creates the tenant of `tx` (a transaction bound to the new tenant's id) with `user` as a
-/// member.
+/// member, and its default budgets.
 pub async fn create(
     tx: &mut TenantTx,
     new: &NewTenant,
     user: UserId,
     role: Role,
+    budgets: &BudgetDefaults,
 ) -> ApiResult<TenantView> {
     let id = tx.tenant().as_uuid();
     let zone = new.time_zone.as_deref().unwrap_or("UTC");
@@ -88,6 +90,7 @@ pub async fn create(
     )
     .execute(&mut **tx)
     .await?;
+    crate::core::budgets::create_defaults(tx, budgets).await?;
     Ok(view)
 }
 

@@ -107,3 +107,64 @@ async fn budgets_carry_their_spend_and_period_end() {
         2
     );
 }
+
+/// A tenant made by signup or by a platform admin starts with `DEFAULT_BUDGET_USD` for each
+/// period of `BUDGET_PERIODS`; with `0`, with none.
+#[tokio::test]
+async fn new_tenants_start_with_the_default_budgets() {
+    let api = Api::with(|c| {
+        c.budgets.default_budget_usd = 25;
+        c.budgets.periods = vec!["daily".into(), "monthly".into()];
+    })
+    .await;
+    let budgets_of = |tenant: uuid::Uuid, token: String| {
+        let api = &api;
+        async move {
+            let list = api
+                .get(&format!("/api/v1/tenants/{tenant}/budgets"), &token)
+                .await
+                .expect(200);
+            let mut seen: Vec<(String, String, i64)> = list
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| {
+                    (
+                        b["scope"].as_str().unwrap().to_owned(),
+                        b["period"].as_str().unwrap().to_owned(),
+                        b["limit_micros"].as_i64().unwrap(),
+                    )
+                })
+                .collect();
+            seen.sort();
+            seen
+        }
+    };
+    let expected = vec![
+        ("tenant".to_owned(), "daily".to_owned(), 25_000_000),
+        ("tenant".to_owned(), "monthly".to_owned(), 25_000_000),
+    ];
+    let (owner, signed_up) = api.owner("o@example.com", "acme").await;
+    assert_eq!(budgets_of(signed_up, owner.token.clone()).await, expected);
+
+    api.make_platform_admin(owner.id).await;
+    let operator = api.sign_in("o@example.com").await;
+    let created = api
+        .post(
+            "/api/v1/admin/tenants",
+            &operator.token,
+            json!({"name": "Globex", "slug": "globex", "owner_email": "o@example.com"}),
+        )
+        .await
+        .expect(201);
+    let globex = uuid::Uuid::parse_str(created["id"].as_str().unwrap()).unwrap();
+    assert_eq!(budgets_of(globex, operator.token.clone()).await, expected);
+
+    let none = Api::new().await;
+    let (owner, tenant) = none.owner("p@example.com", "plain").await;
+    let list = none
+        .get(&format!("/api/v1/tenants/{tenant}/budgets"), &owner.token)
+        .await
+        .expect(200);
+    assert_eq!(list, json!([]), "DEFAULT_BUDGET_USD=0 makes no budget");
+}

@@ -17,6 +17,9 @@ pub fn test_config(db: &TestDb, redis: &TestRedis) -> Config {
         ("JWT_SECRET", secret),
         ("ENCRYPTION_MASTER_KEY", secret),
         ("HOST", "127.0.0.1"),
+        // Tenants made by a test start without budgets unless the test gives them some (the
+        // default budgets have a test of their own).
+        ("DEFAULT_BUDGET_USD", "0"),
     ]);
     let mut config = Config::from_source(&source, false).expect("the test configuration is valid");
     config.database = db.config();

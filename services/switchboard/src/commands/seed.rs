@@ -35,10 +35,13 @@ pub async fn run(config: &Config, json: bool) -> anyhow::Result<()> {
         seed.provider_base_url,
         seed.models.join(", ")
     );
-    println!(
-        "  budget          {} {} for the tenant",
-        seed.budget_limit_micros, seed.budget_period
-    );
+    if seed.budget_limit_micros.0 > 0 && !seed.budget_periods.is_empty() {
+        println!(
+            "  budget          {} {} for the tenant",
+            seed.budget_limit_micros,
+            seed.budget_periods.join(" and ")
+        );
+    }
     println!(
         "  agent           demo-assistant (mock-agent; write_file, append_file, delete_file and bash wait for approval)"
     );

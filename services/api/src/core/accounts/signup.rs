@@ -56,7 +56,7 @@ pub async fn signup(
         Some(new) => {
             let mut tx = state.infra.app_db.begin(TenantId::new()).await?;
             let view = insert_user(&mut tx, user, &email, &hash, &req.display_name).await?;
-            let tenant = tenants::create(&mut tx, &new, user, Role::Owner).await?;
+            let tenant = tenants::create(&mut tx, &new, user, Role::Owner, &state.budgets).await?;
             let entry = Entry::new("tenant.create", "tenant", tenant.id)
                 .details(serde_json::json!({"slug": new.slug, "via": "signup"}));
             audit::commit(tx, actor, entry).await?;
