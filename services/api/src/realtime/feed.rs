@@ -11,16 +11,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::http::StatusCode;
 use sb_agents::feed;
 use sb_contracts::agents::RunEvent;
-use sb_kernel::{RunId, TenantId};
+use sb_kernel::{Role, RunId, TenantId};
 use socketioxide::SendError;
 use socketioxide::extract::SocketRef;
 use tokio::sync::Mutex;
 
 use super::Adapter;
-use super::auth::Session;
+use super::auth::{Principal, Session};
 use super::events::{RunEventPayload, metrics, run_event_name};
+use crate::core::access;
 use crate::error::ApiResult;
 use crate::state::ApiState;
 
@@ -149,13 +151,22 @@ pub fn unsubscribe(socket: &SocketRef<Adapter>, session: &Session, run: RunId) {
 }
 
 /// The tenant of the socket's that holds `run`, checked as the application role in each
-/// tenant's transaction (row-level security decides, not this code).
+/// tenant's transaction (row-level security decides, not this code). A person's membership
+/// is checked again here, as REST checks it (`access::enter`): one removed from a tenant since
+/// the handshake cannot subscribe to its runs.
 async fn owner(state: &ApiState, session: &Session, run: RunId) -> ApiResult<Option<TenantId>> {
     for &tenant in &session.tenants {
-        let mut tx = state.infra.app_db.begin(tenant).await?;
-        let head = feed::head(&mut tx, run)
-            .await
-            .map_err(crate::error::ApiError::from)?;
+        let mut tx = match &session.principal {
+            Principal::User { user, .. } => {
+                match access::enter(state, *user, tenant, Role::Viewer, false).await {
+                    Ok((tx, _)) => tx,
+                    Err(e) if e.status == StatusCode::NOT_FOUND => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            Principal::Key(_) => state.infra.app_db.begin(tenant).await?,
+        };
+        let head = feed::head(&mut tx, run).await?;
         tx.commit().await?;
         if head.is_some() {
             return Ok(Some(tenant));

@@ -726,3 +726,26 @@ async fn usage_ticks_sum_the_ledgers_batches_at_most_once_a_second() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn a_member_removed_after_connecting_cannot_subscribe_to_the_tenants_runs() {
+    let api = Api::new().await;
+    let a = scene(&api, "rt-removed").await;
+    let viewer = api
+        .member(a.tenant, sb_kernel::Role::Viewer, "rt-viewer@example.com")
+        .await;
+    let mut client = Sio::start(&api.app);
+    client
+        .connect(json!({"token": viewer.token}))
+        .await
+        .unwrap();
+    assert_eq!(client.subscribe(&a.run, 0).await["ok"], true);
+    api.delete(
+        &format!("/api/v1/tenants/{}/members/{}", a.tenant, viewer.id),
+        &a.owner.token,
+    )
+    .await
+    .expect(204);
+    let refused = client.subscribe(&a.run, 0).await;
+    assert_eq!(refused["error"], "not_found", "{refused}");
+}

@@ -83,7 +83,7 @@ pub const VARIABLES: &[Variable] = &[
     var("API_MAX_BODY_BYTES", Some("1048576"), "largest request body the api accepts (413 above it)"),
     var("API_REQUEST_TIMEOUT_SECONDS", Some("30"), "how long an api request may take before it is answered 503"),
     var("PASSWORD_HASH_CONCURRENCY", Some("4"), "password hashes (Argon2id, 19 MiB each) the api computes at once; signups and logins past it are answered 503 with Retry-After"),
-    var("API_REALTIME_FANOUT", Some("true"), "whether this api instance runs the realtime fan-out consumers (group `realtime` on sb:agent-events and sb:budget-alerts); its sockets get every event either way"),
+    var("API_REALTIME_FANOUT", Some("true"), "whether this api instance runs the realtime fan-out consumers (group `realtime` on sb:agent-events and sb:budget-alerts); every instance's sockets get every event as long as one instance runs them"),
     var("ACCESS_TOKEN_SECONDS", Some("900"), "lifetime of a JWT access token"),
     var("REFRESH_TOKEN_DAYS", Some("30"), "lifetime of a refresh token (each use rotates it)"),
     var("GRAPHQL_INTROSPECTION", Some("true"), "whether /graphql answers introspection queries (switch off in production if you wish)"),
