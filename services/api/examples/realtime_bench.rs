@@ -146,6 +146,7 @@ async fn client(
     .await
     .expect("connect");
     let mut joined = false;
+    let engine_only = std::env::var("BENCH_ENGINE_ONLY").is_ok();
     loop {
         tokio::select! {
             _ = leave.changed() => {
@@ -158,7 +159,11 @@ async fn client(
                     continue;
                 };
                 let text = text.as_str();
-                if text.starts_with('0') && !joined {
+                if text.starts_with('0') && !joined && engine_only {
+                    // Only the engine.io session: what the transport costs by itself.
+                    joined = true;
+                    connected.fetch_add(1, Ordering::Relaxed);
+                } else if text.starts_with('0') && !joined {
                     ws.send(Message::text(format!("40{}", json!({"api_key": key})))).await.unwrap();
                 } else if text.starts_with("40") {
                     joined = true;
@@ -365,6 +370,13 @@ async fn clients() {
         full_rss / 1024,
         (full_rss.saturating_sub(idle_rss)) as f64 / total as f64
     );
+    if std::env::var("BENCH_ENGINE_ONLY").is_ok() {
+        // No socket.io namespace, no broadcasts: the transport's memory only.
+        leave.send(true).unwrap();
+        drop(server.stdin.take());
+        let _ = server.wait();
+        return;
+    }
     for (room, size) in [(0usize, 1000usize), (1, 100)] {
         broadcasts(
             &bus,
