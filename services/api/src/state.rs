@@ -29,6 +29,8 @@ pub struct Inner {
     pub webhooks: sb_config::WebhookConfig,
     /// The budgets a new tenant starts with (`DEFAULT_BUDGET_USD`, `BUDGET_PERIODS`).
     pub budgets: sb_config::BudgetDefaults,
+    /// `PROVIDER_ALLOW_PRIVATE`: provider entries may name internal addresses.
+    pub provider_allow_private: bool,
     /// Places for password hashes running at once (`PASSWORD_HASH_CONCURRENCY`).
     pub hashing: Arc<tokio::sync::Semaphore>,
 }
@@ -50,6 +52,7 @@ impl ApiState {
             agent: config.agent.clone(),
             webhooks: config.webhooks.clone(),
             budgets: config.budgets.clone(),
+            provider_allow_private: config.gateway.provider_allow_private,
             hashing: Arc::new(tokio::sync::Semaphore::new(
                 config.api.password_hash_concurrency,
             )),

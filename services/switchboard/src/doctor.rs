@@ -85,6 +85,17 @@ pub async fn checks(source: &Source) -> Vec<Check> {
         "set WEBHOOK_ALLOW_PRIVATE=false outside local development: with it, tenants' webhooks \
          may call loopback, private and cloud-metadata addresses",
     ));
+    out.push(Check::from(
+        "provider addresses",
+        !config.gateway.provider_allow_private,
+        format!(
+            "PROVIDER_ALLOW_PRIVATE = {}",
+            config.gateway.provider_allow_private
+        ),
+        "set PROVIDER_ALLOW_PRIVATE=false unless a provider must be reached on a private network \
+         (the demo's mock-llm): with it, tenants' provider entries may call loopback, private \
+         and cloud-metadata addresses with their secrets",
+    ));
     out.extend(database_checks(&config).await);
     out.push(redis_persistence(&config).await);
     out.push(agent_sandbox().await);

@@ -79,12 +79,21 @@ fn check_models(checks: &mut Checks, models: &[String]) {
     }
 }
 
-fn check_url(checks: &mut Checks, url: &str) {
-    checks.text("base_url", url, 1, 2000).check(
-        url.starts_with("https://") || url.starts_with("http://"),
-        "base_url",
-        "must be an http(s) URL such as https://api.openai.com/v1",
-    );
+/// The URL's shape (http(s), no credentials, no fragment) and, unless the operator set
+/// `PROVIDER_ALLOW_PRIVATE`, every address its host resolves to now: a tenant's entry may not
+/// point the gateway, with the tenant's secret, at the platform's own network. The gateway
+/// checks again when it connects.
+async fn check_url(checks: &mut Checks, url: &str, allow_private: bool) {
+    checks.text("base_url", url, 1, 2000);
+    if let Err(refused) = sb_egress::check_url(url, allow_private).await {
+        let hint = match refused {
+            sb_egress::Refused::NotHttp => {
+                "must be an http(s) URL such as https://api.openai.com/v1".to_owned()
+            }
+            other => other.to_string(),
+        };
+        checks.check(false, "base_url", hint);
+    }
 }
 
 fn check_secret(checks: &mut Checks, secret: &SecretString) {
@@ -155,6 +164,7 @@ pub async fn create(
     keyring: &Keyring,
     tx: &mut TenantTx,
     req: &NewCredential,
+    allow_private: bool,
 ) -> ApiResult<CredentialView> {
     let mut checks = Checks::new();
     checks.text("name", &req.name, 1, 200).check(
@@ -162,7 +172,7 @@ pub async fn create(
         "provider",
         "must be openai, anthropic or gemini",
     );
-    check_url(&mut checks, &req.base_url);
+    check_url(&mut checks, &req.base_url, allow_private).await;
     check_models(&mut checks, &req.models);
     if let Some(secret) = &req.secret {
         check_secret(&mut checks, secret);
@@ -193,18 +203,21 @@ pub async fn create(
     .await?)
 }
 
+/// Changes an entry. A new `base_url` for an entry with a secret needs the secret again: an
+/// admin may not send a stored secret to a host of their choosing.
 pub async fn update(
     keyring: &Keyring,
     tx: &mut TenantTx,
     id: ProviderCredentialId,
     req: &CredentialUpdate,
+    allow_private: bool,
 ) -> ApiResult<CredentialView> {
     let mut checks = Checks::new();
     if let Some(name) = &req.name {
         checks.text("name", name, 1, 200);
     }
     if let Some(url) = &req.base_url {
-        check_url(&mut checks, url);
+        check_url(&mut checks, url, allow_private).await;
     }
     if let Some(models) = &req.models {
         check_models(&mut checks, models);
@@ -214,6 +227,16 @@ pub async fn update(
     }
     checks.finish()?;
     let current = get(tx, id).await?;
+    let moved = req
+        .base_url
+        .as_ref()
+        .is_some_and(|url| *url != current.base_url);
+    if moved && current.secret_last4.is_some() && req.secret.is_none() {
+        return Err(ApiError::invalid(
+            "secret",
+            "send the entry's secret again to change its base_url",
+        ));
+    }
     let view = sqlx::query_as!(
         CredentialView,
         "UPDATE provider_credentials

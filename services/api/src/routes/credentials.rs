@@ -34,7 +34,13 @@ async fn create(
     mut t: Tenant<Admin>,
     Json(req): Json<NewCredential>,
 ) -> ApiResult<(StatusCode, axum::Json<CredentialView>)> {
-    let view = credentials::create(&state.keyring, &mut t.tx, &req).await?;
+    let view = credentials::create(
+        &state.keyring,
+        &mut t.tx,
+        &req,
+        state.provider_allow_private,
+    )
+    .await?;
     t.finish_and_invalidate(
         Entry::new("provider_credential.create", "provider_credential", view.id).details(&view),
         Stale::Tenant,
@@ -61,7 +67,14 @@ async fn update(
     Id(id): Id<ProviderCredentialId>,
     Json(req): Json<CredentialUpdate>,
 ) -> ApiResult<axum::Json<CredentialView>> {
-    let view = credentials::update(&state.keyring, &mut t.tx, id, &req).await?;
+    let view = credentials::update(
+        &state.keyring,
+        &mut t.tx,
+        id,
+        &req,
+        state.provider_allow_private,
+    )
+    .await?;
     t.finish_and_invalidate(
         Entry::new("provider_credential.update", "provider_credential", id)
             .details(serde_json::json!({"entry": &view, "secret_changed": req.secret.is_some()})),

@@ -65,6 +65,12 @@ impl Gateway {
             // An upstream's redirect is its error to report, not a hop to follow with the
             // tenant's key.
             .redirect(reqwest::redirect::Policy::none())
+            // Every name is resolved by a resolver that refuses internal addresses (unless
+            // PROVIDER_ALLOW_PRIVATE): a tenant's base_url cannot reach the platform's network,
+            // whatever its DNS answers at the moment of the call.
+            .dns_resolver(Arc::new(sb_egress::GuardedResolver {
+                allow_private: gw.provider_allow_private,
+            }))
             .build()
             .map_err(std::io::Error::other)?;
         let http = providers::Http {
@@ -78,6 +84,7 @@ impl Gateway {
                 keyring,
                 gw.key_cache_ttl,
                 infra.bus.key_prefix(),
+                gw.provider_allow_private,
             ),
             policy: policy::Policy::new(
                 infra.redis(),

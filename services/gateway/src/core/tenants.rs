@@ -80,16 +80,25 @@ pub struct TenantCache {
     ttl: Duration,
     /// The Redis key prefix, for [`budget::BudgetKeys`].
     prefix: Arc<str>,
+    /// `PROVIDER_ALLOW_PRIVATE`: entries may name internal addresses.
+    allow_private: bool,
     entries: Arc<RwLock<HashMap<TenantId, Arc<TenantState>>>>,
 }
 
 impl TenantCache {
-    pub fn new(db: AppPool, keyring: Arc<Keyring>, ttl: Duration, prefix: &str) -> Self {
+    pub fn new(
+        db: AppPool,
+        keyring: Arc<Keyring>,
+        ttl: Duration,
+        prefix: &str,
+        allow_private: bool,
+    ) -> Self {
         Self {
             db,
             keyring,
             ttl,
             prefix: prefix.into(),
+            allow_private,
             entries: Arc::default(),
         }
     }
@@ -143,12 +152,20 @@ impl TenantCache {
     }
 
     /// Decrypts an entry's secret; an entry that cannot be used is skipped and logged (by id
-    /// and name only).
+    /// and name only). So is one whose URL may not be called: credentials or a fragment in it,
+    /// or an internal address literal (names are checked at connect time, by the client's
+    /// resolver).
     fn entry(&self, row: EntryRow) -> Option<ProviderEntry> {
         let Some(kind) = ProviderKind::parse(&row.provider) else {
             tracing::error!(entry = %row.id, provider = %row.provider, "unknown provider; entry skipped");
             return None;
         };
+        let callable = sb_egress::parse(&row.base_url)
+            .and_then(|url| sb_egress::check_literal(&url, self.allow_private));
+        if let Err(refused) = callable {
+            tracing::error!(entry = %row.id, name = %row.name, %refused, "the provider URL may not be called (PROVIDER_ALLOW_PRIVATE); entry skipped");
+            return None;
+        }
         let api_key = match (&row.secret_key_id, &row.secret_ciphertext) {
             (Some(key_id), Some(ciphertext)) => {
                 match self.keyring.open_str(key_id, ciphertext, row.id.as_bytes()) {

@@ -448,3 +448,45 @@ async fn anthropic_and_gemini_entries_are_called_in_their_dialect_and_priced_as_
     assert_eq!(events[0].output_tokens, events[1].output_tokens);
     assert_eq!(events[2].output_tokens, events[3].output_tokens);
 }
+
+/// The attack: a tenant admin points a provider entry at the platform's own network (the
+/// ledger, an admin panel, a metadata address), by address or by a name that resolves there.
+/// Without `PROVIDER_ALLOW_PRIVATE` the gateway never connects: an address literal makes the
+/// entry unusable, and a name is refused by the client's resolver at connect time (so a name
+/// that resolves elsewhere by the time of the call, DNS rebinding, is covered too).
+#[tokio::test]
+async fn provider_entries_cannot_reach_internal_addresses() {
+    let stack = Stack::with(|c| c.gateway.provider_allow_private = false).await;
+    let internal = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    internal.set_nonblocking(true).unwrap();
+    let port = internal.local_addr().unwrap().port();
+    for (name, base) in [
+        ("by-address", format!("http://127.0.0.1:{port}/v1")),
+        ("by-name", format!("http://localhost:{port}/v1")),
+    ] {
+        stack
+            .add_entry(
+                name,
+                "openai",
+                &base,
+                &["mock-gpt-4o"],
+                0,
+                Some("sk-tenant"),
+            )
+            .await;
+    }
+    let response = stack
+        .chat(&chat_body("mock-gpt-4o", "hi"))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    assert!(
+        !status.is_success(),
+        "an internal upstream answered: {status}"
+    );
+    assert!(
+        matches!(internal.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the gateway connected to an internal address"
+    );
+}

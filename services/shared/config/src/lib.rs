@@ -289,6 +289,9 @@ pub struct GatewayConfig {
     pub settled_hold: Duration,
     pub buffer_dir: std::path::PathBuf,
     pub buffer_max_events: usize,
+    /// Provider entries may reach loopback, private and link-local addresses
+    /// (`PROVIDER_ALLOW_PRIVATE`: the demo's mock-llm, a model server on the host).
+    pub provider_allow_private: bool,
 }
 
 impl GatewayConfig {
@@ -308,6 +311,7 @@ impl GatewayConfig {
             settled_hold: seconds("GATEWAY_SETTLED_HOLD_SECONDS", 0..=3600)?,
             buffer_dir: src.string("GATEWAY_BUFFER_DIR")?.into(),
             buffer_max_events: src.number("GATEWAY_BUFFER_MAX_EVENTS", 1..=100_000_000)?,
+            provider_allow_private: src.parse("PROVIDER_ALLOW_PRIVATE", "`true` or `false`")?,
         })
     }
 }
@@ -463,6 +467,9 @@ impl Config {
                 "list origins such as https://app.example.com, separated by commas",
             ));
         }
+        let mut gateway = GatewayConfig::from_source(src)?;
+        // The demo's tenant calls mock-llm on this machine or network.
+        gateway.provider_allow_private |= demo;
         Ok(Self {
             database: DatabaseConfig::from_source(src)?,
             redis: RedisConfig::from_source(src)?,
@@ -476,7 +483,7 @@ impl Config {
             agent: AgentConfig::from_source(src)?,
             budgets: BudgetDefaults::from_source(src)?,
             ledger: LedgerConfig::from_source(src)?,
-            gateway: GatewayConfig::from_source(src)?,
+            gateway,
             api: ApiConfig::from_source(src)?,
             webhooks: WebhookConfig::from_source(src)?,
             mock_llm_url: src.http_url("MOCK_LLM_URL")?,

@@ -90,6 +90,7 @@ pub const VARIABLES: &[Variable] = &[
     var("GRAPHQL_MAX_DEPTH", Some("10"), "deepest GraphQL query accepted"),
     var("GRAPHQL_MAX_COMPLEXITY", Some("2000"), "most complex GraphQL query accepted (each field counts 1; a list counts its page size times the fields asked of each item)"),
     var("GATEWAY_MAX_BODY_BYTES", Some("10485760"), "largest request body the gateway accepts (413 above it)"),
+    var("PROVIDER_ALLOW_PRIVATE", Some("false"), "`true` lets provider entries' base URLs reach loopback, private, link-local and metadata addresses (the demo's mock-llm, a model server on the host); never a tenant's choice"),
     var("GATEWAY_KEY_CACHE_SECONDS", Some("30"), "how long an API key and its tenant's provider entries stay cached in a gateway (revocation still applies within a second)"),
     var("GATEWAY_UPSTREAM_TIMEOUT_SECONDS", Some("120"), "how long an upstream may keep the gateway waiting (a whole answer, a stream's start, or between a stream's reads) before a 504 or an error that ends the stream"),
     var("GATEWAY_RETRIES", Some("1"), "retries of a retryable upstream failure on the same provider entry before falling back to the next"),

@@ -20,6 +20,8 @@ pub fn test_config(db: &TestDb, redis: &TestRedis) -> Config {
         // Tenants made by a test start without budgets unless the test gives them some (the
         // default budgets have a test of their own).
         ("DEFAULT_BUDGET_USD", "0"),
+        // The tests' providers (mock-llm, fakes) listen on 127.0.0.1.
+        ("PROVIDER_ALLOW_PRIVATE", "true"),
     ]);
     let mut config = Config::from_source(&source, false).expect("the test configuration is valid");
     config.database = db.config();

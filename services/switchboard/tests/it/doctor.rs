@@ -46,6 +46,7 @@ async fn a_sound_setup_passes_every_check() {
         "migrations current",
         "Redis persistence",
         "JWT_SECRET strength",
+        "provider addresses",
         // scripts/test installs bubblewrap; the probe runs a command inside it.
         "agent tools sandbox",
     ] {
@@ -73,6 +74,7 @@ async fn each_problem_fails_its_check_with_a_fix_and_exit_code_1() {
         .env("ENCRYPTION_MASTER_KEY", strong_secret())
         .env("CORS_ORIGINS", "*")
         .env("WEBHOOK_ALLOW_PRIVATE", "true")
+        .env("PROVIDER_ALLOW_PRIVATE", "true")
         .env("REDIS_URL", "redis://127.0.0.1:1")
         .arg("doctor");
     let out = run(&mut doctor).await;
@@ -82,6 +84,7 @@ async fn each_problem_fails_its_check_with_a_fix_and_exit_code_1() {
         ("JWT_SECRET strength", "bits of entropy"),
         ("CORS origins", "*"),
         ("webhook addresses", "true"),
+        ("provider addresses", "true"),
         ("row-level security", "budgets"),
         ("platform admin", "0 platform admin"),
         ("Redis persistence", "REDIS_URL"),

@@ -27,10 +27,10 @@ use sb_kernel::TenantId;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::guard::{self, GuardedResolver, Refused};
 use super::schedule::Schedule;
 use super::{WorkError, signing};
 use crate::state::ApiState;
+use sb_egress::{self as guard, GuardedResolver, Refused};
 
 /// The bounded values of `webhook_deliveries_total{outcome}`.
 mod outcome {

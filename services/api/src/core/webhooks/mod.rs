@@ -5,13 +5,12 @@
 //! - `deliver`: one attempt (the bus handler of `sb:webhook-deliveries`);
 //! - `schedule`: retries waiting for their time, and the pump that puts them on the bus;
 //! - `sources`: the consumers of `sb:budget-alerts` and `sb:agent-events`, and the tasks;
-//! - `guard`: the SSRF checks; `signing`: secrets and signatures.
+//! - `signing`: secrets and signatures (the SSRF checks are `sb-egress`).
 //!
 //! docs/architecture.md ("Webhooks") states the decisions.
 
 pub mod deliver;
 pub mod deliveries;
-pub mod guard;
 pub mod schedule;
 pub mod signing;
 pub mod sources;
@@ -119,7 +118,7 @@ fn check_events(checks: &mut Checks, list: &[String]) {
 /// so one 422 names every problem.
 async fn check_url(checks: &mut Checks, url: &str, allow_private: bool) {
     checks.text("url", url, 1, 2000);
-    if let Err(refused) = guard::check_url(url, allow_private).await {
+    if let Err(refused) = sb_egress::check_url(url, allow_private).await {
         checks.check(false, "url", refused.to_string());
     }
 }

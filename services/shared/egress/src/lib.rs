@@ -1,11 +1,14 @@
-//! Server-side request forgery guard: a webhook may not reach loopback, private, link-local,
+//! Server-side request forgery guard for every URL a tenant gives the platform to call (a
+//! webhook, a provider entry's `base_url`): it may not reach loopback, private, link-local,
 //! unique-local, shared (CGNAT), multicast, reserved or cloud-metadata addresses, unless the
-//! operator allows it (`WEBHOOK_ALLOW_PRIVATE=true`, for local development).
+//! operator allows it (`WEBHOOK_ALLOW_PRIVATE`, `PROVIDER_ALLOW_PRIVATE`: local development,
+//! the demo's mock-llm, a self-hosted model server).
 //!
-//! Checked twice: when a webhook is created or changed (a 422 naming `url`), and at every
-//! delivery by the HTTP client's own resolver ([`GuardedResolver`]), so the addresses checked
-//! are the addresses connected to. A name that resolved to a public address at creation and to
-//! an internal one later (DNS rebinding) is refused at delivery.
+//! Checked twice: when the URL is stored (a 422 naming the field), and at every connection by
+//! the HTTP client's own resolver ([`GuardedResolver`]), so the addresses checked are the
+//! addresses connected to. A name that resolved to a public address when stored and to an
+//! internal one later (DNS rebinding) is refused at connect time. Address literals never reach
+//! a resolver: [`check_literal`] covers them before each call.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -19,13 +22,15 @@ pub enum Refused {
     NotHttp,
     #[error("must not carry a user name or password")]
     Credentials,
+    #[error("must not carry a fragment (#…)")]
+    Fragment,
     #[error("{host} resolves to {addr}, a loopback, private, link-local or metadata address")]
     Internal { host: String, addr: IpAddr },
     #[error("{0} could not be resolved")]
     Unresolved(String),
 }
 
-/// Whether `ip` is an address a webhook may reach: a global unicast address.
+/// Whether `ip` is an address a tenant's URL may reach: a global unicast address.
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_public_v4(v4),
@@ -78,6 +83,9 @@ pub fn parse(url: &str) -> Result<Url, Refused> {
     }
     if !parsed.username().is_empty() || parsed.password().is_some() {
         return Err(Refused::Credentials);
+    }
+    if parsed.fragment().is_some() {
+        return Err(Refused::Fragment);
     }
     Ok(parsed)
 }
@@ -137,8 +145,8 @@ async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, Refused> {
     Ok(addrs)
 }
 
-/// The delivery client's resolver: the system's, refusing names with any internal address (so
-/// a name cannot smuggle one past the check in a list of public ones).
+/// An HTTP client's resolver: the system's, refusing names with any internal address (so a
+/// name cannot smuggle one past the check in a list of public ones).
 #[derive(Clone, Copy, Debug)]
 pub struct GuardedResolver {
     pub allow_private: bool,
