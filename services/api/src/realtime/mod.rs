@@ -9,6 +9,7 @@
 //! - `fanout`: the `realtime` consumer group on the bus;
 //! - `listen`: what each instance runs for its own sockets;
 //! - `pubsub`: the reconnecting Redis pub/sub under the adapter and the feed;
+//! - `request`: what a socket keeps of its HTTP request (copies, not hyper's buffer);
 //! - `events`: names, payloads, channels, metrics.
 
 mod auth;
@@ -17,6 +18,7 @@ mod fanout;
 mod feed;
 mod listen;
 mod pubsub;
+mod request;
 mod socket;
 
 use axum::Router;
@@ -39,6 +41,11 @@ pub type Io = SocketIo<Adapter>;
 
 /// Packets a socket may have queued before sends to it fail (a replay waits instead).
 const SOCKET_BUFFER: usize = 1024;
+
+/// Bytes a WebSocket reads at once and keeps allocated while idle (socketioxide's default is
+/// 4 KiB). Clients send small packets (pongs, `subscribe`); a larger frame still arrives
+/// whole, in several reads, up to the unchanged maximum message size.
+const WS_READ_BUFFER: usize = 1024;
 
 #[derive(Debug, thiserror::Error)]
 #[error("the realtime edge could not start: {0}")]
@@ -67,8 +74,13 @@ impl Realtime {
         let (service, io) = SocketIo::builder()
             .with_state(state.clone())
             .max_buffer_size(SOCKET_BUFFER)
+            .ws_read_buffer_size(WS_READ_BUFFER)
             .with_adapter::<Adapter>(adapter)
             .build_svc();
+        // A socket keeps its handshake request: copied, it does not pin hyper's read buffer.
+        let service = tower::ServiceBuilder::new()
+            .map_request(request::detach)
+            .service(service);
         let realtime = Self {
             io,
             pubsub,
