@@ -54,6 +54,14 @@ pub enum Command {
     /// Manage the encryption keys of provider credentials
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Make, list and revoke platform admins (the operators who manage every tenant)
+    #[command(
+        subcommand,
+        after_help = "Each change is audited (no tenant; the actor is this machine's user). \
+        Examples:\n  switchboard admin create --email ops@example.com\n  \
+        printf '%s' \"$PASSWORD\" | switchboard admin create --email ops@example.com --password-stdin"
+    )]
+    Admin(AdminCommand),
     /// Inspect and repair the dead-letter queues: list, show, replay, purge
     #[command(
         subcommand,
@@ -75,6 +83,29 @@ pub enum Command {
         /// platform_admin_password, api_key, …) instead of text
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AdminCommand {
+    /// Make a platform admin: promote an existing account, or create one (with a generated
+    /// password printed once, unless --password-stdin)
+    Create {
+        /// The account's e-mail address
+        #[arg(long)]
+        email: String,
+        /// Read the password from standard input (12 to 256 characters) instead of generating
+        /// one; for an existing account it replaces the password
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List the platform admins
+    List,
+    /// Take platform admin away from an account (never the last one)
+    Revoke {
+        /// The account's e-mail address
+        #[arg(long)]
+        email: String,
     },
 }
 

@@ -286,7 +286,7 @@ async fn catalog_checks(conn: &mut PgConnection) -> Result<Vec<Check>, sqlx::Err
         "platform admin",
         admins > 0,
         format!("{admins} platform admin(s)"),
-        "create one with `switchboard seed --demo` (demo) or promote a user: UPDATE users SET is_platform_admin = true WHERE email = …",
+        "create one with `switchboard admin create --email you@example.com` (or `switchboard seed --demo` for the demo)",
     ));
     Ok(out)
 }

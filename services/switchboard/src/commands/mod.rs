@@ -1,5 +1,6 @@
 //! One module per command; `run` dispatches.
 
+mod admin;
 mod dlq;
 mod doctor;
 mod keys;
@@ -37,6 +38,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 anyhow::bail!("some checks failed (see FAIL above)")
             }
+        }
+        Command::Admin(command) => {
+            let database = DatabaseConfig::from_source(&Source::env())?;
+            let _telemetry = init_command_logs()?;
+            admin::run(command, &database).await
         }
         Command::Keys(KeysCommand::Rotate) => {
             let config = Config::from_env(false)?;
