@@ -66,8 +66,8 @@ pub enum Command {
     #[command(
         subcommand,
         after_help = "Streams: usage, agent-jobs, agent-events, budget-alerts, webhook-deliveries \
-        (keys under REDIS_KEY_PREFIX, dead letters in <stream>:dlq). See docs/architecture.md, \
-        \"Event bus\"."
+        (keys under REDIS_KEY_PREFIX, dead letters in <stream>:dlq). Replay and purge write an \
+        audit entry, so they need DATABASE_URL too. See docs/architecture.md, \"Event bus\"."
     )]
     Dlq(DlqCommand),
     /// Create the demo tenant, its users, an API key, a mock-llm provider, a budget and an agent

@@ -1,20 +1,18 @@
 //! `switchboard admin create|list|revoke`: the platform's operators (`users.is_platform_admin`).
 //!
-//! Each change is written with its audit entry in one transaction, filed under no tenant, with
-//! the operating-system user who ran the command as its actor (the command has no signed-in
-//! user): `user_agent` reads `switchboard-cli (os user …)`.
+//! Each change is written with its audit entry in one transaction (`commands/audit.rs`).
 
 use std::io::Read;
 
 use anyhow::{Context, bail};
-use sb_api::core::audit::{self, Actor, Entry, RequestMeta};
+use sb_api::core::audit::Entry;
 use sb_api::core::validate::Checks;
-use sb_api::error::ApiError;
 use sb_auth::password;
 use sb_config::DatabaseConfig;
 use sb_db::AppPool;
 use sb_kernel::UserId;
 
+use super::audit::{self, explain};
 use crate::cli::AdminCommand;
 
 pub async fn run(command: AdminCommand, database: &DatabaseConfig) -> anyhow::Result<()> {
@@ -31,29 +29,6 @@ pub async fn run(command: AdminCommand, database: &DatabaseConfig) -> anyhow::Re
     };
     db.close().await;
     done
-}
-
-/// An api error as one line: its fields' messages, or its detail.
-fn explain(e: &ApiError) -> String {
-    if e.errors.is_empty() {
-        return e.detail.clone();
-    }
-    e.errors
-        .iter()
-        .map(|f| format!("{} {}", f.field, f.message))
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
-/// The operator's audit identity.
-fn meta() -> RequestMeta {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".to_owned());
-    RequestMeta {
-        user_agent: Some(format!("switchboard-cli (os user {user})")),
-        ..RequestMeta::default()
-    }
 }
 
 async fn create(db: &AppPool, email: &str, password_stdin: bool) -> anyhow::Result<()> {
@@ -122,12 +97,9 @@ async fn create(db: &AppPool, email: &str, password_stdin: bool) -> anyhow::Resu
             (id, issued)
         }
     };
-    let meta = meta();
     let entry = Entry::new("platform_admin.grant", "user", id)
         .details(serde_json::json!({"email": email, "via": "cli"}));
-    audit::commit(tx, Actor::anonymous(&meta), entry)
-        .await
-        .map_err(|e| anyhow::anyhow!("could not record the change: {}", explain(&e)))?;
+    audit::commit(tx, entry).await?;
     match issued {
         Some(password) => println!("{email} is a platform admin; password {password} (shown once)"),
         None => println!("{email} is a platform admin."),
@@ -179,12 +151,9 @@ async fn revoke(db: &AppPool, email: &str) -> anyhow::Result<()> {
     )
     .execute(&mut *tx)
     .await?;
-    let meta = meta();
     let entry = Entry::new("platform_admin.revoke", "user", target.id)
         .details(serde_json::json!({"email": wanted, "via": "cli"}));
-    audit::commit(tx, Actor::anonymous(&meta), entry)
-        .await
-        .map_err(|e| anyhow::anyhow!("could not record the change: {}", explain(&e)))?;
+    audit::commit(tx, entry).await?;
     println!("{email} is no longer a platform admin.");
     Ok(())
 }

@@ -1,12 +1,15 @@
-//! `switchboard dlq list|show|replay|purge`: each prints what it did.
+//! `switchboard dlq list|show|replay|purge`: each prints what it did; replay and purge are
+//! audited (`commands/audit.rs`).
 
+use sb_api::core::audit::Entry;
 use sb_bus::{Bus, DeadLetter, Selection};
-use sb_config::{RedisConfig, Source};
+use sb_config::{DatabaseConfig, RedisConfig, Source};
 
 use crate::cli::{DlqCommand, Which};
 
 pub async fn run(command: DlqCommand) -> anyhow::Result<()> {
-    let bus = Bus::new(&RedisConfig::from_source(&Source::env())?)?;
+    let source = Source::env();
+    let bus = Bus::new(&RedisConfig::from_source(&source)?)?;
     match command {
         DlqCommand::List { stream, limit } => {
             let streams: Vec<String> = stream.map_or_else(
@@ -45,9 +48,13 @@ pub async fn run(command: DlqCommand) -> anyhow::Result<()> {
                 bus.dlq_key(&stream),
                 bus.stream_key(&stream)
             );
-            for (letter, entry) in replayed {
+            let ids: Vec<&str> = replayed.iter().map(|(letter, _)| letter.as_str()).collect();
+            let entry = Entry::new("dlq.replay", "stream", &stream)
+                .details(serde_json::json!({"dead_letters": ids, "via": "cli"}));
+            for (letter, entry) in &replayed {
                 println!("  {letter} → {entry}");
             }
+            super::audit::record(&DatabaseConfig::from_source(&source)?, entry).await?;
         }
         DlqCommand::Purge { stream, which } => {
             let purged = bus.dlq_purge(&stream, &selection(which)).await?;
@@ -55,6 +62,9 @@ pub async fn run(command: DlqCommand) -> anyhow::Result<()> {
                 "Purged {purged} dead letter(s) from {}.",
                 bus.dlq_key(&stream)
             );
+            let entry = Entry::new("dlq.purge", "stream", &stream)
+                .details(serde_json::json!({"purged": purged, "via": "cli"}));
+            super::audit::record(&DatabaseConfig::from_source(&source)?, entry).await?;
         }
     }
     Ok(())

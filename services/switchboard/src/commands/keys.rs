@@ -72,6 +72,14 @@ pub async fn run(config: &Config) -> anyhow::Result<()> {
     );
     let rotation = rotate(&db, &keyring).await?;
     db.close().await;
+    let entry =
+        sb_api::core::audit::Entry::new("keys.rotate", "master_key", keyring.current_key_id())
+            .details(serde_json::json!({
+                "rotated": rotation.rotated,
+                "unopened": rotation.unknown.len(),
+                "via": "cli",
+            }));
+    super::audit::record(&config.database, entry).await?;
     println!("Re-encrypted {} secret(s).", rotation.rotated);
     for (key_id, count) in &rotation.by_key {
         let role = if key_id == keyring.current_key_id() {

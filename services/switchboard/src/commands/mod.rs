@@ -1,6 +1,7 @@
 //! One module per command; `run` dispatches.
 
 mod admin;
+mod audit;
 mod dlq;
 mod doctor;
 mod keys;

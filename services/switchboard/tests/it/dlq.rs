@@ -5,7 +5,7 @@ use std::time::Duration;
 use sb_bus::{Bus, ConsumerOptions, Delivery, Handler, Outcome};
 use sb_contracts::usage::UsageEvent;
 use sb_kernel::TenantId;
-use sb_testkit::{TestRedis, usage_event};
+use sb_testkit::{TestDb, TestRedis, usage_event};
 use tokio::process::Command;
 
 struct Refuse;
@@ -25,17 +25,16 @@ fn usage(model: &str) -> UsageEvent {
     }
 }
 
-async fn dlq(redis: &TestRedis, args: &[&str]) -> (bool, String) {
+async fn dlq(db: &TestDb, redis: &TestRedis, args: &[&str]) -> (bool, String) {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+    command
         .env_clear()
         .env("REDIS_KEY_PREFIX", &redis.prefix)
-        .current_dir(dir.path())
-        .arg("dlq")
-        .args(args)
-        .output()
-        .await
-        .unwrap();
+        .env("USER", "ops-person")
+        .current_dir(dir.path());
+    crate::cli::with_database(&mut command, db);
+    let out = command.arg("dlq").args(args).output().await.unwrap();
     (
         out.status.success(),
         format!(
@@ -48,6 +47,7 @@ async fn dlq(redis: &TestRedis, args: &[&str]) -> (bool, String) {
 
 #[tokio::test]
 async fn list_show_replay_and_purge_say_what_they_did() {
+    let db = TestDb::new().await;
     let redis = TestRedis::new();
     let bus = Bus::new(&redis.config()).unwrap();
     let tenant = TenantId::new();
@@ -62,7 +62,7 @@ async fn list_show_replay_and_purge_say_what_they_did() {
     }
     let letters = bus.dlq_list("usage", 10).await.unwrap();
 
-    let (ok, out) = dlq(&redis, &["list", "usage"]).await;
+    let (ok, out) = dlq(&db, &redis, &["list", "usage"]).await;
     assert!(ok, "{out}");
     assert!(
         out.contains(&format!("{}usage:dlq (2 dead letters)", redis.prefix)),
@@ -75,7 +75,7 @@ async fn list_show_replay_and_purge_say_what_they_did() {
         "{out}"
     );
 
-    let (ok, out) = dlq(&redis, &["show", "usage", &letters[0].id]).await;
+    let (ok, out) = dlq(&db, &redis, &["show", "usage", &letters[0].id]).await;
     assert!(ok, "{out}");
     assert!(
         out.contains(&format!(
@@ -86,7 +86,7 @@ async fn list_show_replay_and_purge_say_what_they_did() {
     );
     assert!(out.contains("\"model\": \"m-1\""), "{out}");
 
-    let (ok, out) = dlq(&redis, &["replay", "usage", &letters[0].id]).await;
+    let (ok, out) = dlq(&db, &redis, &["replay", "usage", &letters[0].id]).await;
     assert!(ok, "{out}");
     assert!(
         out.starts_with(&format!(
@@ -97,7 +97,7 @@ async fn list_show_replay_and_purge_say_what_they_did() {
     );
     assert_eq!(bus.dlq_len("usage").await.unwrap(), 1);
 
-    let (ok, out) = dlq(&redis, &["replay", "usage", "--all"]).await;
+    let (ok, out) = dlq(&db, &redis, &["replay", "usage", "--all"]).await;
     assert!(ok, "{out}");
     assert!(out.starts_with("Replayed 1 dead letter(s)"), "{out}");
     assert_eq!(bus.dlq_len("usage").await.unwrap(), 0);
@@ -106,7 +106,7 @@ async fn list_show_replay_and_purge_say_what_they_did() {
         consumer.step(&Refuse).await.unwrap();
     }
 
-    let (ok, out) = dlq(&redis, &["purge", "usage", "--all"]).await;
+    let (ok, out) = dlq(&db, &redis, &["purge", "usage", "--all"]).await;
     assert!(ok, "{out}");
     assert!(
         out.contains(&format!(
@@ -117,8 +117,24 @@ async fn list_show_replay_and_purge_say_what_they_did() {
     );
     assert_eq!(bus.dlq_len("usage").await.unwrap(), 0);
 
-    let (ok, out) = dlq(&redis, &["show", "usage", &letters[0].id]).await;
+    let (ok, out) = dlq(&db, &redis, &["show", "usage", &letters[0].id]).await;
     assert!(!ok && out.contains("no dead letter"), "{out}");
-    let (ok, out) = dlq(&redis, &["list", "payments"]).await;
+    let (ok, out) = dlq(&db, &redis, &["list", "payments"]).await;
     assert!(!ok && out.contains("unknown stream"), "{out}");
+
+    // Replays and purges are audited, with the operator's machine user; reads are not.
+    let mut owner = db.owner().await;
+    let audit: Vec<(Option<uuid::Uuid>, String, String, String)> = sqlx::query_as(
+        "SELECT tenant_id, action, target_id, user_agent FROM audit_log ORDER BY created_at, id",
+    )
+    .fetch_all(&mut owner)
+    .await
+    .unwrap();
+    let actions: Vec<&str> = audit.iter().map(|(_, a, _, _)| a.as_str()).collect();
+    assert_eq!(actions, ["dlq.replay", "dlq.replay", "dlq.purge"]);
+    for (tenant, _, stream, agent) in &audit {
+        assert!(tenant.is_none());
+        assert_eq!(stream, "usage");
+        assert_eq!(agent, "switchboard-cli (os user ops-person)");
+    }
 }

@@ -175,6 +175,13 @@ async fn rotating_the_master_key_under_load_fails_no_request_and_moves_every_cre
 
     // Every credential is under the new key, and opens with it alone.
     let mut owner = db.owner().await;
+    let (action, details): (String, serde_json::Value) =
+        sqlx::query_as("SELECT action, details FROM audit_log WHERE tenant_id IS NULL")
+            .fetch_one(&mut owner)
+            .await
+            .unwrap();
+    assert_eq!(action, "keys.rotate", "the rotation is audited");
+    assert_eq!(details["rotated"], ENTRIES + 1, "{details}");
     let rows: Vec<(Uuid, Vec<u8>, String)> =
         sqlx::query_as("SELECT id, secret_ciphertext, secret_key_id FROM provider_credentials")
             .fetch_all(&mut owner)
