@@ -19,26 +19,13 @@ pub struct RunHead {
 
 /// The run's status and newest `seq`, or `None` when the tenant has no such run.
 pub async fn head(tx: &mut TenantTx, run: RunId) -> Result<Option<RunHead>, AgentError> {
-    let row = sqlx::query!(
-        "SELECT status, last_seq FROM agent_runs WHERE id = $1",
+    Ok(sqlx::query_as!(
+        RunHead,
+        r#"SELECT status AS "status: RunStatus", last_seq FROM agent_runs WHERE id = $1"#,
         run.as_uuid()
     )
     .fetch_optional(&mut **tx)
-    .await?;
-    row.map(|r| {
-        let status = r
-            .status
-            .parse::<RunStatus>()
-            .map_err(|e| AgentError::Invalid {
-                field: "status",
-                message: e.to_string(),
-            })?;
-        Ok(RunHead {
-            status,
-            last_seq: r.last_seq,
-        })
-    })
-    .transpose()
+    .await?)
 }
 
 /// At most `limit` of the run's events with `seq > after`, oldest first.
