@@ -79,23 +79,6 @@ fn check_models(checks: &mut Checks, models: &[String]) {
     }
 }
 
-/// The URL's shape (http(s), no credentials, no fragment) and, unless the operator set
-/// `PROVIDER_ALLOW_PRIVATE`, every address its host resolves to now: a tenant's entry may not
-/// point the gateway, with the tenant's secret, at the platform's own network. The gateway
-/// checks again when it connects.
-async fn check_url(checks: &mut Checks, url: &str, allow_private: bool) {
-    checks.text("base_url", url, 1, 2000);
-    if let Err(refused) = sb_egress::check_url(url, allow_private).await {
-        let hint = match refused {
-            sb_egress::Refused::NotHttp => {
-                "must be an http(s) URL such as https://api.openai.com/v1".to_owned()
-            }
-            other => other.to_string(),
-        };
-        checks.check(false, "base_url", hint);
-    }
-}
-
 fn check_secret(checks: &mut Checks, secret: &SecretString) {
     let len = secret.expose_secret().chars().count();
     checks.check(
@@ -172,7 +155,9 @@ pub async fn create(
         "provider",
         "must be openai, anthropic or gemini",
     );
-    check_url(&mut checks, &req.base_url, allow_private).await;
+    checks
+        .outbound_url("base_url", &req.base_url, allow_private)
+        .await;
     check_models(&mut checks, &req.models);
     if let Some(secret) = &req.secret {
         check_secret(&mut checks, secret);
@@ -217,7 +202,7 @@ pub async fn update(
         checks.text("name", name, 1, 200);
     }
     if let Some(url) = &req.base_url {
-        check_url(&mut checks, url, allow_private).await;
+        checks.outbound_url("base_url", url, allow_private).await;
     }
     if let Some(models) = &req.models {
         check_models(&mut checks, models);

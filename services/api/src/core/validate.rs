@@ -63,6 +63,17 @@ impl Checks {
         )
     }
 
+    /// A URL the platform will call for a tenant (a webhook, a provider's `base_url`): its length,
+    /// its shape and, unless `allow_private`, every address it resolves to now (`sb-egress`);
+    /// the caller's HTTP client checks again when it connects.
+    pub async fn outbound_url(&mut self, field: &str, url: &str, allow_private: bool) -> &mut Self {
+        self.text(field, url, 1, 2000);
+        if let Err(refused) = sb_egress::check_url(url, allow_private).await {
+            self.check(false, field, refused.to_string());
+        }
+        self
+    }
+
     pub fn slug(&mut self, field: &str, value: &str) -> &mut Self {
         let ok = (1..=63).contains(&value.len())
             && value

@@ -114,15 +114,6 @@ fn check_events(checks: &mut Checks, list: &[String]) {
     }
 }
 
-/// Checks the URL (shape, and where it resolves unless `allow_private`) after the other fields,
-/// so one 422 names every problem.
-async fn check_url(checks: &mut Checks, url: &str, allow_private: bool) {
-    checks.text("url", url, 1, 2000);
-    if let Err(refused) = sb_egress::check_url(url, allow_private).await {
-        checks.check(false, "url", refused.to_string());
-    }
-}
-
 pub async fn list(tx: &mut TenantTx) -> ApiResult<Vec<WebhookView>> {
     Ok(sqlx::query_as!(
         WebhookView,
@@ -155,7 +146,7 @@ pub async fn create(
     let mut checks = Checks::new();
     check_events(&mut checks, &req.events);
     checks.text("description", &req.description, 0, 500);
-    check_url(&mut checks, &req.url, allow_private).await;
+    checks.outbound_url("url", &req.url, allow_private).await;
     checks.finish()?;
     let id = Uuid::now_v7();
     let secret = signing::generate();
@@ -201,7 +192,7 @@ pub async fn update(
     // A webhook of another tenant is a 404 before any URL is resolved.
     let current = get(tx, id).await?;
     if let Some(url) = &req.url {
-        check_url(&mut checks, url, allow_private).await;
+        checks.outbound_url("url", url, allow_private).await;
     }
     checks.finish()?;
     Ok(sqlx::query_as!(
