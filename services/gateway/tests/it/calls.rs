@@ -248,15 +248,7 @@ async fn a_body_of_too_many_values_gets_400_without_being_parsed() {
     // A million values in 2 MB: under the byte limit, far over the value limit.
     let zeros = "0,".repeat(1_000_000);
     let text = format!(r#"{{"model": "mock-gpt-4o", "messages": [{zeros}0]}}"#);
-    let response = stack
-        .http
-        .post(stack.gateway.url("/v1/chat/completions"))
-        .bearer_auth(&stack.key)
-        .header("content-type", "application/json")
-        .body(text)
-        .send()
-        .await
-        .unwrap();
+    let response = stack.chat_text(text).send().await.unwrap();
     let (status, error) = error_of(response).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
     assert!(
@@ -303,15 +295,7 @@ async fn malformed_requests_get_400_naming_the_field_and_change_nothing() {
             "`model` is given twice",
         ),
     ] {
-        let response = stack
-            .http
-            .post(stack.gateway.url("/v1/chat/completions"))
-            .bearer_auth(&stack.key)
-            .header("content-type", "application/json")
-            .body(text)
-            .send()
-            .await
-            .unwrap();
+        let response = stack.chat_text(text).send().await.unwrap();
         let (status, error) = error_of(response).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
         assert!(error["message"].as_str().unwrap().contains(says), "{error}");

@@ -211,6 +211,15 @@ impl Stack {
         self.post(&self.gateway, &self.key, "/v1/chat/completions", body)
     }
 
+    /// A chat completion with `text` as its body, sent as it is (JSON or not).
+    pub fn chat_text(&self, text: impl Into<reqwest::Body>) -> RequestBuilder {
+        self.http
+            .post(self.gateway.url("/v1/chat/completions"))
+            .bearer_auth(&self.key)
+            .header("content-type", "application/json")
+            .body(text)
+    }
+
     /// Every usage event published so far, oldest first.
     pub async fn usage_events(&self) -> Vec<UsageEvent> {
         let mut conn = self.redis.connection().await;
