@@ -5,6 +5,7 @@
 //! panics: a bad value becomes a [`ConfigError`] whose one-line message names the variable and
 //! says how to fix it, and `main` turns it into a non-zero exit.
 
+mod cidr;
 mod error;
 mod secrets;
 mod source;
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+pub use cidr::Cidr;
 pub use error::ConfigError;
 pub use secrets::{MIN_SECRET_LEN, Secrets};
 pub use source::Source;
@@ -439,6 +441,8 @@ pub struct Config {
     pub listen: ListenConfig,
     pub shutdown: ShutdownConfig,
     pub cors_origins: Vec<String>,
+    /// `TRUSTED_PROXIES`: peers whose `X-Forwarded-For` names the client (empty: none).
+    pub trusted_proxies: Vec<Cidr>,
     pub smtp: SmtpConfig,
     pub agent: AgentConfig,
     pub budgets: BudgetDefaults,
@@ -467,6 +471,21 @@ impl Config {
                 "list origins such as https://app.example.com, separated by commas",
             ));
         }
+        let trusted_proxies = src
+            .optional_string("TRUSTED_PROXIES")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|range| !range.is_empty())
+            .map(|range| range.parse::<Cidr>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| {
+                ConfigError::new(
+                    "TRUSTED_PROXIES",
+                    e,
+                    "list the load balancers' addresses or ranges, such as 10.0.0.0/8, separated by commas",
+                )
+            })?;
         let mut gateway = GatewayConfig::from_source(src)?;
         // The demo's tenant calls mock-llm on this machine or network.
         gateway.provider_allow_private |= demo;
@@ -479,6 +498,7 @@ impl Config {
             listen: ListenConfig::from_source(src)?,
             shutdown: ShutdownConfig::from_source(src)?,
             cors_origins,
+            trusted_proxies,
             smtp: SmtpConfig::from_source(src)?,
             agent: AgentConfig::from_source(src)?,
             budgets: BudgetDefaults::from_source(src)?,

@@ -17,8 +17,36 @@ use tower::{Layer, Service, ServiceBuilder};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tracing::{Instrument, Span};
 
-/// The header that carries the request id; a client's own is kept, otherwise one is made.
+/// The header that carries the request id; a client's own is kept if it is plain (see
+/// [`plain_request_id`]), otherwise one is made.
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The longest request id a client may choose.
+pub const MAX_REQUEST_ID_LEN: usize = 64;
+
+/// Whether a client's request id may be kept: at most [`MAX_REQUEST_ID_LEN`] characters of
+/// `A-Z a-z 0-9 . _ -`. The id goes into every log line and the audit log, so anything else
+/// (a kilobyte of text, quotes, control characters, a forged log line) is replaced.
+pub fn plain_request_id(id: &[u8]) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_REQUEST_ID_LEN
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Drops a client's request id that is not plain, or sent more than once, so that
+/// `SetRequestIdLayer` makes a new one.
+fn drop_unplain_request_id(mut req: Request) -> Request {
+    let ids = req.headers().get_all(REQUEST_ID_HEADER);
+    let mut values = ids.iter();
+    let keep =
+        matches!((values.next(), values.next()), (Some(v), None) if plain_request_id(v.as_bytes()));
+    if !keep {
+        req.headers_mut().remove(REQUEST_ID_HEADER);
+    }
+    req
+}
 
 /// Wraps `router` with the standard layers. `service` labels the metrics, so that one
 /// `/metrics` in `serve all` tells the five services apart.
@@ -33,6 +61,7 @@ pub fn standard_layers(router: Router, service: &'static str) -> Router {
         }))
         .layer(
             ServiceBuilder::new()
+                .map_request(drop_unplain_request_id)
                 .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeRequestUuid))
                 .layer(RequestSpanLayer { service })
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER)),
@@ -120,7 +149,10 @@ where
             .get(REQUEST_ID_HEADER)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        let span = tracing::info_span!("request", service = self.service, method = %req.method(), path = %req.uri().path(), request_id);
+        // `tenant_id` is recorded once the caller is known (logs, traces, Sentry tags).
+        let span = tracing::info_span!("request", service = self.service, method = %req.method(), path = %req.uri().path(), request_id, tenant_id = tracing::field::Empty);
+        // A caller's `traceparent` makes this span its child (when spans are exported).
+        sb_telemetry::trace::set_parent_from_headers(&span, req.headers());
         let started = Instant::now();
         let handled = span.in_scope(|| {
             tracing::debug!("started processing request");
@@ -140,6 +172,7 @@ fn finished(span: &Span, status: StatusCode, started: Instant) {
     let _entered = span.enter();
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     if status.is_server_error() {
+        // Sentry reports a 5xx by this message (sb_telemetry::report::RESPONSE_FAILED).
         tracing::error!(status = status.as_u16(), latency_ms, "response failed");
     } else {
         tracing::debug!(
