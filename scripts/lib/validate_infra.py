@@ -14,8 +14,9 @@ there was any. What each part checks:
   service model: RegisterTaskDefinition, CreateService), plus health checks, logs and
   Secrets Manager references;
 - the Railway and Fly files name every service, their commands and health checks;
-- every kustomization lists files that exist, and every manifest beside it is listed (the
-  Kubernetes schemas themselves are checked by kubernetes-validate, from the shell script).
+- every kustomization lists files that exist (resources, configMapGenerator files), and every
+  manifest beside it is listed (the Kubernetes schemas themselves are checked by
+  kubernetes-validate, from the shell script).
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def check_compose() -> None:
 
     services = doc.get("services", {})
     for name in (*SERVICES, "postgres", "redis", "migrate", "seed", "pgbouncer",
-                 "otel-collector", "jaeger", "prometheus", "grafana"):
+                 "otel-collector", "jaeger", "prometheus", "grafana", "backup"):
         if name not in services:
             fail(path, f"no service {name}")
     for name, port in SERVICES.items():
@@ -283,6 +284,11 @@ def check_kustomizations() -> None:
         for resource in listed:
             if not (path.parent / resource).exists():
                 fail(path, f"lists {resource}, which does not exist")
+        for generator in doc.get("configMapGenerator", []):
+            for entry in generator.get("files", []):
+                source = entry.split("=", 1)[-1]
+                if not (path.parent / source).is_file():
+                    fail(path, f"configMapGenerator {generator.get('name')} reads {source}, which does not exist")
         for manifest in path.parent.glob("*.yaml"):
             if manifest.name in ("kustomization.yaml", "secret.yaml") or ".template." in manifest.name:
                 continue
