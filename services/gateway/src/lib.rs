@@ -18,6 +18,8 @@ pub const SERVICE: &str = "gateway";
 pub async fn build(infra: &Infra, config: &Config, addr: SocketAddr) -> std::io::Result<App> {
     let gateway = Gateway::new(infra, config)?;
     let router = routes::router(infra, gateway.clone());
+    // The client's address, for the limit on unknown keys (`TRUSTED_PROXIES`).
+    let router = sb_runtime::client_ip::layer(router, &config.trusted_proxies);
     let subscriber = core::invalidation::Subscriber::new(gateway.clone(), infra);
     let flusher = gateway.clone();
     Ok(

@@ -3,6 +3,7 @@
 //! holds on the budgets that apply: [`crate::core::budget`]). An admitted call goes on to
 //! [`crate::core::call`]; a call refused by the policy is metered ([`meter::refused`]).
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,7 +14,7 @@ use serde_json::Value;
 use crate::core::Gateway;
 use crate::core::budget::{self, Estimate};
 use crate::core::call::{Call, Endpoint};
-use crate::core::keys::KeyInfo;
+use crate::core::keys::{KeyInfo, Lookup};
 use crate::core::meter;
 use crate::core::policy::{Ask, Decision, Limits, Reservation};
 use crate::core::providers::ClientBody;
@@ -40,6 +41,10 @@ pub enum Refusal {
         limit: Micros,
         spent: Micros,
         held: Micros,
+    },
+    /// This client presented too many keys that do not exist (`sb_auth::unknown_keys`).
+    TooManyUnknownKeys {
+        retry_after: Duration,
     },
     /// Redis is down and budgets fail closed, or the usage buffer is full.
     Unavailable(&'static str),
@@ -74,10 +79,11 @@ pub struct CallRequest {
     pub started: Instant,
 }
 
-/// The key from an `Authorization: Bearer sb_live_…` header value.
+/// The key from an `Authorization: Bearer sb_live_…` header value, sent by `client`.
 pub async fn authenticate(
     gw: &Gateway,
     authorization: Option<&str>,
+    client: Option<IpAddr>,
 ) -> Result<Arc<KeyInfo>, Refusal> {
     let secret = authorization
         .and_then(|h| {
@@ -91,15 +97,19 @@ pub async fn authenticate(
     if !sb_auth::api_key::looks_valid(secret) {
         return Err(Refusal::Unauthorized("Incorrect API key provided."));
     }
-    let key = gw
+    let lookup = gw
         .keys
-        .lookup(sb_auth::api_key::hash(secret))
+        .lookup(sb_auth::api_key::hash(secret), client)
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "key lookup failed");
             Refusal::Unavailable("The key could not be checked; try again shortly.")
-        })?
-        .ok_or(Refusal::Unauthorized("Incorrect API key provided."))?;
+        })?;
+    let key = match lookup {
+        Lookup::Found(key) => key,
+        Lookup::Unknown => return Err(Refusal::Unauthorized("Incorrect API key provided.")),
+        Lookup::TooMany(retry_after) => return Err(Refusal::TooManyUnknownKeys { retry_after }),
+    };
     if !key.usable(Utc::now()) {
         return Err(Refusal::Unauthorized(
             "This API key is revoked or expired, or its organization is suspended.",

@@ -3,12 +3,20 @@
 //! The lookup crosses tenants (the key names its tenant), so it runs as the system role. A hit
 //! serves from memory for `GATEWAY_KEY_CACHE_SECONDS`; a revoked key is dropped from every
 //! gateway's cache at once by the invalidation channel (`sb_contracts::invalidation`).
+//!
+//! Keys that do not exist go through [`UnknownKeys`] instead: remembered for a minute, and
+//! limited per client IP, so that a flood of random keys cannot keep the database busy. The
+//! order is: found keys (this cache), then remembered misses, then the per-IP limit, then the
+//! database; so a key that exists is never held back by a cache of misses, and a revoked one
+//! is never served by it. Every query is counted in `api_key_db_lookups_total`.
 
 use foldhash::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use sb_auth::unknown_keys::{UnknownKeys, Verdict};
 use sb_db::SystemPool;
 use sb_kernel::{ApiKeyId, TenantId, WorkspaceId};
 use uuid::Uuid;
@@ -54,10 +62,20 @@ struct KeyRow {
     budget_fail_open: bool,
 }
 
-type Entry = (Instant, Option<Arc<KeyInfo>>);
+type Entry = (Instant, Arc<KeyInfo>);
 
-/// Cached keys (and misses) per gateway before the cache sheds expired entries.
+/// Cached keys per gateway before the cache sheds expired entries.
 const MAX_ENTRIES: usize = 100_000;
+
+/// What a lookup found.
+#[derive(Debug)]
+pub enum Lookup {
+    Found(Arc<KeyInfo>),
+    /// No such key.
+    Unknown,
+    /// This client has presented too many unknown keys; it may try again after this long.
+    TooMany(Duration),
+}
 
 /// The key cache; cheap to clone.
 #[derive(Clone)]
@@ -65,6 +83,7 @@ pub struct KeyCache {
     db: SystemPool,
     ttl: Duration,
     entries: Arc<RwLock<HashMap<[u8; 32], Entry>>>,
+    unknown: Arc<UnknownKeys>,
 }
 
 impl KeyCache {
@@ -73,16 +92,38 @@ impl KeyCache {
             db,
             ttl,
             entries: Arc::default(),
+            unknown: Arc::default(),
         }
     }
 
-    /// The key whose secret hashes to `hash`, or None when there is none.
-    pub async fn lookup(&self, hash: [u8; 32]) -> Result<Option<Arc<KeyInfo>>, sqlx::Error> {
+    /// The key whose secret hashes to `hash`, presented by `client`.
+    pub async fn lookup(
+        &self,
+        hash: [u8; 32],
+        client: Option<IpAddr>,
+    ) -> Result<Lookup, sqlx::Error> {
         if let Some((at, info)) = self.read().get(&hash)
             && at.elapsed() < self.ttl
         {
-            return Ok(info.clone());
+            return Ok(Lookup::Found(info.clone()));
         }
+        match self.unknown.check(&hash, client) {
+            Verdict::LookUp => {}
+            Verdict::Unknown => return Ok(Lookup::Unknown),
+            Verdict::TooMany(wait) => return Ok(Lookup::TooMany(wait)),
+        }
+        match self.query(hash).await? {
+            Some(info) => Ok(Lookup::Found(info)),
+            None => {
+                self.unknown.missed(hash, client);
+                Ok(Lookup::Unknown)
+            }
+        }
+    }
+
+    /// Reads the key from Postgres and caches it when found.
+    async fn query(&self, hash: [u8; 32]) -> Result<Option<Arc<KeyInfo>>, sqlx::Error> {
+        metrics::counter!("api_key_db_lookups_total", "service" => "gateway").increment(1);
         let row = sqlx::query_as!(
             KeyRow,
             r#"SELECT k.id, k.tenant_id, k.workspace_id, k.allowed_models, k.rpm_limit, k.tpm_limit,
@@ -108,13 +149,14 @@ impl KeyCache {
                 budget_fail_open: r.budget_fail_open,
             })
         });
-        if let Some(info) = &info {
-            self.touch(info.id);
-        }
+        let Some(info) = info else {
+            return Ok(None);
+        };
+        self.touch(info.id);
         let mut entries = self.write();
         if entries.len() >= MAX_ENTRIES {
-            // Misses are cached too, so random keys could grow the map without end: drop what
-            // has expired, and everything if that is not enough.
+            // Only keys that exist are here, so this takes that many keys in use within one
+            // period: drop what has expired, and everything if that is not enough.
             let ttl = self.ttl;
             entries.retain(|_, (at, _)| at.elapsed() < ttl);
             if entries.len() >= MAX_ENTRIES {
@@ -122,19 +164,18 @@ impl KeyCache {
             }
         }
         entries.insert(hash, (Instant::now(), info.clone()));
-        Ok(info)
+        Ok(Some(info))
     }
 
     /// Drops a key (revoked or changed) so the next request reads it again.
     pub fn forget_key(&self, key_id: ApiKeyId) {
-        self.write()
-            .retain(|_, (_, info)| info.as_ref().is_none_or(|i| i.id != key_id));
+        self.write().retain(|_, (_, info)| info.id != key_id);
     }
 
     /// Drops every key of a tenant (suspended, or its settings changed).
     pub fn forget_tenant(&self, tenant_id: TenantId) {
         self.write()
-            .retain(|_, (_, info)| info.as_ref().is_none_or(|i| i.tenant_id != tenant_id));
+            .retain(|_, (_, info)| info.tenant_id != tenant_id);
     }
 
     pub fn clear(&self) {

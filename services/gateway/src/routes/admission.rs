@@ -8,6 +8,7 @@
 //! parse, a body (a 10 MiB body of small array elements is hundreds of MB as a `Value`).
 
 use std::marker::PhantomData;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -17,6 +18,7 @@ use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use sb_kernel::RunId;
+use sb_runtime::ClientIp;
 use serde::de::{Deserialize, Deserializer, Error as _, MapAccess};
 use serde_json::{Map, Value};
 
@@ -41,11 +43,12 @@ impl<E: Schema> FromRequest<Arc<Gateway>> for Admission<E> {
         let started = Instant::now();
         // Only the headers are kept past this point (the rest of the parts would be carried,
         // unused, through every await below).
-        let (headers, body) = {
+        let (headers, client, body) = {
             let (parts, body) = request.into_parts();
-            (parts.headers, body)
+            let client = parts.extensions.get::<ClientIp>().map(|c| c.0);
+            (parts.headers, client, body)
         };
-        let key = key(gw, &headers).await?;
+        let key = key(gw, &headers, client).await?;
         let body = json_body(body, gw.max_body_bytes).await?;
         for field in E::FIELDS {
             field.check(&body.json)?;
@@ -67,13 +70,19 @@ impl FromRequestParts<Arc<Gateway>> for Authenticated {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, gw: &Arc<Gateway>) -> Result<Self, ApiError> {
-        Ok(Self(key(gw, &parts.headers).await?))
+        let client = parts.extensions.get::<ClientIp>().map(|c| c.0);
+        Ok(Self(key(gw, &parts.headers, client).await?))
     }
 }
 
-async fn key(gw: &Gateway, headers: &HeaderMap) -> Result<Arc<KeyInfo>, ApiError> {
+/// `client`: the caller's address (`sb_runtime::client_ip`), for the limit on unknown keys.
+async fn key(
+    gw: &Gateway,
+    headers: &HeaderMap,
+    client: Option<IpAddr>,
+) -> Result<Arc<KeyInfo>, ApiError> {
     let authorization = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
-    Ok(admit::authenticate(gw, authorization).await?)
+    Ok(admit::authenticate(gw, authorization, client).await?)
 }
 
 /// The agent run a call is part of ([`RUN_HEADER`]), if any; 400 when it is not a UUID.

@@ -131,6 +131,22 @@ impl From<Refusal> for ApiError {
                 rate_limit_headers(&mut error.0.headers, &limits);
                 error
             }
+            Refusal::TooManyUnknownKeys { retry_after } => {
+                let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+                let mut error = Self::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limit_error",
+                    Some("too_many_invalid_keys"),
+                    format!(
+                        "Too many requests with incorrect API keys from your address; retry after {seconds} s."
+                    ),
+                );
+                error
+                    .0
+                    .headers
+                    .insert("retry-after", HeaderValue::from(seconds));
+                error
+            }
             Refusal::OverBudget {
                 scope,
                 limit,
