@@ -261,6 +261,7 @@ impl<R: MinRole> FromRequestParts<ApiState> for Tenant<R> {
             write,
         )
         .await?;
+        sb_telemetry::record_tenant(&tenant);
         Ok(Self {
             tx,
             access,

@@ -188,3 +188,17 @@ pub enum Service {
     /// All five in one process
     All,
 }
+
+impl Service {
+    /// The end of `service.name` on exported spans; `None` for `serve all`.
+    pub fn telemetry_name(self) -> Option<&'static str> {
+        match self {
+            Self::Gateway => Some("gateway"),
+            Self::Api => Some("api"),
+            Self::AgentWorker => Some("agent-worker"),
+            Self::Ledger => Some("ledger"),
+            Self::MockLlm => Some("mock-llm"),
+            Self::All => None,
+        }
+    }
+}

@@ -93,6 +93,8 @@ impl ModelClient {
         let sent = self
             .http
             .post(&self.url)
+            // The run's trace goes on through the gateway, when spans are exported.
+            .headers(sb_telemetry::trace::outgoing_headers())
             .bearer_auth(key)
             .header(RUN_HEADER, run.to_string())
             .json(&body)

@@ -120,6 +120,7 @@ pub async fn authenticate(
 
 /// The key's tenant: its provider entries and budgets.
 pub async fn tenant(gw: &Gateway, key: &KeyInfo) -> Result<Arc<TenantState>, Refusal> {
+    sb_telemetry::record_tenant(&key.tenant_id);
     gw.tenants.get(key.tenant_id).await.map_err(|e| {
         tracing::error!(error = %e, "loading the tenant's providers and budgets failed");
         Refusal::Internal

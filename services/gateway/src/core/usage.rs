@@ -53,6 +53,8 @@ struct Item {
     tenant: TenantId,
     event: UsageEvent,
     settlement: Option<Settlement>,
+    /// The call's trace (its envelope is made on the delivery task, outside the call's span).
+    traceparent: Option<String>,
     _recording: Recording,
 }
 
@@ -114,6 +116,7 @@ impl UsageSink {
             tenant,
             event,
             settlement,
+            traceparent: sb_telemetry::trace::current_traceparent(),
             _recording: self.recording(),
         };
         if let Err(lost) = self.queue.send(item) {
@@ -245,6 +248,10 @@ impl Shared {
             .iter()
             .filter_map(|item| {
                 Envelope::new(item.tenant, &item.event)
+                    .map(|mut envelope| {
+                        envelope.traceparent.clone_from(&item.traceparent);
+                        envelope
+                    })
                     .inspect_err(
                         |e| tracing::error!(error = %e, "a usage event could not be serialised"),
                     )

@@ -9,6 +9,7 @@ mod cidr;
 mod error;
 mod secrets;
 mod source;
+mod tracing;
 pub mod vars;
 
 use std::net::IpAddr;
@@ -20,6 +21,7 @@ pub use cidr::Cidr;
 pub use error::ConfigError;
 pub use secrets::{MIN_SECRET_LEN, Secrets};
 pub use source::Source;
+pub use tracing::{RootSampler, TraceSampler};
 
 /// Which Postgres roles a service connects as (see `migrations/` and docs/architecture.md).
 #[derive(Clone, Debug)]
@@ -419,17 +421,26 @@ pub struct TelemetryConfig {
     pub sentry_dsn: Option<SecretString>,
 }
 
+    /// The OTLP/HTTP base URL (`/v1/traces` is appended); `None`: no spans leave the process.
 impl TelemetryConfig {
     pub fn from_source(src: &Source) -> Result<Self, ConfigError> {
+    pub sampler: TraceSampler,
+    /// `deployment.environment` on spans, Sentry's environment.
+    pub environment: String,
         Ok(Self {
             log: LogConfig::from_source(src)?,
-            otlp_endpoint: src.optional_http_url("OTEL_EXPORTER_OTLP_ENDPOINT")?,
+            otlp_endpoint: {
+                tracing::check_otlp_protocol(src)?;
+                src.optional_http_url("OTEL_EXPORTER_OTLP_ENDPOINT")?
+            },
             service_name: src.string("OTEL_SERVICE_NAME")?,
             sentry_dsn: src.optional_string("SENTRY_DSN").map(SecretString::from),
         })
     }
 }
 
+            sampler: TraceSampler::from_source(src)?,
+            environment: src.string("DEPLOYMENT_ENVIRONMENT")?,
 /// Everything a running service needs.
 #[derive(Clone, Debug)]
 pub struct Config {

@@ -51,9 +51,13 @@ pub const VARIABLES: &[Variable] = &[
     // Observability.
     var("LOG_LEVEL", Some("info,sqlx=warn"), "a tracing filter: a level, or directives such as info,sb_gateway=debug"),
     var("LOG_FORMAT", Some("pretty"), "`pretty` for people, `json` for log collectors"),
-    var("OTEL_EXPORTER_OTLP_ENDPOINT", None, "send traces over OTLP/HTTP to this endpoint"),
-    var("OTEL_SERVICE_NAME", Some("switchboard"), "service name on exported traces"),
-    var("SENTRY_DSN", None, "report errors to Sentry"),
+    var("OTEL_EXPORTER_OTLP_ENDPOINT", None, "export spans over OTLP/HTTP (protobuf) to this base URL, e.g. http://otel-collector:4318 (`/v1/traces` is appended); unset: no spans leave the process and `traceparent` is neither read nor sent"),
+    var("OTEL_EXPORTER_OTLP_PROTOCOL", Some("http/protobuf"), "the OTLP protocol; only `http/protobuf` is built in (`grpc` is refused at start)"),
+    var("OTEL_SERVICE_NAME", Some("switchboard"), "prefix of `service.name` on exported spans: `switchboard-gateway` for `serve gateway`, the prefix alone for `serve all`"),
+    var("OTEL_TRACES_SAMPLER", Some("parentbased_always_on"), "which traces are kept: always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, parentbased_traceidratio"),
+    var("OTEL_TRACES_SAMPLER_ARG", Some("1.0"), "the fraction of traces kept by the traceidratio samplers (0 to 1)"),
+    var("DEPLOYMENT_ENVIRONMENT", Some("development"), "`deployment.environment` on exported spans and the environment of Sentry events (e.g. production, staging)"),
+    var("SENTRY_DSN", None, "report errors (5xx answers, error logs outside requests, panics) to Sentry; unset: Sentry is not initialised"),
     // E-mail.
     var("SMTP_HOST", Some("127.0.0.1"), "SMTP server for account e-mail"),
     var("SMTP_PORT", Some("1025"), "SMTP port"),

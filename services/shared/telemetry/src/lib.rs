@@ -1,23 +1,31 @@
 //! One entry point for logs, traces and metrics.
 //!
-//! `init` installs the log subscriber (pretty or JSON, filtered by `LOG_LEVEL`); `prometheus`
+//! `init` installs the log subscriber (pretty or JSON, filtered by `LOG_LEVEL`), and
+//! `init_service` adds span export over OTLP ([`trace`]) and error reports to Sentry
+//! ([`report`]) when they are configured; `prometheus`
 //! installs the process-wide metrics recorder on first use and returns the handle that
 //! `/metrics` renders. Both are safe to call more than once (tests start many services in one
 //! process; `serve all` starts five).
 
 mod handles;
 mod json_fields;
+pub mod report;
 pub mod trace;
 
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 pub use handles::HandleCache;
 pub use json_fields::JsonSpanFields;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use sb_config::{LogConfig, LogFormat};
-use tracing_subscriber::EnvFilter;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use sb_config::{LogConfig, LogFormat, TelemetryConfig};
+use secrecy::ExposeSecret as _;
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 /// Buckets for every `*_seconds` histogram: from 0.5 ms (the gateway's overhead budget) to
 /// 10 s (a slow model call), so the alert rules' p99 thresholds (1 s, 3 s) fall inside.
@@ -39,60 +47,150 @@ pub enum TelemetryError {
         value: String,
         source: tracing_subscriber::filter::ParseError,
     },
+    #[error(transparent)]
+    Export(#[from] trace::ExportError),
+    #[error(transparent)]
+    Sentry(#[from] report::BadDsn),
 }
 
-/// Held by `main` for the life of the process; flushes what needs flushing when dropped.
+/// Held by `main` for the life of the process; sends the last spans and Sentry events when
+/// dropped.
 #[must_use = "telemetry stops when the guard is dropped"]
 pub struct TelemetryGuard {
-    provider: opentelemetry_sdk::trace::SdkTracerProvider,
+    provider: Option<SdkTracerProvider>,
+    _sentry: Option<sentry::ClientInitGuard>,
 }
 
 impl Drop for TelemetryGuard {
     fn drop(&mut self) {
-        if let Err(e) = self.provider.shutdown() {
-            tracing::debug!(error = %e, "trace provider shutdown");
+        if let Some(provider) = self.provider.take()
+            && let Err(e) = provider.shutdown()
+        {
+            tracing::warn!(error = %e, "the last spans could not be exported");
         }
     }
 }
 
-/// Installs the global log subscriber, writing to stderr (stdout is for command output such as
-/// `seed --json`). With `traces` (an OTLP endpoint is configured), every span is also an
-/// OpenTelemetry span whose context crosses HTTP and the bus; without it that layer is left
-/// out, since nothing would collect the spans and it costs an allocation per span on every
-/// request. A second call (another service in the same process) keeps the first subscriber.
-pub fn init(config: &LogConfig, traces: bool) -> Result<TelemetryGuard, TelemetryError> {
+/// Installs the global log subscriber for an operator command: logs only, to stderr (stdout
+/// is for command output such as `seed --json`).
+pub fn init(config: &LogConfig) -> Result<TelemetryGuard, TelemetryError> {
+    install(config, None, None)?;
+    Ok(TelemetryGuard {
+        provider: None,
+        _sentry: None,
+    })
+}
+
+/// Installs the global subscriber of a running service: logs, and with
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` every span exported as an OpenTelemetry span (its context
+/// read from and sent with HTTP requests and bus entries), and with `SENTRY_DSN` errors
+/// reported to Sentry. Without an endpoint the trace layer is left out, since nothing would
+/// collect the spans and it costs an allocation per span on every request. `service` is the
+/// one service served (`gateway`), or `None` for `serve all`: it ends `service.name`.
+pub fn init_service(
+    config: &TelemetryConfig,
+    service: Option<&str>,
+) -> Result<TelemetryGuard, TelemetryError> {
+    let provider = match &config.otlp_endpoint {
+        Some(endpoint) => Some(trace::exporting(&trace::ExportSettings {
+            endpoint: endpoint.clone(),
+            service_name: match service {
+                Some(service) => format!("{}-{service}", config.service_name),
+                None => config.service_name.clone(),
+            },
+            environment: config.environment.clone(),
+            sampler: config.sampler,
+        })?),
+        None => None,
+    };
+    let sentry = match &config.sentry_dsn {
+        Some(dsn) => Some(report::init(&report::SentrySettings {
+            dsn: dsn.expose_secret().to_owned(),
+            environment: config.environment.clone(),
+        })?),
+        None => None,
+    };
+    let (guard, client) = sentry.unzip();
+    install(&config.log, provider.as_ref(), client)?;
+    Ok(TelemetryGuard {
+        provider,
+        _sentry: guard,
+    })
+}
+
+fn install(
+    config: &LogConfig,
+    provider: Option<&SdkTracerProvider>,
+    sentry: Option<Arc<sentry::Client>>,
+) -> Result<(), TelemetryError> {
     let filter = EnvFilter::try_new(&config.level).map_err(|source| TelemetryError::BadFilter {
         value: config.level.clone(),
         source,
     })?;
-    let provider = trace::provider();
-    let registry = tracing_subscriber::registry()
-        .with(filter)
-        .with(traces.then(|| trace::layer(&provider)));
-    let installed = match config.format {
-        // JSON lines carry the current span's fields, so the request id is on every line.
-        LogFormat::Json => registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .json()
-                    .with_writer(std::io::stderr)
-                    .with_current_span(true)
-                    .with_span_list(false)
-                    .fmt_fields(JsonSpanFields),
-            )
-            .try_init(),
-        LogFormat::Pretty => registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .with_target(true)
-                    .with_writer(std::io::stderr),
-            )
-            .try_init(),
+    let installed = if provider.is_none() && sentry.is_none() {
+        // One global filter: spans and lines below `LOG_LEVEL` cost nothing.
+        tracing_subscriber::registry()
+            .with(filter)
+            .with(log_layer(config.format))
+            .try_init()
+    } else {
+        // `LOG_LEVEL` filters the log lines only: spans are exported and errors reported
+        // whatever it says.
+        REPORTING.store(true, Ordering::Relaxed);
+        tracing_subscriber::registry()
+            .with(log_layer(config.format).with_filter(filter))
+            .with(provider.map(|p| trace::layer(p).with_filter(LevelFilter::INFO)))
+            .with(sentry.map(|c| report::layer(c).with_filter(report::filter())))
+            .try_init()
     };
     if installed.is_err() {
         tracing::debug!("a log subscriber was already installed; keeping it");
     }
-    Ok(TelemetryGuard { provider })
+    Ok(())
+}
+
+/// The log lines, to stderr.
+fn log_layer<S>(format: LogFormat) -> Box<dyn Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'span> LookupSpan<'span>,
+{
+    match format {
+        // JSON lines carry the current span's fields, so the request id is on every line.
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(std::io::stderr)
+            .with_current_span(true)
+            .with_span_list(false)
+            .fmt_fields(JsonSpanFields)
+            .boxed(),
+        LogFormat::Pretty => tracing_subscriber::fmt::layer()
+            .with_target(true)
+            .with_writer(std::io::stderr)
+            .boxed(),
+    }
+}
+
+/// Whether spans are exported or errors reported: what [`record_tenant`] is for.
+static REPORTING: AtomicBool = AtomicBool::new(false);
+
+/// Records the caller's tenant on the current request's span (its `tenant_id` field), for
+/// exported spans and Sentry tags; nothing when neither is on (it is work on every call).
+pub fn record_tenant(tenant: &dyn std::fmt::Display) {
+    if REPORTING.load(Ordering::Relaxed) {
+        tracing::Span::current().record("tenant_id", tracing::field::display(tenant));
+    }
+}
+
+/// A subscriber that writes no logs but exports spans through `provider` and reports errors
+/// to `sentry`: for tests, installed with `tracing::subscriber::set_default`.
+pub fn test_subscriber(
+    provider: Option<&SdkTracerProvider>,
+    sentry: Option<Arc<sentry::Client>>,
+) -> impl tracing::Subscriber + Send + Sync + use<> {
+    REPORTING.store(true, Ordering::Relaxed);
+    tracing_subscriber::registry()
+        .with(provider.map(|p| trace::layer(p).with_filter(LevelFilter::INFO)))
+        .with(sentry.map(|c| report::layer(c).with_filter(report::filter())))
 }
 
 /// The process-wide Prometheus recorder, installed on first call.

@@ -17,10 +17,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { service, demo } => {
             let config = Config::from_env(demo)?;
-            let _telemetry = sb_telemetry::init(
-                &config.telemetry.log,
-                config.telemetry.otlp_endpoint.is_some(),
-            )?;
+            let _telemetry =
+                sb_telemetry::init_service(&config.telemetry, service.telemetry_name())?;
             serve::run(service, config).await
         }
         Command::Migrate => {
@@ -66,5 +64,5 @@ fn init_command_logs() -> anyhow::Result<sb_telemetry::TelemetryGuard> {
     if !source.is_set("LOG_LEVEL") {
         log.level = "warn".to_owned();
     }
-    Ok(sb_telemetry::init(&log, false)?)
+    Ok(sb_telemetry::init(&log)?)
 }

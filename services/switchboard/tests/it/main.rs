@@ -13,3 +13,4 @@ mod keys;
 mod ledger_crash;
 mod monitoring;
 mod shutdown;
+mod telemetry;

@@ -198,6 +198,8 @@ impl Deliverer {
         let result = self
             .http
             .post(url)
+            // The trace context of the event's delivery, when spans are exported.
+            .headers(sb_telemetry::trace::outgoing_headers())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header("webhook-id", id)
             .header("webhook-timestamp", timestamp.to_string())

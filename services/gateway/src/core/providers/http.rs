@@ -42,7 +42,12 @@ pub(super) fn join(base: &str, path: &str) -> String {
 /// entry and model): parsing one, with its host's IDNA mapping, took more of a call's time
 /// than the whole policy decision. A path carries the client's model name for some
 /// providers, so only short URLs are kept, and at most [`MOST_URLS`] of them.
+/// The caller's trace context (`traceparent`) goes with it when spans are exported.
 pub(super) fn post_to(http: &reqwest::Client, base: &str, path: &str) -> RequestBuilder {
+    post_untraced(http, base, path).headers(sb_telemetry::trace::outgoing_headers())
+}
+
+fn post_untraced(http: &reqwest::Client, base: &str, path: &str) -> RequestBuilder {
     const MOST_URLS: usize = 4096;
     const LONGEST_KEPT: usize = 512;
     static PARSED: LazyLock<Mutex<HashMap<String, reqwest::Url>>> = LazyLock::new(Mutex::default);
