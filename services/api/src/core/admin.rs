@@ -6,9 +6,9 @@ use sb_kernel::{Role, TenantId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::core::accounts;
 use crate::core::audit::{self, Actor, Entry};
 use crate::core::invalidation::{self, Stale};
+use crate::core::invitations;
 use crate::core::tenants::{self, NewTenant, TenantView};
 use crate::core::validate::Checks;
 use crate::error::{ApiError, ApiResult};
@@ -20,12 +20,14 @@ pub struct AdminNewTenant {
     pub name: String,
     pub slug: String,
     pub time_zone: Option<String>,
-    /// The first owner; an account is made (and invited by e-mail) if none has this address.
+    /// The first owner: invited by e-mail, an owner once they accept from a verified account
+    /// with this address (whether or not it has an account today).
     pub owner_email: String,
 }
 
-/// Creates a tenant with its first owner and, once it has committed, tells an owner who had no
-/// account yet (with a link to choose their password).
+/// Creates a tenant and a pending owner invitation for `owner_email`, then (once committed)
+/// mails the link. Nobody is attached at once, not even an existing account: an account may
+/// have been signed up with that address by someone else (issue #20).
 pub async fn create_tenant(
     state: &ApiState,
     actor: Actor<'_>,
@@ -39,17 +41,17 @@ pub async fn create_tenant(
     let mut checks = Checks::new();
     tenants::check_new(&mut checks, "", &new);
     checks.email("owner_email", &req.owner_email).finish()?;
-    let owner_email = req.owner_email.trim();
     let mut tx = state.infra.app_db.begin(TenantId::new()).await?;
-    let (owner, new_account) = accounts::find_or_create(&mut tx, owner_email).await?;
-    let view = tenants::create(&mut tx, &new, owner, Role::Owner, &state.budgets).await?;
+    let view = tenants::create(&mut tx, &new, &state.budgets).await?;
+    let invitation =
+        invitations::create(&mut tx, actor.user, req.owner_email.trim(), Role::Owner).await?;
     let entry = Entry::new("tenant.create", "tenant", view.id)
-        .details(serde_json::json!({"slug": view.slug, "owner": owner, "via": "admin"}));
+        .details(serde_json::json!({"slug": view.slug, "via": "admin"}));
+    audit::record(&mut tx, actor, entry).await?;
+    let entry = Entry::new("invitation.create", "invitation", invitation.view.id)
+        .details(serde_json::json!({"role": Role::Owner.as_str()}));
     audit::commit(tx, actor, entry).await?;
-    // An owner who already had an account finds the tenant among their memberships.
-    if new_account {
-        accounts::send_invitation(state, owner, owner_email, &view.name, true)?;
-    }
+    invitation.notify(state, &view.name);
     Ok(view)
 }
 

@@ -75,18 +75,20 @@ impl Mailer {
         );
     }
 
-    pub fn send_invitation(&self, to: &str, tenant: &str, token: Option<&str>) {
-        let how = match token {
-            Some(token) => format!(
-                "Choose your password by opening:\n{}\n\nThe link works for 7 days.\n",
-                self.link("reset-password", token)
-            ),
-            None => format!("Sign in at {}\n", self.public_url),
-        };
+    /// An invitation to `tenant` as `role`. The same message whether or not the address has an
+    /// account: the link is accepted from a signed-in account with this address, verified.
+    pub fn send_invitation(&self, to: &str, tenant: &str, role: &str, token: &str) {
+        let link = self.link("accept-invitation", token);
         self.send(
             to,
-            &format!("You have been added to {tenant} on Switchboard"),
-            format!("You are now a member of {tenant}.\n\n{how}"),
+            &format!("You are invited to join {tenant} on Switchboard"),
+            format!(
+                "You are invited to join {tenant} on Switchboard as {role}.\n\n\
+                 To accept, sign in with this address (or create an account with it and confirm \
+                 the address), then open:\n{link}\n\n\
+                 The link works for 7 days and only once. If you did not expect this \
+                 invitation, ignore this message.\n"
+            ),
         );
     }
 

@@ -1,6 +1,6 @@
-//! Members of a tenant: invite by e-mail, change a role, remove. Admins manage admins, members
-//! and viewers; only owners grant, change or remove the owner role; a tenant always keeps at
-//! least one owner.
+//! Members of a tenant: list, change a role, remove (people join by accepting an invitation,
+//! `core::invitations`). Admins manage admins, members and viewers; only owners grant, change
+//! or remove the owner role; a tenant always keeps at least one owner.
 
 use chrono::{DateTime, Utc};
 use sb_db::TenantTx;
@@ -10,10 +10,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::core::access::Access;
-use crate::core::validate::Checks;
-use crate::core::{accounts, tenants};
 use crate::error::{ApiError, ApiResult};
-use crate::state::ApiState;
 
 #[derive(Clone, Debug, Serialize, ToSchema, async_graphql::SimpleObject)]
 pub struct MemberView {
@@ -23,14 +20,6 @@ pub struct MemberView {
     /// `owner`, `admin`, `member` or `viewer`.
     pub role: String,
     pub joined_at: DateTime<Utc>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Invite {
-    pub email: String,
-    #[schema(value_type = String, example = "member")]
-    pub role: Role,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -78,7 +67,8 @@ async fn get_for_update(tx: &mut TenantTx, user: UserId) -> ApiResult<MemberView
     .ok_or_else(|| ApiError::not_found("member"))
 }
 
-fn guard_owner_power(access: &Access, role: Role) -> ApiResult<()> {
+/// Only an owner grants, changes, removes (or invites) the owner role.
+pub fn guard_owner_power(access: &Access, role: Role) -> ApiResult<()> {
     if role == Role::Owner && access.role != Role::Owner {
         return Err(ApiError::forbidden(
             "only an owner may grant, change or remove the owner role",
@@ -87,51 +77,19 @@ fn guard_owner_power(access: &Access, role: Role) -> ApiResult<()> {
     Ok(())
 }
 
-/// What an invitation did: the member, whether a new account was made for them (it then needs a
-/// link to choose its password), and the tenant's name for the e-mail.
-pub struct Invited {
-    pub member: MemberView,
-    pub new_account: bool,
-    pub tenant_name: String,
-}
-
-impl Invited {
-    /// Tells the invited person; call it once the invitation has committed.
-    pub fn notify(&self, state: &ApiState) -> ApiResult<()> {
-        accounts::send_invitation(
-            state,
-            UserId::from_uuid(self.member.user_id),
-            &self.member.email,
-            &self.tenant_name,
-            self.new_account,
-        )
-    }
-}
-
-pub async fn invite(tx: &mut TenantTx, access: &Access, req: &Invite) -> ApiResult<Invited> {
-    Checks::new().email("email", &req.email).finish()?;
-    guard_owner_power(access, req.role)?;
-    let (user, new_account) = accounts::find_or_create(tx, req.email.trim()).await?;
-    let inserted = sqlx::query!(
+/// Makes `user` a member of the tenant of `tx` as `role`, unless they already are one (then
+/// nothing changes). Only signup (the owner of a new tenant) and an accepted invitation call it.
+pub async fn add(tx: &mut TenantTx, user: UserId, role: Role) -> ApiResult<()> {
+    sqlx::query!(
         "INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, $3)
          ON CONFLICT DO NOTHING",
         tx.tenant().as_uuid(),
         user.as_uuid(),
-        req.role.as_str(),
+        role.as_str(),
     )
     .execute(&mut **tx)
     .await?;
-    if inserted.rows_affected() == 0 {
-        return Err(ApiError::conflict(
-            "already_member",
-            "this person is already a member; change their role instead",
-        ));
-    }
-    Ok(Invited {
-        member: get(tx, user).await?,
-        new_account,
-        tenant_name: tenants::get(tx).await?.name,
-    })
+    Ok(())
 }
 
 /// Locks the owners' rows and counts them, so two concurrent demotions (or an erasure) cannot

@@ -15,6 +15,7 @@ pub mod budgets;
 pub mod credentials;
 pub mod export;
 pub mod invalidation;
+pub mod invitations;
 pub mod key_auth;
 pub mod mail;
 pub mod me;

@@ -6,7 +6,6 @@
 use chrono::{DateTime, Utc};
 use sb_config::BudgetDefaults;
 use sb_db::TenantTx;
-use sb_kernel::{Role, UserId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -45,13 +44,12 @@ pub fn check_new(checks: &mut Checks, prefix: &str, t: &NewTenant) {
     }
 }
 
-/// Creates the tenant of `tx` (a transaction bound to the new tenant's id) with `user` as a
-/// member, and its default budgets.
+/// Creates the tenant of `tx` (a transaction bound to the new tenant's id) and its default
+/// budgets, with no member yet: signup adds its user as the owner, a platform admin's tenant
+/// waits for its invited owner to accept.
 pub async fn create(
     tx: &mut TenantTx,
     new: &NewTenant,
-    user: UserId,
-    role: Role,
     budgets: &BudgetDefaults,
 ) -> ApiResult<TenantView> {
     let id = tx.tenant().as_uuid();
@@ -82,14 +80,6 @@ pub async fn create(
     .on_unique(|| {
         ApiError::conflict("slug_taken", "another tenant has this slug; choose another")
     })?;
-    sqlx::query!(
-        "INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, $3)",
-        id,
-        user.as_uuid(),
-        role.as_str(),
-    )
-    .execute(&mut **tx)
-    .await?;
     crate::core::budgets::create_defaults(tx, budgets).await?;
     Ok(view)
 }

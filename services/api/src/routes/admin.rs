@@ -47,7 +47,8 @@ async fn list_tenants(
     ))
 }
 
-/// Creates a tenant with its first owner.
+/// Creates a tenant and invites its first owner by e-mail: they become its owner once they
+/// accept from a verified account with that address (an existing account is not attached).
 #[utoipa::path(post, path = "/tenants", tag = "admin", request_body = AdminNewTenant,
     responses((status = 201, body = TenantView)))]
 async fn create_tenant(

@@ -1,6 +1,5 @@
-//! `/api/v1/tenants/{tenant_id}/members`.
+//! `/api/v1/tenants/{tenant_id}/members`: people join through `invitations`.
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -8,14 +7,14 @@ use utoipa_axum::routes;
 use sb_kernel::UserId;
 
 use crate::core::audit::Entry;
-use crate::core::members::{self, Invite, MemberView, RoleChange};
+use crate::core::members::{self, MemberView, RoleChange};
 use crate::error::{ApiResult, Problem};
 use crate::extract::{Admin, Id, Json, Tenant};
 use crate::state::ApiState;
 
 pub fn router() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
-        .routes(routes!(list, invite))
+        .routes(routes!(list))
         .routes(routes!(change_role, remove))
 }
 
@@ -23,27 +22,6 @@ pub fn router() -> OpenApiRouter<ApiState> {
     responses((status = 200, body = Vec<MemberView>)))]
 async fn list(mut t: Tenant) -> ApiResult<axum::Json<Vec<MemberView>>> {
     Ok(axum::Json(members::list(&mut t.tx).await?))
-}
-
-/// Adds a person by e-mail. Someone without an account gets one, and an e-mail with a link to
-/// choose their password; others get a notice. Only owners may invite owners.
-#[utoipa::path(post, path = "/members", tag = "members", request_body = Invite,
-    responses((status = 201, body = MemberView),
-              (status = 409, description = "`already_member`", body = Problem)))]
-async fn invite(
-    State(state): State<ApiState>,
-    mut t: Tenant<Admin>,
-    Json(req): Json<Invite>,
-) -> ApiResult<(StatusCode, axum::Json<MemberView>)> {
-    let invited = members::invite(&mut t.tx, &t.access, &req).await?;
-    let member = &invited.member;
-    t.finish(
-        Entry::new("member.invite", "user", member.user_id)
-            .details(serde_json::json!({"role": member.role, "new_account": invited.new_account})),
-    )
-    .await?;
-    invited.notify(&state)?;
-    Ok((StatusCode::CREATED, axum::Json(invited.member)))
 }
 
 /// Changes a member's role. Only owners may grant or take away the owner role, and the last

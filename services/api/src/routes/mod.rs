@@ -9,6 +9,7 @@ mod auth;
 mod budgets;
 mod credentials;
 pub mod docs;
+mod invitations;
 mod me;
 mod members;
 mod run_events;
@@ -30,6 +31,7 @@ pub fn rest() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
     let tenant = OpenApiRouter::new()
         .merge(workspaces::router())
         .merge(members::router())
+        .merge(invitations::router())
         .merge(api_keys::router())
         .merge(credentials::router())
         .merge(budgets::router())
@@ -42,6 +44,7 @@ pub fn rest() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::new()
         .nest("/api/v1/auth", auth::router())
         .merge(me::router())
+        .merge(invitations::root())
         .merge(tenant::root())
         .nest("/api/v1/tenants/{tenant_id}", tenant)
         .nest("/api/v1/admin", admin::router())

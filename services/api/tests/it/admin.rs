@@ -27,11 +27,19 @@ async fn platform_admins_create_list_and_suspend_tenants() {
         .await
         .expect(201);
     assert_eq!(created["slug"], "globex");
-    // The new owner is invited by e-mail and can choose a password.
-    let mail = api.smtp.wait_for("hank@globex.example", 1).await;
+    // The new owner is invited by e-mail: they sign up with that address, confirm it and
+    // accept (invitations has the attacks on this path).
+    let invitation = api.smtp.wait_for("hank@globex.example", 1).await.token();
     api.public(
-        "/api/v1/auth/password/reset",
-        json!({"token": mail.token(), "password": "hank's own passphrase"}),
+        "/api/v1/auth/signup",
+        json!({"email": "hank@globex.example", "password": "hank's own passphrase"}),
+    )
+    .await
+    .expect(201);
+    let verification = api.smtp.wait_for("hank@globex.example", 2).await;
+    api.public(
+        "/api/v1/auth/email/verify",
+        json!({"token": verification.token()}),
     )
     .await
     .expect(204);
@@ -39,10 +47,15 @@ async fn platform_admins_create_list_and_suspend_tenants() {
         .login("hank@globex.example", "hank's own passphrase")
         .await
         .expect(200);
-    let me = api
-        .get("/api/v1/me", hank["access_token"].as_str().unwrap())
-        .await
-        .expect(200);
+    let hank = hank["access_token"].as_str().unwrap();
+    api.post(
+        "/api/v1/invitations/accept",
+        hank,
+        json!({"token": invitation}),
+    )
+    .await
+    .expect(200);
+    let me = api.get("/api/v1/me", hank).await.expect(200);
     assert_eq!(me["memberships"][0]["role"], "owner");
     let taken = api
         .post(

@@ -158,6 +158,27 @@ async fn new_tenants_start_with_the_default_budgets() {
         .await
         .expect(201);
     let globex = uuid::Uuid::parse_str(created["id"].as_str().unwrap()).unwrap();
+    // The owner of a platform-made tenant is invited; a verified account accepts.
+    api.smtp.wait_for("o@example.com", 2).await;
+    let token = |subject: &str| {
+        api.smtp
+            .to("o@example.com")
+            .into_iter()
+            .find(|m| m.subject().contains(subject))
+            .unwrap()
+            .token()
+    };
+    let (verification, invitation) = (token("Confirm"), token("invited"));
+    api.public("/api/v1/auth/email/verify", json!({"token": verification}))
+        .await
+        .expect(204);
+    api.post(
+        "/api/v1/invitations/accept",
+        &operator.token,
+        json!({"token": invitation}),
+    )
+    .await
+    .expect(200);
     assert_eq!(budgets_of(globex, operator.token.clone()).await, expected);
 
     let none = Api::new().await;

@@ -57,6 +57,11 @@ async fn victim(api: &Api) -> Victim {
     )
     .await;
     let hook_id = hook["webhook"]["id"].as_str().unwrap().to_owned();
+    let invitation = post(
+        "invitations",
+        json!({"email": "b-invitee@example.com", "role": "member"}),
+    )
+    .await;
     let delivery = Uuid::now_v7().to_string();
     let mut db = api.db.owner().await;
     sqlx::query(
@@ -86,6 +91,7 @@ async fn victim(api: &Api) -> Victim {
         ("webhooks", hook_id),
         ("delivery_id", delivery),
         ("members", owner.id.to_string()),
+        ("invitations", invitation["id"].as_str().unwrap().to_owned()),
     ]);
     Victim {
         tenant: t.to_string(),
@@ -101,7 +107,9 @@ fn body_for(path: &str, method: &str, victim: &Victim) -> Option<Value> {
     Some(match (method, resource, has_id) {
         ("get" | "delete", _, _) => return None,
         ("post", "workspaces", false) | ("patch", "workspaces", true) => json!({"name": "x"}),
-        ("post", "members", false) => json!({"email": "intruder@example.com", "role": "viewer"}),
+        ("post", "invitations", false) => {
+            json!({"email": "intruder@example.com", "role": "viewer"})
+        }
         ("patch", "members", true) => json!({"role": "viewer"}),
         ("post", "api-keys", false) => json!({"name": "intruder"}),
         ("post", "provider-credentials", false) => {
@@ -250,6 +258,10 @@ async fn no_role_of_tenant_a_reaches_tenant_b_on_any_route() {
         ),
         (
             format!("SELECT count(*) FROM memberships WHERE tenant_id = '{tb}'"),
+            1,
+        ),
+        (
+            format!("SELECT count(*) FROM invitations WHERE tenant_id = '{tb}'"),
             1,
         ),
         (format!("SELECT count(*) FROM tenants WHERE id = '{tb}'"), 1),

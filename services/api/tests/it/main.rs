@@ -14,6 +14,7 @@ mod erasure;
 mod graphql;
 mod hardening;
 mod input;
+mod invitations;
 mod isolation;
 mod jwt;
 mod members;

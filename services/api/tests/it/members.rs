@@ -1,5 +1,5 @@
-//! `/api/v1/tenants/{tenant_id}/members` through the REST stack: invitations, roles, removal and
-//! the last owner.
+//! `/api/v1/tenants/{tenant_id}/members` through the REST stack: joining by invitation, roles,
+//! removal and the last owner (the attacks on invitations are in `invitations`).
 
 use sb_kernel::Role;
 use serde_json::json;
@@ -12,10 +12,10 @@ async fn members_are_invited_changed_and_removed_and_the_last_owner_stays() {
     let (owner, t) = api.owner("owner@example.com", "acme").await;
     let base = format!("/api/v1/tenants/{t}/members");
 
-    // A new person gets an account and a link to choose a password.
+    // A new person is invited, signs up with the invited address, confirms it and accepts.
     let invited = api
         .post(
-            &base,
+            &format!("/api/v1/tenants/{t}/invitations"),
             &owner.token,
             json!({"email": "new@example.com", "role": "member"}),
         )
@@ -24,9 +24,17 @@ async fn members_are_invited_changed_and_removed_and_the_last_owner_stays() {
     assert_eq!(invited["role"], "member");
     let mail = api.smtp.wait_for("new@example.com", 1).await;
     assert!(mail.subject().contains("acme"), "{}", mail.subject());
+    let invitation = mail.token();
     api.public(
-        "/api/v1/auth/password/reset",
-        json!({"token": mail.token(), "password": "the invitee's passphrase"}),
+        "/api/v1/auth/signup",
+        json!({"email": "new@example.com", "password": "the invitee's passphrase"}),
+    )
+    .await
+    .expect(201);
+    let verification = api.smtp.wait_for("new@example.com", 2).await;
+    api.public(
+        "/api/v1/auth/email/verify",
+        json!({"token": verification.token()}),
     )
     .await
     .expect(204);
@@ -35,12 +43,20 @@ async fn members_are_invited_changed_and_removed_and_the_last_owner_stays() {
         .await
         .expect(200);
     let newcomer_token = newcomer["access_token"].as_str().unwrap();
+    api.post(
+        "/api/v1/invitations/accept",
+        newcomer_token,
+        json!({"token": invitation}),
+    )
+    .await
+    .expect(200);
     let me = api.get("/api/v1/me", newcomer_token).await.expect(200);
     assert_eq!(me["memberships"][0]["role"], "member");
+    let user = newcomer["user_id"].as_str().unwrap();
 
     let again = api
         .post(
-            &base,
+            &format!("/api/v1/tenants/{t}/invitations"),
             &owner.token,
             json!({"email": "NEW@example.com", "role": "viewer"}),
         )
@@ -51,7 +67,7 @@ async fn members_are_invited_changed_and_removed_and_the_last_owner_stays() {
     );
     let bad_role = api
         .post(
-            &base,
+            &format!("/api/v1/tenants/{t}/invitations"),
             &owner.token,
             json!({"email": "x@example.com", "role": "emperor"}),
         )
@@ -61,7 +77,6 @@ async fn members_are_invited_changed_and_removed_and_the_last_owner_stays() {
 
     // Admins manage members but not owners.
     let admin = api.member(t, Role::Admin, "admin@example.com").await;
-    let user = invited["user_id"].as_str().unwrap();
     api.patch(
         &format!("{base}/{user}"),
         &admin.token,

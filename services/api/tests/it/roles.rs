@@ -57,7 +57,7 @@ async fn each_role_can_do_what_it_should_and_no_more() {
                 json!({"scope": "tenant", "period": "daily", "limit_micros": 1}),
             ),
             (
-                "/members",
+                "/invitations",
                 json!({"email": "z@example.com", "role": "viewer"}),
             ),
         ] {

@@ -1,4 +1,4 @@
-//! The signed one-use links the e-mails carry (verification, password reset, invitation). A link
+//! The signed one-use links the e-mails carry (verification, password reset). A link
 //! is a JWT for its own purpose, holding a fingerprint of the state it changes (the address, the
 //! password hash), so it stops working once that state has changed.
 

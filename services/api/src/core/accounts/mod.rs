@@ -5,12 +5,10 @@
 //! - `email`: verifying the e-mail address;
 //! - `recovery`: the forgotten-password link and the reset;
 //! - `totp`: enrolling and checking the second factor;
-//! - `invitations`: accounts made for people invited to a tenant, and their e-mail;
 //! - `password`: Argon2id hashing off the async threads, and asking for the password again;
 //! - `links`: the signed one-use links the e-mails carry.
 
 mod email;
-mod invitations;
 mod links;
 mod login;
 mod password;
@@ -24,7 +22,6 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 pub use email::{TokenRequest, resend_verification, verify_email};
-pub use invitations::{find_or_create, send_invitation};
 pub use login::{LoginRequest, LogoutRequest, RefreshRequest, login, logout, refresh};
 pub use password::{ConfirmPassword, confirm_password};
 pub use recovery::{EmailRequest, ResetRequest, forgot_password, reset_password};

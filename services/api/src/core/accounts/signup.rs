@@ -9,6 +9,7 @@ use super::UserView;
 use super::email::send_verification;
 use super::password::hash_password;
 use crate::core::audit::{self, Actor, Entry};
+use crate::core::members;
 use crate::core::tenants::{self, NewTenant, TenantView};
 use crate::core::validate::Checks;
 use crate::error::{ApiError, ApiResult, OnConstraint};
@@ -56,7 +57,8 @@ pub async fn signup(
         Some(new) => {
             let mut tx = state.infra.app_db.begin(TenantId::new()).await?;
             let view = insert_user(&mut tx, user, &email, &hash, &req.display_name).await?;
-            let tenant = tenants::create(&mut tx, &new, user, Role::Owner, &state.budgets).await?;
+            let tenant = tenants::create(&mut tx, &new, &state.budgets).await?;
+            members::add(&mut tx, user, Role::Owner).await?;
             let entry = Entry::new("tenant.create", "tenant", tenant.id)
                 .details(serde_json::json!({"slug": new.slug, "via": "signup"}));
             audit::commit(tx, actor, entry).await?;

@@ -30,6 +30,7 @@ pub fn statements(tenant: TenantId, user: Uuid) -> Vec<(&'static str, String)> {
         ("tenants", format!("INSERT INTO tenants (id, name, slug) VALUES ('{t}', 'Tenant {short}', 't-{short}')")),
         ("memberships", format!("INSERT INTO memberships (tenant_id, user_id, role) VALUES ('{t}', '{user}', 'owner')")),
         ("workspaces", format!("INSERT INTO workspaces (id, tenant_id, name) VALUES ('{w}', '{t}', 'ws')")),
+        ("invitations", format!("INSERT INTO invitations (id, tenant_id, email, role, token_hash, expires_at) VALUES ('{}', '{t}', 'i@example.test', 'member', decode(md5('{t}') || md5('{w}'), 'hex'), now() + interval '1 day')", Uuid::now_v7())),
         (
             "api_keys",
             format!(
