@@ -92,6 +92,22 @@ impl Mailer {
         );
     }
 
+    /// Tells the owner of an address that someone tried to sign up with it. Signup answers as
+    /// if it had worked, so the form does not tell a stranger which addresses have accounts.
+    pub fn send_signup_attempt(&self, to: &str) {
+        self.send(
+            to,
+            "Someone tried to sign up with your address",
+            format!(
+                "Someone tried to create a Switchboard account with this e-mail address, which \
+                 already has one. No account was made and yours is unchanged.\n\n\
+                 If it was you, sign in at {url} (a forgotten password can be reset from \
+                 there).\nIf it was not you, there is nothing to do.\n",
+                url = self.public_url
+            ),
+        );
+    }
+
     /// A plain-text notice (budget alerts).
     pub fn send_text(&self, to: &str, subject: &str, body: String) {
         self.send(to, subject, body);

@@ -32,10 +32,11 @@ pub fn router() -> OpenApiRouter<ApiState> {
 }
 
 /// Creates an account and, optionally, its first tenant with the new user as its owner. A
-/// verification e-mail goes out.
+/// verification e-mail goes out. An address that already has an account gets the same answer
+/// (nothing is created) and its owner an e-mail saying someone tried.
 #[utoipa::path(post, path = "/signup", tag = "auth", request_body = SignupRequest,
     responses((status = 201, body = SignupResponse),
-              (status = 409, description = "The e-mail address or tenant slug is taken", body = Problem)))]
+              (status = 409, description = "`slug_taken`: another tenant has this slug", body = Problem)))]
 async fn signup(
     State(state): State<ApiState>,
     meta: RequestMeta,

@@ -23,17 +23,6 @@ async fn signup_verify_login_refresh_and_logout() {
     assert_eq!(created["tenant"]["slug"], "engines");
     assert_eq!(created["tenant"]["time_zone"], "Europe/London");
 
-    // The same address in another case is taken; nothing else is created.
-    let again = api
-        .public(
-            "/api/v1/auth/signup",
-            json!({"email": "ada@example.com", "password": PASSWORD,
-                   "tenant": {"name": "Other", "slug": "other"}}),
-        )
-        .await;
-    assert_eq!((again.status.as_u16(), again.code()), (409, "email_taken"));
-    assert_eq!(api.count("SELECT count(*) FROM tenants").await, 1);
-
     // The verification e-mail went out over SMTP; its link verifies the address.
     let mail = api.smtp.wait_for("Ada@Example.com", 1).await;
     assert!(mail.subject().contains("Confirm"), "{}", mail.subject());
@@ -446,4 +435,94 @@ async fn without_redis_login_limits_fall_back_to_memory() {
         .get("/api/v1/me", session["access_token"].as_str().unwrap())
         .await;
     assert_eq!((me.status.as_u16(), me.code()), (503, "unavailable"));
+}
+
+/// The shape of a JSON value: its keys, and the kind of each leaf.
+fn shape(v: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), shape(v))).collect()),
+        Value::Array(a) => Value::Array(a.iter().map(shape).collect()),
+        Value::String(_) => json!("string"),
+        Value::Number(_) => json!("number"),
+        Value::Bool(_) => json!("bool"),
+        Value::Null => Value::Null,
+    }
+}
+
+/// Signup must not tell a stranger which addresses have accounts (issue #20): a taken address
+/// is answered like a new one, nothing is created, and the address's owner is told by e-mail.
+#[tokio::test]
+async fn signup_with_a_taken_address_answers_like_a_new_one_and_tells_the_owner() {
+    let api = Api::new().await;
+    let signup = |email: &str, slug: &str| {
+        json!({"email": email, "password": "another passphrase here", "display_name": "X",
+               "tenant": {"name": slug, "slug": slug}})
+    };
+    let first = api
+        .public(
+            "/api/v1/auth/signup",
+            json!({"email": "Ada@Example.com", "password": PASSWORD, "display_name": "Ada",
+                   "tenant": {"name": "Engines", "slug": "engines"}}),
+        )
+        .await
+        .expect(201);
+    let fresh = api
+        .public("/api/v1/auth/signup", signup("fresh@example.com", "fresh"))
+        .await
+        .expect(201);
+
+    let again = api
+        .public("/api/v1/auth/signup", signup("ada@EXAMPLE.com", "other"))
+        .await
+        .expect(201);
+    assert_eq!(shape(&again), shape(&fresh));
+    assert_eq!(again["user"]["email"], "ada@EXAMPLE.com");
+    assert_eq!(again["user"]["email_verified"], false);
+    assert_eq!(again["tenant"]["slug"], "other");
+    assert_ne!(again["user"]["id"], first["user"]["id"]);
+    // Nothing was made: no account, no tenant; Ada's password is unchanged.
+    assert_eq!(api.count("SELECT count(*) FROM users").await, 2);
+    assert_eq!(api.count("SELECT count(*) FROM tenants").await, 2);
+    api.login("ada@example.com", PASSWORD).await.expect(200);
+    assert_eq!(
+        api.login("ada@example.com", "another passphrase here")
+            .await
+            .status
+            .as_u16(),
+        401
+    );
+    // The tenant is checked as for a new account: a taken slug is refused all the same.
+    let slug = api
+        .public("/api/v1/auth/signup", signup("ada@example.com", "engines"))
+        .await;
+    assert_eq!((slug.status.as_u16(), slug.code()), (409, "slug_taken"));
+
+    // Ada got her verification e-mail and one notice of the attempt, with no link in it.
+    api.smtp.wait_for("Ada@Example.com", 2).await;
+    let subjects: Vec<String> = api
+        .smtp
+        .to("Ada@Example.com")
+        .iter()
+        .map(|m| m.subject())
+        .collect();
+    assert_eq!(subjects.len(), 2, "{subjects:?}");
+    assert!(
+        subjects.iter().any(|s| s.contains("Confirm")),
+        "{subjects:?}"
+    );
+    let notice = api
+        .smtp
+        .to("Ada@Example.com")
+        .into_iter()
+        .find(|m| m.subject().contains("tried to sign up"))
+        .expect("a notice of the attempt");
+    assert!(!notice.text().contains("token="), "{}", notice.text());
+    // The stranger's address (in another case) is Ada's: nothing went anywhere else.
+    api.smtp.wait_for("fresh@example.com", 1).await;
+    assert_eq!(
+        api.smtp.all().len(),
+        3,
+        "Ada's two and the fresh account's one"
+    );
 }
