@@ -47,7 +47,6 @@ async fn invite(
     mut t: Tenant<Admin>,
     Json(req): Json<Invite>,
 ) -> ApiResult<(StatusCode, axum::Json<InvitationView>)> {
-    state.limiter.invitation(&req.email, &t.session.meta).await?;
     let issued = invitations::invite(&mut t.tx, &t.access, &req).await?;
     let tenant = tenants::get(&mut t.tx).await?;
     t.finish(
