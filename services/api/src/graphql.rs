@@ -125,6 +125,25 @@ impl QueryRoot {
         tx.commit().await.map_err(|e| gql(e.into()))?;
         Ok(node.with(view))
     }
+
+    /// The price book, for platform admins (`FORBIDDEN` otherwise): every price by provider
+    /// and model, newest first, in micro-dollars per million tokens.
+    async fn prices(
+        &self,
+        ctx: &Context<'_>,
+        provider: Option<String>,
+        model: Option<String>,
+    ) -> async_graphql::Result<Vec<crate::core::prices::PriceView>> {
+        let session = session(ctx)?;
+        let state = state(ctx)?;
+        access::require_platform_admin(state, session.user)
+            .await
+            .map_err(gql)?;
+        let filter = crate::core::prices::PriceFilter { provider, model };
+        crate::core::prices::list_all(state, &filter)
+            .await
+            .map_err(gql)
+    }
 }
 
 /// A tenant and what the dashboard reads of it. Each field checks the role it needs.

@@ -20,6 +20,7 @@ pub mod key_auth;
 pub mod mail;
 pub mod me;
 pub mod members;
+pub mod prices;
 pub mod ratelimit;
 pub mod runs;
 pub mod sessions;

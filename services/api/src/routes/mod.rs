@@ -12,6 +12,7 @@ pub mod docs;
 mod invitations;
 mod me;
 mod members;
+mod prices;
 mod run_events;
 mod runs;
 mod tenant;
@@ -47,7 +48,7 @@ pub fn rest() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .merge(invitations::root())
         .merge(tenant::root())
         .nest("/api/v1/tenants/{tenant_id}", tenant)
-        .nest("/api/v1/admin", admin::router())
+        .nest("/api/v1/admin", admin::router().merge(prices::router()))
         .split_for_parts()
 }
 

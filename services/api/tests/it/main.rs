@@ -19,6 +19,7 @@ mod isolation;
 mod jwt;
 mod members;
 mod openapi;
+mod prices;
 mod realtime;
 mod roles;
 mod support;
