@@ -62,6 +62,20 @@ pub enum Command {
         printf '%s' \"$PASSWORD\" | switchboard admin create --email ops@example.com --password-stdin"
     )]
     Admin(AdminCommand),
+    /// The price book: list prices, add one, import a CSV price list
+    #[command(
+        subcommand,
+        after_help = "Prices are USD per million tokens, per provider and model, each from an \
+        effective date; a call is charged the price in force when it is made. A price is never \
+        changed or removed and a new one starts now or later, so calls already made keep their \
+        price. Gateways and the ledger read the book every 5 minutes: date a change at least 5 \
+        minutes ahead to have it charged from its first second. Each price added is audited (no \
+        tenant; the actor is this machine's user). Examples:\n  \
+        switchboard prices list\n  \
+        switchboard prices set --provider openai --model gpt-4o --input 2.50 --cached-input 1.25 --output 10 --from 2027-01-01\n  \
+        switchboard prices import prices.csv --dry-run"
+    )]
+    Prices(PricesCommand),
     /// Inspect and repair the dead-letter queues: list, show, replay, purge
     #[command(
         subcommand,
@@ -107,6 +121,68 @@ pub enum AdminCommand {
         #[arg(long)]
         email: String,
     },
+}
+
+#[derive(Subcommand)]
+pub enum PricesCommand {
+    /// List the prices in force and those scheduled (with --history, superseded ones too)
+    List {
+        /// Only this provider's prices (openai, anthropic, gemini)
+        #[arg(long)]
+        provider: Option<String>,
+        /// Only this model's prices
+        #[arg(long)]
+        model: Option<String>,
+        /// Show superseded prices too
+        #[arg(long)]
+        history: bool,
+    },
+    /// Add a price for a model from a date (now by default); calls before it keep their price
+    Set(SetPrice),
+    /// Add the prices of a CSV file in one transaction: every line checked, all or nothing,
+    /// and nothing added when run again
+    #[command(
+        after_help = "The header names the columns, in any order: provider, model, \
+        effective_from (YYYY-MM-DD for midnight UTC or RFC 3339; empty for now), and \
+        input, output and optionally cached_input (the input price when absent), each as \
+        <name>_usd_per_mtok (dollars, such as 2.50) or <name>_micros_per_mtok (whole \
+        micro-dollars); optional currency (USD only). Lines starting with # are skipped. \
+        A dated row the book already holds with the same prices, or an undated row whose \
+        prices are those in force now, is left as it is; one with other prices, or a new one \
+        dated in the past, is refused with its line number. Example:\n  \
+        provider,model,effective_from,input_usd_per_mtok,cached_input_usd_per_mtok,output_usd_per_mtok\n  \
+        openai,gpt-4o,2024-10-01,2.50,1.25,10.00"
+    )]
+    Import {
+        /// The CSV file, or - for standard input
+        file: String,
+        /// Check everything and show what would be added, without writing
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(clap::Args)]
+pub struct SetPrice {
+    /// openai, anthropic or gemini
+    #[arg(long)]
+    pub provider: String,
+    /// The model as calls name it, such as gpt-4o
+    #[arg(long)]
+    pub model: String,
+    /// USD per million input tokens, such as 2.50 (exact to the micro-dollar)
+    #[arg(long, value_parser = sb_api::core::prices::csv::usd_arg)]
+    pub input: sb_kernel::Micros,
+    /// USD per million cached input tokens (default: the input price)
+    #[arg(long, value_parser = sb_api::core::prices::csv::usd_arg)]
+    pub cached_input: Option<sb_kernel::Micros>,
+    /// USD per million output tokens
+    #[arg(long, value_parser = sb_api::core::prices::csv::usd_arg)]
+    pub output: sb_kernel::Micros,
+    /// When the price starts: 2027-01-31 (midnight UTC) or 2027-01-31T09:00:00Z; now by
+    /// default, never in the past
+    #[arg(long, value_parser = sb_api::core::prices::csv::date_arg)]
+    pub from: Option<sb_api::core::prices::EffectiveFrom>,
 }
 
 #[derive(Subcommand)]

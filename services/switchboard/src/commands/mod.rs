@@ -6,6 +6,7 @@ mod dlq;
 mod doctor;
 mod keys;
 mod migrate;
+mod prices;
 mod seed;
 mod serve;
 
@@ -42,6 +43,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let database = DatabaseConfig::from_source(&Source::env())?;
             let _telemetry = init_command_logs()?;
             admin::run(command, &database).await
+        }
+        Command::Prices(command) => {
+            let database = DatabaseConfig::from_source(&Source::env())?;
+            let _telemetry = init_command_logs()?;
+            prices::run(command, &database).await
         }
         Command::Keys(KeysCommand::Rotate) => {
             let config = Config::from_env(false)?;

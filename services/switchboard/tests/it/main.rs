@@ -12,5 +12,6 @@ mod health;
 mod keys;
 mod ledger_crash;
 mod monitoring;
+mod prices;
 mod shutdown;
 mod telemetry;
