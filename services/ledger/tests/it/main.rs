@@ -7,5 +7,6 @@ mod consumer;
 mod helpers;
 mod live_usage;
 mod partitions;
+mod prices;
 mod reconcile;
 mod record;
