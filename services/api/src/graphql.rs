@@ -1,9 +1,13 @@
 //! GraphQL at `/graphql`, for the dashboard and power users: the reads the dashboard needs, each
 //! resolved through the same `core` functions and the same role check (`core::access`) as REST.
 //! A user gets `NOT_FOUND` for a tenant they are not a member of, exactly as REST answers 404.
-//! Depth and complexity are limited; introspection can be switched off
-//! (`GRAPHQL_INTROSPECTION=false`). There is no bundled playground: the common ones load their
+//! A query reads one tenant, in one transaction, whatever its number of fields. Depth,
+//! complexity and aliases are limited, a batch is refused, and
+//! introspection is off unless `GRAPHQL_INTROSPECTION=true` (the demo turns it on). There is
+//! no bundled playground: the common ones load their
 //! JavaScript from a CDN, which this platform avoids; any GraphQL client works against `/graphql`.
+
+use std::sync::Arc;
 
 use async_graphql::connection::{Connection, Edge, EmptyFields};
 use async_graphql::{Context, EmptyMutation, EmptySubscription, ErrorExtensions, Object, Schema};
@@ -14,8 +18,10 @@ use axum::routing::post;
 use chrono::{DateTime, Utc};
 use sb_db::TenantTx;
 use sb_kernel::{Role, TenantId, UserId};
+use tokio::sync::Mutex;
 use uuid::Uuid;
 
+use crate::core::access::Membership;
 use crate::core::accounts::UserView;
 use crate::core::agents::AgentView;
 use crate::core::api_keys::ApiKeyView;
@@ -55,13 +61,15 @@ pub fn router(state: &ApiState) -> Router<ApiState> {
 }
 
 /// A GraphQL request is JSON (`{"query", "variables", "operationName"}`) read by the same
-/// extractor as every REST body: the same content type check, body limit and errors.
+/// extractor as every REST body: the same content type check, body limit and errors. One
+/// request is one query: a batch (a JSON array) is refused by the extractor.
 async fn execute(
     State(state): State<ApiState>,
     axum::Extension(schema): axum::Extension<ApiSchema>,
     headers: HeaderMap,
     Json(mut request): Json<async_graphql::Request>,
 ) -> Result<axum::Json<async_graphql::Response>, ApiError> {
+    limits::check_aliases(&request.query)?;
     let bearer = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -70,7 +78,10 @@ async fn execute(
         // A token that is present but not valid is refused outright, as on REST.
         request = request.data(authenticate(&state, token.trim()).await?);
     }
-    Ok(axum::Json(schema.execute(request).await))
+    let txs = RequestTxs::default();
+    let response = schema.execute(request.data(txs.clone())).await;
+    txs.finish().await;
+    Ok(axum::Json(response))
 }
 
 /// An `ApiError` as a GraphQL error with `extensions.code` (`NOT_FOUND`, `FORBIDDEN`, …).
@@ -95,6 +106,17 @@ fn state<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a ApiState> {
     ctx.data::<ApiState>()
 }
 
+/// Runs `read` in the node's tenant with at least `needed`, in the request's transaction for
+/// that tenant.
+macro_rules! read {
+    ($node:expr, $ctx:ident, $needed:expr, |$tx:ident| $body:expr) => {{
+        let txs = $ctx.data::<RequestTxs>()?;
+        let mut txs = txs.0.lock().await;
+        let $tx = txs.enter(state($ctx)?, &$node, $needed).await?;
+        $body.await.map_err(gql)
+    }};
+}
+
 pub struct QueryRoot;
 
 #[Object]
@@ -102,12 +124,14 @@ impl QueryRoot {
     /// The signed-in user.
     async fn me(&self, ctx: &Context<'_>) -> async_graphql::Result<UserView> {
         let session = session(ctx)?;
+        let _alone = ctx.data::<RequestTxs>()?.alone().await;
         me::user(state(ctx)?, session.user).await.map_err(gql)
     }
 
     /// The tenants the signed-in user belongs to, with their role.
     async fn memberships(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<MembershipView>> {
         let session = session(ctx)?;
+        let _alone = ctx.data::<RequestTxs>()?.alone().await;
         me::memberships(state(ctx)?, session.user)
             .await
             .map_err(gql)
@@ -120,9 +144,7 @@ impl QueryRoot {
             id: TenantId::from_uuid(id),
             user: session.user,
         };
-        let (mut tx, _) = node.enter(ctx, Role::Viewer).await?;
-        let view = tenants::get(&mut tx).await.map_err(gql)?;
-        tx.commit().await.map_err(|e| gql(e.into()))?;
+        let view = read!(node, ctx, Role::Viewer, |tx| tenants::get(tx))?;
         Ok(node.with(view))
     }
 
@@ -161,26 +183,87 @@ impl TenantNode {
     fn with(self, view: TenantView) -> TenantWithView {
         TenantWithView { node: self, view }
     }
+}
 
+/// The database work of one request. A query reads one tenant (a second is refused: ask for
+/// it in a query of its own), in one transaction begun (with the membership check) by the first
+/// field that needs it and committed when the response is made; its fields take turns on it.
+/// A field outside the tenant (`me`, `memberships`) first commits that transaction and keeps
+/// the others waiting while it reads, so a request holds one connection at a time and never
+/// waits for a second while holding one (a pool full of such requests would wait forever).
+#[derive(Clone, Default)]
+struct RequestTxs(Arc<Mutex<Txs>>);
+
+#[derive(Default)]
+struct Txs {
+    /// The tenant this query reads, fixed by its first tenant field.
+    tenant: Option<TenantId>,
+    open: Option<(TenantTx, Membership)>,
+    /// Not a member, or the membership could not be read: every field of the tenant gets the
+    /// same error without asking the database again.
+    refused: Option<async_graphql::Error>,
+}
+
+impl Txs {
+    /// The query's transaction in `node`'s tenant for a field that needs `needed`, begun on
+    /// first use (and again after a field outside the tenant).
     async fn enter(
-        &self,
-        ctx: &Context<'_>,
+        &mut self,
+        state: &ApiState,
+        node: &TenantNode,
         needed: Role,
-    ) -> async_graphql::Result<(TenantTx, access::Access)> {
-        access::enter(state(ctx)?, self.user, self.id, needed, false)
-            .await
-            .map_err(gql)
+    ) -> async_graphql::Result<&mut TenantTx> {
+        if *self.tenant.get_or_insert(node.id) != node.id {
+            return Err(gql(ApiError::invalid(
+                "query",
+                "a query reads one tenant: ask for each tenant in a query of its own",
+            )));
+        }
+        if let Some(refused) = &self.refused {
+            return Err(refused.clone());
+        }
+        if self.open.is_none() {
+            match access::open(state, node.user, node.id).await {
+                Ok(open) => self.open = Some(open),
+                Err(e) => {
+                    let e = gql(e);
+                    self.refused = Some(e.clone());
+                    return Err(e);
+                }
+            }
+        }
+        let Some((tx, membership)) = &mut self.open else {
+            return Err(gql(ApiError::internal(
+                "the tenant's transaction was not kept",
+            )));
+        };
+        membership.allows(needed, false).map_err(gql)?;
+        Ok(tx)
+    }
+
+    /// Commits the open transaction, if any. Reads only: a failed commit changes no answer,
+    /// so it is logged, not returned.
+    async fn commit(&mut self) {
+        if let Some((tx, _)) = self.open.take()
+            && let Err(e) = tx.commit().await
+        {
+            tracing::warn!(error = %e, "a GraphQL read transaction did not commit");
+        }
     }
 }
 
-/// Runs `read` in the tenant's context with at least `needed`.
-macro_rules! read {
-    ($self:ident, $ctx:ident, $needed:expr, |$tx:ident| $body:expr) => {{
-        let (mut $tx, _) = $self.node.enter($ctx, $needed).await?;
-        let value = $body.await.map_err(gql)?;
-        $tx.commit().await.map_err(|e| gql(e.into()))?;
-        Ok(value)
-    }};
+impl RequestTxs {
+    /// The request's state with no transaction open, for a field that reads outside the
+    /// tenant; the other fields wait until the guard is dropped.
+    async fn alone(&self) -> tokio::sync::MutexGuard<'_, Txs> {
+        let mut txs = self.0.lock().await;
+        txs.commit().await;
+        txs
+    }
+
+    async fn finish(self) {
+        self.0.lock().await.commit().await;
+    }
 }
 
 #[Object(name = "Tenant")]
@@ -218,7 +301,7 @@ impl TenantWithView {
         after: Option<String>,
     ) -> async_graphql::Result<Page<WorkspaceView>> {
         let all: async_graphql::Result<Vec<WorkspaceView>> =
-            read!(self, ctx, Role::Viewer, |tx| workspaces::list(&mut tx));
+            read!(self.node, ctx, Role::Viewer, |tx| workspaces::list(tx));
         paginate(all?, first, after, |w| w.id)
     }
 
@@ -231,7 +314,7 @@ impl TenantWithView {
         after: Option<String>,
     ) -> async_graphql::Result<Page<MemberView>> {
         let all: async_graphql::Result<Vec<MemberView>> =
-            read!(self, ctx, Role::Viewer, |tx| members::list(&mut tx));
+            read!(self.node, ctx, Role::Viewer, |tx| members::list(tx));
         paginate(all?, first, after, |m| m.user_id)
     }
 
@@ -244,7 +327,7 @@ impl TenantWithView {
         after: Option<String>,
     ) -> async_graphql::Result<Page<ApiKeyView>> {
         let all: async_graphql::Result<Vec<ApiKeyView>> =
-            read!(self, ctx, Role::Viewer, |tx| api_keys::list(&mut tx));
+            read!(self.node, ctx, Role::Viewer, |tx| api_keys::list(tx));
         paginate(all?, first, after, |k| k.id)
     }
 
@@ -252,12 +335,12 @@ impl TenantWithView {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Vec<CredentialView>> {
-        read!(self, ctx, Role::Viewer, |tx| credentials::list(&mut tx))
+        read!(self.node, ctx, Role::Viewer, |tx| credentials::list(tx))
     }
 
     /// Budgets with the current period's spend.
     async fn budgets(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<BudgetView>> {
-        read!(self, ctx, Role::Viewer, |tx| budgets::list(&mut tx))
+        read!(self.node, ctx, Role::Viewer, |tx| budgets::list(tx))
     }
 
     /// Usage totals over a range (30 days to now by default), grouped as asked.
@@ -270,13 +353,13 @@ impl TenantWithView {
     ) -> async_graphql::Result<Vec<UsageRow>> {
         let q = UsageQuery { from, to, group_by };
         let report: async_graphql::Result<usage::UsageReport> =
-            read!(self, ctx, Role::Member, |tx| usage::aggregate(&mut tx, &q));
+            read!(self.node, ctx, Role::Member, |tx| usage::aggregate(tx, &q));
         Ok(report?.rows)
     }
 
     /// Agents by name.
     async fn agents(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<AgentView>> {
-        read!(self, ctx, Role::Viewer, |tx| agents::list(&mut tx))
+        read!(self.node, ctx, Role::Viewer, |tx| agents::list(tx))
     }
 
     /// Runs, newest first, as a cursor connection; `status` and `agentId` filter them.
@@ -297,7 +380,7 @@ impl TenantWithView {
             ..RunsQuery::default()
         };
         let page: async_graphql::Result<runs::RunPage> =
-            read!(self, ctx, Role::Viewer, |tx| runs::list(&mut tx, &q));
+            read!(self.node, ctx, Role::Viewer, |tx| runs::list(tx, &q));
         let page = page?;
         let mut connection = Connection::new(after.is_some(), page.next_cursor.is_some());
         connection.edges.extend(
@@ -310,16 +393,16 @@ impl TenantWithView {
 
     /// One run.
     async fn run(&self, ctx: &Context<'_>, id: Uuid) -> async_graphql::Result<RunView> {
-        read!(self, ctx, Role::Viewer, |tx| runs::get(
-            &mut tx,
+        read!(self.node, ctx, Role::Viewer, |tx| runs::get(
+            tx,
             RunId::from_uuid(id)
         ))
     }
 
     /// A run's step log.
     async fn run_steps(&self, ctx: &Context<'_>, id: Uuid) -> async_graphql::Result<Vec<StepView>> {
-        read!(self, ctx, Role::Viewer, |tx| runs::steps(
-            &mut tx,
+        read!(self.node, ctx, Role::Viewer, |tx| runs::steps(
+            tx,
             RunId::from_uuid(id)
         ))
     }
@@ -340,7 +423,7 @@ impl TenantWithView {
             ..ApprovalsQuery::default()
         };
         let page: async_graphql::Result<runs::ApprovalPage> =
-            read!(self, ctx, Role::Viewer, |tx| runs::approvals(&mut tx, &q));
+            read!(self.node, ctx, Role::Viewer, |tx| runs::approvals(tx, &q));
         let page = page?;
         let mut connection = Connection::new(after.is_some(), page.next_cursor.is_some());
         connection.edges.extend(
@@ -367,7 +450,7 @@ impl TenantWithView {
             ..AuditQuery::default()
         };
         let page: async_graphql::Result<audit::AuditPage> =
-            read!(self, ctx, Role::Admin, |tx| audit::list(&mut tx, &q));
+            read!(self.node, ctx, Role::Admin, |tx| audit::list(tx, &q));
         let page = page?;
         let mut connection = Connection::new(q.cursor.is_some(), page.next_cursor.is_some());
         connection.edges.extend(
@@ -433,4 +516,90 @@ fn paginate<T: async_graphql::OutputType>(
             .map(|item| Edge::new(id(&item).to_string(), item)),
     );
     Ok(page)
+}
+
+/// Bounds a query before it runs, beyond depth and complexity (which the schema checks).
+mod limits {
+    use std::collections::HashMap;
+
+    use async_graphql::parser::parse_query;
+    use async_graphql::parser::types::{FragmentDefinition, Selection, SelectionSet};
+    use async_graphql::{Name, Positioned};
+
+    use crate::error::{ApiError, ApiResult};
+
+    /// Most aliased fields in one query, counted as the query runs them (a fragment counts
+    /// each time it is spread).
+    pub const ALIASES: usize = 50;
+    /// Most selections walked while counting, so fragments spread inside fragments cannot make
+    /// the count itself expensive.
+    const WALK: usize = 10_000;
+
+    /// Refuses a query with more than [`ALIASES`] aliased fields. A query that does not parse
+    /// passes: the schema answers it with the parse error.
+    pub fn check_aliases(query: &str) -> ApiResult<()> {
+        let Ok(doc) = parse_query(query) else {
+            return Ok(());
+        };
+        let mut count = Count {
+            fragments: &doc.fragments,
+            aliases: 0,
+            walked: 0,
+        };
+        let within = doc
+            .operations
+            .iter()
+            .all(|(_, op)| count.selections(&op.node.selection_set, 0));
+        if within {
+            Ok(())
+        } else {
+            Err(ApiError::invalid(
+                "query",
+                format!(
+                    "too many aliased fields: at most {ALIASES} in one query (fragments count each time they are spread)"
+                ),
+            ))
+        }
+    }
+
+    struct Count<'a> {
+        fragments: &'a HashMap<Name, Positioned<FragmentDefinition>>,
+        aliases: usize,
+        walked: usize,
+    }
+
+    impl Count<'_> {
+        /// Adds up `set`'s aliases; false as soon as a bound is passed.
+        fn selections(&mut self, set: &Positioned<SelectionSet>, depth: usize) -> bool {
+            // Deeper than any valid query: a fragment that spreads itself.
+            if depth > 64 {
+                return false;
+            }
+            set.node.items.iter().all(|item| {
+                self.walked += 1;
+                if self.walked > WALK {
+                    return false;
+                }
+                match &item.node {
+                    Selection::Field(field) => {
+                        self.aliases += usize::from(field.node.alias.is_some());
+                        self.aliases <= ALIASES
+                            && self.selections(&field.node.selection_set, depth + 1)
+                    }
+                    Selection::InlineFragment(inline) => {
+                        self.selections(&inline.node.selection_set, depth + 1)
+                    }
+                    Selection::FragmentSpread(spread) => {
+                        match self.fragments.get(&spread.node.fragment_name.node) {
+                            Some(fragment) => {
+                                self.selections(&fragment.node.selection_set, depth + 1)
+                            }
+                            // Unknown fragment: the schema's validation names it.
+                            None => true,
+                        }
+                    }
+                }
+            })
+        }
+    }
 }

@@ -97,6 +97,26 @@ pub async fn checks(source: &Source) -> Vec<Check> {
          and cloud-metadata addresses with their secrets",
     ));
     out.extend(database_checks(&config).await);
+    out.push(Check::from(
+        "internal endpoints",
+        config.listen.metrics_port.is_some(),
+        match config.listen.metrics_port {
+            Some(port) => format!("/metrics and /health/detailed on METRICS_PORT = {port}"),
+            None => "/metrics and /health/detailed on every service's public port".to_owned(),
+        },
+        "set METRICS_PORT (the deploy files use 9100) and keep that port off the load balancer: \
+         the metrics and the detailed health describe the whole platform to anyone who asks",
+    ));
+    out.push(Check::from(
+        "GraphQL introspection",
+        !config.api.graphql_introspection || config.demo,
+        format!(
+            "GRAPHQL_INTROSPECTION = {}",
+            config.api.graphql_introspection
+        ),
+        "set GRAPHQL_INTROSPECTION=false in production: the schema is in the source and the \
+         dashboard does not need it, and it tells a stranger every field to try",
+    ));
     out.push(redis_persistence(&config).await);
     out.push(agent_sandbox().await);
     out

@@ -25,6 +25,44 @@ pub async fn enter(
     needed: Role,
     write: bool,
 ) -> ApiResult<(TenantTx, Access)> {
+    let (tx, membership) = open(state, user, tenant).await?;
+    membership.allows(needed, write)?;
+    Ok((tx, membership.access))
+}
+
+/// A user's membership of a tenant, read in the transaction that [`open`] began.
+#[derive(Clone, Copy, Debug)]
+pub struct Membership {
+    pub access: Access,
+    active: bool,
+}
+
+impl Membership {
+    /// Whether this membership may do what needs `needed` (and writes, when `write`).
+    pub fn allows(&self, needed: Role, write: bool) -> ApiResult<()> {
+        let role = self.access.role;
+        if !role.allows(needed) {
+            return Err(ApiError::forbidden(format!(
+                "this needs the {needed} role in the tenant; you are {role}"
+            )));
+        }
+        if write && !self.active {
+            return Err(ApiError::forbidden_because(
+                "tenant_suspended",
+                "the tenant is suspended: it can be read but not changed; ask a platform admin",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Opens a transaction in `tenant`'s context and reads `user`'s membership in it: 404 when
+/// there is none. The caller checks the role with [`Membership::allows`].
+pub async fn open(
+    state: &ApiState,
+    user: UserId,
+    tenant: TenantId,
+) -> ApiResult<(TenantTx, Membership)> {
     let mut tx = state.infra.app_db.begin(tenant).await?;
     let row = sqlx::query!(
         "SELECT m.role, t.status FROM memberships m JOIN tenants t ON t.id = m.tenant_id
@@ -37,18 +75,11 @@ pub async fn enter(
         return Err(ApiError::not_found("tenant"));
     };
     let role: Role = row.role.parse().map_err(ApiError::internal)?;
-    if !role.allows(needed) {
-        return Err(ApiError::forbidden(format!(
-            "this needs the {needed} role in the tenant; you are {role}"
-        )));
-    }
-    if write && row.status != "active" {
-        return Err(ApiError::forbidden_because(
-            "tenant_suspended",
-            "the tenant is suspended: it can be read but not changed; ask a platform admin",
-        ));
-    }
-    Ok((tx, Access { tenant, user, role }))
+    let membership = Membership {
+        access: Access { tenant, user, role },
+        active: row.status == "active",
+    };
+    Ok((tx, membership))
 }
 
 pub async fn require_platform_admin(state: &ApiState, user: UserId) -> ApiResult<()> {

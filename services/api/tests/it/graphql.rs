@@ -187,3 +187,122 @@ async fn deep_complex_and_introspection_queries_are_limited() {
     .await;
     assert_eq!(ok["data"]["tenant"]["slug"], "acme", "{ok}");
 }
+
+/// Transactions committed or rolled back in the test's database so far, once every backend has
+/// reported (an idle backend flushes its counts within a second).
+async fn transactions(api: &Api) -> i64 {
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    api.count(
+        "SELECT (xact_commit + xact_rollback)::bigint FROM pg_stat_database
+          WHERE datname = current_database()",
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_query_of_many_aliased_fields_reads_its_tenant_in_one_transaction() {
+    // The attack: 900 aliased fields opened 900 transactions on a pool of 10, so one request
+    // starved every other request of connections.
+    let api = Api::new().await;
+    let (owner, t) = api.owner("o@example.com", "acme").await;
+    let fields: Vec<String> = (0..45)
+        .map(|n| {
+            format!(
+                r#"t{n}: tenant(id: "{t}") {{ slug budgets {{ period }} providerCredentials {{ name }} agents {{ name }} }}"#
+            )
+        })
+        .collect();
+    let query = format!("{{ {} }}", fields.join(" "));
+    let before = transactions(&api).await;
+    let res = graphql(&api, &owner.token, &query).await;
+    let after = transactions(&api).await;
+    assert!(res["errors"].is_null(), "{res}");
+    assert_eq!(res["data"]["t44"]["slug"], "acme");
+    // 180 tenant fields: one transaction for them, one for the session check, a few for the
+    // api's background work and the counting itself.
+    let used = after - before;
+    assert!(used < 20, "{used} transactions for one query");
+}
+
+#[tokio::test]
+async fn aliases_tenants_and_batches_are_limited() {
+    let api = Api::new().await;
+    let (owner, t) = api.owner("o@example.com", "acme").await;
+
+    let aliases: Vec<String> = (0..51).map(|n| format!("s{n}: slug")).collect();
+    let res = api
+        .post(
+            "/graphql",
+            &owner.token,
+            json!({"query": format!(r#"{{ tenant(id: "{t}") {{ {} }} }}"#, aliases.join(" "))}),
+        )
+        .await
+        .expect(422);
+    assert!(res["detail"].as_str().unwrap().contains("query"), "{res}");
+
+    // A fragment counts each time it is spread: 10 aliases under 6 aliased parents.
+    let inner: Vec<String> = (0..10).map(|n| format!("s{n}: slug")).collect();
+    let parents: Vec<String> = (0..6)
+        .map(|n| format!(r#"p{n}: tenant(id: "{t}") {{ ...F }}"#))
+        .collect();
+    let query = format!(
+        "{{ {} }} fragment F on Tenant {{ {} }}",
+        parents.join(" "),
+        inner.join(" ")
+    );
+    api.post("/graphql", &owner.token, json!({ "query": query }))
+        .await
+        .expect(422);
+
+    // A query reads one tenant: of two, one is read and the other refused (which one depends
+    // on the order the fields run in). Each tenant would hold a connection while the query
+    // runs, so a few requests of many tenants would empty the pool.
+    let other = uuid::Uuid::now_v7();
+    let mut db = api.db.owner().await;
+    sqlx::query("INSERT INTO tenants (id, name, slug) VALUES ($1, 'other', 'other')")
+        .bind(other)
+        .execute(&mut db)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, 'viewer')")
+        .bind(other)
+        .bind(owner.id)
+        .execute(&mut db)
+        .await
+        .unwrap();
+    let res = graphql(
+        &api,
+        &owner.token,
+        &format!(r#"{{ a: tenant(id: "{t}") {{ slug }} b: tenant(id: "{other}") {{ slug }} me {{ email }} }}"#),
+    )
+    .await;
+    let errors = res["errors"].as_array().expect("one tenant refused");
+    assert_eq!(errors.len(), 1, "{res}");
+    assert!(
+        errors[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("invalid field"),
+        "{res}"
+    );
+    let read = ["a", "b"]
+        .iter()
+        .filter(|alias| res["data"][**alias]["slug"].is_string())
+        .count();
+    assert_eq!(read, 1, "{res}");
+    assert_eq!(res["data"]["me"]["email"], "o@example.com", "{res}");
+
+    // A batch is not one query.
+    let batch = api
+        .post(
+            "/graphql",
+            &owner.token,
+            json!([{"query": "{ me { email } }"}, {"query": "{ me { email } }"}]),
+        )
+        .await;
+    assert!(
+        (400..500).contains(&batch.status.as_u16()),
+        "a batch is refused: {}",
+        batch.status
+    );
+}

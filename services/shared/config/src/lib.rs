@@ -505,6 +505,9 @@ impl Config {
             redis: RedisConfig::from_source(src)?,
             bus: BusConfig::from_source(src)?,
             secrets: Secrets::from_source(src, demo)?,
+        let mut api = ApiConfig::from_source(src)?;
+        // The demo is for exploring, GraphQL's schema included.
+        api.graphql_introspection |= demo;
             telemetry: TelemetryConfig::from_source(src)?,
             listen: ListenConfig::from_source(src)?,
             shutdown: ShutdownConfig::from_source(src)?,

@@ -25,6 +25,16 @@ fn defaults_work_on_a_developer_machine() {
     assert_eq!(config.listen.port, None);
     assert_eq!(config.telemetry.log.format, LogFormat::Pretty);
     assert!(config.secrets.generated.is_empty());
+    // Unsafe outside a demo, so off unless asked for.
+    assert!(!config.api.graphql_introspection);
+    assert!(!config.gateway.provider_allow_private);
+}
+
+#[test]
+fn the_demo_answers_graphql_introspection_and_reaches_local_providers() {
+    let config = Config::from_source(&source(&[]), true).unwrap();
+    assert!(config.api.graphql_introspection);
+    assert!(config.gateway.provider_allow_private);
 }
 
 #[test]

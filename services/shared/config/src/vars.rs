@@ -91,7 +91,7 @@ pub const VARIABLES: &[Variable] = &[
     var("API_REALTIME_FANOUT", Some("true"), "whether this api instance runs the realtime fan-out consumers (group `realtime` on sb:agent-events and sb:budget-alerts); every instance's sockets get every event as long as one instance runs them"),
     var("ACCESS_TOKEN_SECONDS", Some("900"), "lifetime of a JWT access token"),
     var("REFRESH_TOKEN_DAYS", Some("30"), "lifetime of a refresh token (each use rotates it)"),
-    var("GRAPHQL_INTROSPECTION", Some("true"), "whether /graphql answers introspection queries (switch off in production if you wish)"),
+    var("GRAPHQL_INTROSPECTION", Some("false"), "whether /graphql answers introspection queries (the demo always does)"),
     var("GRAPHQL_MAX_DEPTH", Some("10"), "deepest GraphQL query accepted"),
     var("GRAPHQL_MAX_COMPLEXITY", Some("2000"), "most complex GraphQL query accepted (each field counts 1; a list counts its page size times the fields asked of each item)"),
     var("GATEWAY_MAX_BODY_BYTES", Some("10485760"), "largest request body the gateway accepts (413 above it)"),

@@ -22,6 +22,8 @@ pub fn test_config(db: &TestDb, redis: &TestRedis) -> Config {
         ("DEFAULT_BUDGET_USD", "0"),
         // The tests' providers (mock-llm, fakes) listen on 127.0.0.1.
         ("PROVIDER_ALLOW_PRIVATE", "true"),
+        // The isolation test lists the GraphQL fields by introspection.
+        ("GRAPHQL_INTROSPECTION", "true"),
     ]);
     let mut config = Config::from_source(&source, false).expect("the test configuration is valid");
     config.database = db.config();
