@@ -412,7 +412,7 @@ async fn model_step(worker: &Worker, run: &mut HeldRun) -> Result<Advanced, Agen
     let Some(mut known) = run.known.take() else {
         return Err(AgentError::NotFound("run"));
     };
-    metrics::model_call(&known.state.team, matches!(called, Called::RateLimited(_)));
+    metrics::model_call(matches!(called, Called::RateLimited(_)));
     let advanced = match called {
         Called::Answer(completion) => {
             run.model_failures = 0;

@@ -18,19 +18,19 @@ pub fn sandbox_mode(mode: SandboxMode) {
     }
 }
 
-/// A run ended: `agent_executions_total{team,status}` and `agent_duration_seconds`. By team,
-/// not by agent: agent names are tenants' words, and a label made of them would grow without
-/// bound (the api breaks runs down by agent).
-pub fn run_ended(team: &str, status: RunStatus, took: Duration) {
-    metrics::counter!("agent_executions_total", "team" => team.to_owned(), "status" => status.as_str())
-        .increment(1);
+/// A run ended: `agent_executions_total{status}` and `agent_duration_seconds`. Not by agent or
+/// team: those names are tenants' words, and a label made of them would grow without bound and
+/// show one tenant's names to whoever reads the metrics (the api breaks runs down by agent and
+/// team, inside the tenant).
+pub fn run_ended(status: RunStatus, took: Duration) {
+    metrics::counter!("agent_executions_total", "status" => status.as_str()).increment(1);
     metrics::histogram!("agent_duration_seconds").record(took.as_secs_f64());
 }
 
-/// A model call of a team's agent: `agent_api_requests_total{team}`, and
-/// `agent_api_rate_limit_hits` when the gateway answered 429.
-pub fn model_call(team: &str, rate_limited: bool) {
-    metrics::counter!("agent_api_requests_total", "team" => team.to_owned()).increment(1);
+/// An agent's model call: `agent_api_requests_total`, and `agent_api_rate_limit_hits` when the
+/// gateway answered 429.
+pub fn model_call(rate_limited: bool) {
+    metrics::counter!("agent_api_requests_total").increment(1);
     if rate_limited {
         metrics::counter!("agent_api_rate_limit_hits").increment(1);
     }

@@ -193,15 +193,14 @@ impl Worker {
         lease::release(&mut tx, run.id, &self.id).await?;
         let revoked = if last == Advanced::Ended {
             let ended = sqlx::query!(
-                r#"SELECT r.status AS "status: sb_kernel::RunStatus", a.team,
+                r#"SELECT r.status AS "status: sb_kernel::RunStatus",
                           extract(epoch FROM coalesce(r.finished_at, now()) - coalesce(r.started_at, r.created_at))::float8 AS "seconds!"
-                     FROM agent_runs r LEFT JOIN agents a ON a.id = r.agent_id WHERE r.id = $1"#,
+                     FROM agent_runs r WHERE r.id = $1"#,
                 run.id.as_uuid()
             )
             .fetch_one(&mut *tx)
             .await?;
             metrics::run_ended(
-                ended.team.as_deref().unwrap_or("_"),
                 ended.status,
                 Duration::from_secs_f64(ended.seconds.max(0.0)),
             );

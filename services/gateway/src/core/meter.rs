@@ -124,7 +124,7 @@ fn send(
     event.cost_micros = cost;
     event.hops = hops;
     gw.metrics
-        .provider_request(provider, &call.model, outcome.as_str());
+        .provider_request(provider, &call.model, price.is_some(), outcome.as_str());
     let settlement = gw
         .policy
         .settlement(&call.reservation, cost, input + output);

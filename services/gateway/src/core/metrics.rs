@@ -6,14 +6,19 @@ use std::time::Duration;
 use metrics::{Counter, Histogram};
 use sb_telemetry::HandleCache;
 
-/// More distinct models than this (an entry that serves any model name, called with many)
-/// and the cached handles are made afresh.
+/// More distinct priced models than this and the cached handles are made afresh.
 const MOST_MODELS: usize = 10_000;
+
+/// The `model` label of a call whose model the price book does not list. Model names come
+/// from clients (an entry may serve any name it is sent), so only the operator's list of
+/// priced models may make series.
+pub const UNPRICED: &str = "unpriced";
 
 pub struct GatewayMetrics {
     /// `gateway_overhead_seconds`: time in the gateway itself, the upstream excluded.
     overhead: Histogram,
-    /// `ai_provider_requests_total{provider,model,status}`, by model, then provider and status.
+    /// `ai_provider_requests_total{provider,model,status}`, by model, then provider and status;
+    /// `model` is a priced model or [`UNPRICED`].
     requests: HandleCache<(&'static str, &'static str), Counter>,
 }
 
@@ -31,8 +36,16 @@ impl GatewayMetrics {
         self.overhead.record(overhead.as_secs_f64());
     }
 
-    /// Counts a call to `provider` for `model` that ended with `status`.
-    pub fn provider_request(&self, provider: &'static str, model: &str, status: &'static str) {
+    /// Counts a call to `provider` for `model` that ended with `status`; `priced` says whether
+    /// the price book lists the model.
+    pub fn provider_request(
+        &self,
+        provider: &'static str,
+        model: &str,
+        priced: bool,
+        status: &'static str,
+    ) {
+        let model = if priced { model } else { UNPRICED };
         self.requests
             .get(model, (provider, status), || {
                 metrics::counter!("ai_provider_requests_total",

@@ -4,8 +4,11 @@
 //!
 //! A breaker opens after `GATEWAY_BREAKER_FAILURES` consecutive failures of an entry and skips
 //! it for `GATEWAY_BREAKER_COOLDOWN_SECONDS`; then one call is let through (half-open), and its
-//! outcome closes or reopens it. `ai_provider_health{provider}` is 1 when the entry's breaker is
-//! closed, 0 when open (the label is the entry's name, which is unique per tenant).
+//! outcome closes or reopens it. `ai_provider_circuits{provider,state}` counts the entries this
+//! gateway has called by dialect (`openai`, `anthropic`, `gemini`) and breaker state
+//! (`closed`, `open`). Entry names are the tenants' own words: they go to the logs, never into
+//! a label, where they would make series without bound and show one tenant's names to anyone
+//! who can read the metrics.
 
 use foldhash::HashMap;
 use std::future::Future;
@@ -15,13 +18,24 @@ use std::time::{Duration, Instant};
 use sb_contracts::usage::Hop;
 use sb_kernel::ProviderCredentialId;
 
-use crate::core::providers::UpstreamError;
+use crate::core::providers::{ProviderKind, UpstreamError};
 use crate::core::tenants::ProviderEntry;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Breaker {
+    kind: ProviderKind,
     failures: u32,
     open_until: Option<Instant>,
+}
+
+impl Breaker {
+    fn new(kind: ProviderKind) -> Self {
+        Self {
+            kind,
+            failures: 0,
+            open_until: None,
+        }
+    }
 }
 
 pub struct Router {
@@ -108,37 +122,62 @@ impl Router {
             .is_some_and(|until| Instant::now() < until)
     }
 
-    /// Closes the entry's breaker. The health gauge is set only when that changes something
-    /// (the entry's first success, or its first after failures), not on every call.
+    /// Closes the entry's breaker. The gauges are set only when that changes something (the
+    /// entry's first success, or its first after failures), not on every call.
     fn succeeded(&self, entry: &ProviderEntry) {
         let mut breakers = self.breakers.lock().unwrap_or_else(|e| e.into_inner());
+        let kind = entry.upstream.kind;
         match breakers.get_mut(&entry.id) {
             Some(b) if b.failures == 0 && b.open_until.is_none() => return,
             Some(b) => {
                 if b.open_until.is_some() {
                     tracing::info!(entry = %entry.name, "provider entry healthy again: circuit closed");
                 }
-                *b = Breaker::default();
+                *b = Breaker::new(kind);
             }
             None => {
-                breakers.insert(entry.id, Breaker::default());
+                breakers.insert(entry.id, Breaker::new(kind));
             }
         }
-        metrics::gauge!("ai_provider_health", "provider" => entry.name.clone()).set(1.0);
+        export_circuits(&breakers, kind);
     }
 
     fn failed(&self, entry: &ProviderEntry) {
         let mut breakers = self.breakers.lock().unwrap_or_else(|e| e.into_inner());
-        let b = breakers.entry(entry.id).or_default();
+        let kind = entry.upstream.kind;
+        let b = breakers
+            .entry(entry.id)
+            .or_insert_with(|| Breaker::new(kind));
         b.failures += 1;
         if b.failures >= self.threshold {
+            let opening = b.open_until.is_none();
             if b.open_until.is_none_or(|until| Instant::now() >= until) {
                 tracing::warn!(entry = %entry.name, failures = b.failures, "provider entry failing: circuit open");
             }
             b.open_until = Some(Instant::now() + self.cooldown);
-            metrics::gauge!("ai_provider_health", "provider" => entry.name.clone()).set(0.0);
+            if opening {
+                export_circuits(&breakers, kind);
+            }
         }
     }
+}
+
+/// Sets `ai_provider_circuits{provider,state}` for the entries of `kind` (a few series per
+/// dialect, whatever the number of tenants and entries).
+fn export_circuits(breakers: &HashMap<ProviderCredentialId, Breaker>, kind: ProviderKind) {
+    let (mut closed, mut open) = (0_u32, 0_u32);
+    for b in breakers.values().filter(|b| b.kind == kind) {
+        if b.open_until.is_some() {
+            open += 1;
+        } else {
+            closed += 1;
+        }
+    }
+    let provider = kind.as_str();
+    metrics::gauge!("ai_provider_circuits", "provider" => provider, "state" => "closed")
+        .set(f64::from(closed));
+    metrics::gauge!("ai_provider_circuits", "provider" => provider, "state" => "open")
+        .set(f64::from(open));
 }
 
 fn hop(entry: &ProviderEntry, status: &str) -> Hop {

@@ -99,18 +99,13 @@ async fn repeated_failures_open_the_breaker_and_the_entry_is_skipped() {
         .text()
         .await
         .unwrap();
-    assert!(
-        metrics.lines().any(
-            |l| l.starts_with("ai_provider_health{provider=\"broken-upstream\"}")
-                && l.ends_with(" 0")
-        ),
-        "{metrics}"
-    );
-    assert!(
-        metrics
-            .lines()
-            .any(|l| l.starts_with("ai_provider_health{provider=\"mock\"}") && l.ends_with(" 1"))
-    );
+    // By dialect and state, never by the tenant's entry names. (Other tests' gateways in this
+    // process set the same gauges, so only the series, not their values, are checked.)
+    for state in ["closed", "open"] {
+        let series = format!("ai_provider_circuits{{provider=\"openai\",state=\"{state}\"}}");
+        assert!(metrics.contains(&series), "{series} in {metrics}");
+    }
+    assert!(!metrics.contains("broken-upstream"), "{metrics}");
     assert!(
         metrics.contains("gateway_overhead_seconds_bucket"),
         "{metrics}"
@@ -150,4 +145,54 @@ async fn a_client_that_leaves_mid_stream_is_charged_for_what_was_sent() {
     );
     assert!(event.input_tokens > 0);
     assert!(event.cost_micros.0 > 0, "a stream is never metered at $0");
+}
+
+#[tokio::test]
+async fn model_names_from_clients_make_no_new_series() {
+    // The attack: an entry that serves any model name, called with 10,000 made-up names, made
+    // 10,000 series in every gateway's /metrics, forever.
+    let stack = Stack::new().await;
+    let any = stack.mock.url("/v1");
+    stack
+        .add_entry("any-model-entry", "openai", &any, &[], -1, None)
+        .await;
+    let metrics = || async {
+        stack
+            .http
+            .get(stack.gateway.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let series = |text: &str| {
+        text.lines()
+            .filter(|l| l.starts_with("ai_provider_requests_total{"))
+            .count()
+    };
+    let before = series(&metrics().await);
+    let statuses: Vec<u16> = futures_util::stream::iter(0..10_000)
+        .map(|n| {
+            let request = stack.chat(&chat_body(&format!("client-model-{n}"), "hi"));
+            async move { request.send().await.unwrap().status().as_u16() }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    // They reached the provider (a call refused before it would count nowhere).
+    let answered = statuses.iter().filter(|s| **s == 200).count();
+    assert_eq!(answered, 10_000, "{:?}", &statuses[..20]);
+    let after = metrics().await;
+    assert!(
+        !after.contains("client-model-"),
+        "a client's model name became a label"
+    );
+    assert!(
+        !after.contains("any-model-entry"),
+        "an entry's name became a label"
+    );
+    // One series for all of them (`model="unpriced"`), and a few from tests running beside.
+    assert!(series(&after) <= before + 10, "{after}");
 }

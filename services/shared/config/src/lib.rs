@@ -133,6 +133,9 @@ pub struct ListenConfig {
     pub agent_worker_port: u16,
     pub ledger_port: u16,
     pub mock_llm_port: u16,
+    /// `METRICS_PORT`: where `/metrics` and `/health/detailed` are served, apart from the
+    /// services' own ports (one listener per process). None: on each service's port.
+    pub metrics_port: Option<u16>,
 }
 
 impl ListenConfig {
@@ -145,6 +148,7 @@ impl ListenConfig {
             agent_worker_port: src.number("AGENT_WORKER_PORT", 0..=65535)?,
             ledger_port: src.number("LEDGER_PORT", 0..=65535)?,
             mock_llm_port: src.number("MOCK_LLM_PORT", 0..=65535)?,
+            metrics_port: src.optional_number("METRICS_PORT", 0..=65535)?,
         })
     }
 
@@ -158,6 +162,7 @@ impl ListenConfig {
             agent_worker_port: port,
             ledger_port: port,
             mock_llm_port: port,
+            metrics_port: None,
         }
     }
 }
@@ -416,17 +421,17 @@ impl BudgetDefaults {
 #[derive(Clone, Debug)]
 pub struct TelemetryConfig {
     pub log: LogConfig,
+    /// The OTLP/HTTP base URL (`/v1/traces` is appended); `None`: no spans leave the process.
     pub otlp_endpoint: Option<String>,
     pub service_name: String,
-    pub sentry_dsn: Option<SecretString>,
-}
-
-    /// The OTLP/HTTP base URL (`/v1/traces` is appended); `None`: no spans leave the process.
-impl TelemetryConfig {
-    pub fn from_source(src: &Source) -> Result<Self, ConfigError> {
     pub sampler: TraceSampler,
     /// `deployment.environment` on spans, Sentry's environment.
     pub environment: String,
+    pub sentry_dsn: Option<SecretString>,
+}
+
+impl TelemetryConfig {
+    pub fn from_source(src: &Source) -> Result<Self, ConfigError> {
         Ok(Self {
             log: LogConfig::from_source(src)?,
             otlp_endpoint: {
@@ -434,13 +439,13 @@ impl TelemetryConfig {
                 src.optional_http_url("OTEL_EXPORTER_OTLP_ENDPOINT")?
             },
             service_name: src.string("OTEL_SERVICE_NAME")?,
+            sampler: TraceSampler::from_source(src)?,
+            environment: src.string("DEPLOYMENT_ENVIRONMENT")?,
             sentry_dsn: src.optional_string("SENTRY_DSN").map(SecretString::from),
         })
     }
 }
 
-            sampler: TraceSampler::from_source(src)?,
-            environment: src.string("DEPLOYMENT_ENVIRONMENT")?,
 /// Everything a running service needs.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -500,14 +505,14 @@ impl Config {
         let mut gateway = GatewayConfig::from_source(src)?;
         // The demo's tenant calls mock-llm on this machine or network.
         gateway.provider_allow_private |= demo;
+        let mut api = ApiConfig::from_source(src)?;
+        // The demo is for exploring, GraphQL's schema included.
+        api.graphql_introspection |= demo;
         Ok(Self {
             database: DatabaseConfig::from_source(src)?,
             redis: RedisConfig::from_source(src)?,
             bus: BusConfig::from_source(src)?,
             secrets: Secrets::from_source(src, demo)?,
-        let mut api = ApiConfig::from_source(src)?;
-        // The demo is for exploring, GraphQL's schema included.
-        api.graphql_introspection |= demo;
             telemetry: TelemetryConfig::from_source(src)?,
             listen: ListenConfig::from_source(src)?,
             shutdown: ShutdownConfig::from_source(src)?,
@@ -518,7 +523,7 @@ impl Config {
             budgets: BudgetDefaults::from_source(src)?,
             ledger: LedgerConfig::from_source(src)?,
             gateway,
-            api: ApiConfig::from_source(src)?,
+            api,
             webhooks: WebhookConfig::from_source(src)?,
             mock_llm_url: src.http_url("MOCK_LLM_URL")?,
             demo,

@@ -43,6 +43,7 @@ pub const VARIABLES: &[Variable] = &[
     var("AGENT_WORKER_PORT", Some("8082"), "agent-worker port"),
     var("LEDGER_PORT", Some("8083"), "ledger port"),
     var("MOCK_LLM_PORT", Some("8090"), "mock-llm port"),
+    var("METRICS_PORT", None, "serves /metrics and /health/detailed on this port only, apart from the public ones (compose, Kubernetes and Fly use 9100); unset: on each service's port"),
     var("TRUSTED_PROXIES", None, "load balancers or ingresses in front of the api and gateway, as CIDRs separated by commas: only from these peers is `X-Forwarded-For` believed for the client address (rate limits, audit log); unset: the TCP peer is the client"),
     var("CORS_ORIGINS", Some("http://localhost:8081,http://127.0.0.1:8081"), "origins allowed to call the api from a browser, comma-separated"),
     var("MOCK_LLM_URL", Some("http://127.0.0.1:8090/v1"), "the base URL `seed --demo` gives the demo provider entry"),

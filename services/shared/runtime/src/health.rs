@@ -2,6 +2,11 @@
 //! started, so load balancers and Kubernetes stop sending), `GET /health/detailed` (Postgres
 //! and Redis with latency, pool use, version, uptime; 503 when a dependency is down) and
 //! `GET /metrics` (Prometheus).
+//!
+//! The last two tell more than a stranger should see (dependency errors, pool sizes, every
+//! series). With `METRICS_PORT` set they are served only by the process's internal listener
+//! ([`internal_router`]), which the deploy files keep off the ingress; otherwise by each
+//! service on its own port, as a developer expects.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -31,14 +36,34 @@ struct HealthState {
     redis: Option<ConnectionManager>,
 }
 
-/// Health routes for a service that uses Postgres and Redis.
+/// Health routes for a service that uses Postgres and Redis: liveness and readiness, and the
+/// detailed health and metrics unless `METRICS_PORT` moves them to [`internal_router`].
 pub fn router(service: &'static str, infra: &Infra) -> Router {
-    routes(HealthState {
-        service,
-        started: Instant::now(),
-        postgres: Some(infra.app_db.clone()),
-        redis: Some(infra.redis()),
-    })
+    let state = Arc::new(HealthState::of(service, infra));
+    let public = public_routes(state.clone());
+    if infra.metrics_port.is_some() {
+        public
+    } else {
+        public.merge(internal_routes(state))
+    }
+}
+
+/// `/health/detailed` and `/metrics` alone, for the internal listener on `METRICS_PORT`
+/// (`service` names the process: one service, or `switchboard` for `serve all`).
+pub fn internal_router(service: &'static str, infra: &Infra) -> Router {
+    let state = Arc::new(HealthState::of(service, infra));
+    public_routes(state.clone()).merge(internal_routes(state))
+}
+
+impl HealthState {
+    fn of(service: &'static str, infra: &Infra) -> Self {
+        Self {
+            service,
+            started: Instant::now(),
+            postgres: Some(infra.app_db.clone()),
+            redis: Some(infra.redis()),
+        }
+    }
 }
 
 /// Health routes for a service with no dependencies (mock-llm).
@@ -52,12 +77,22 @@ pub fn router_without_dependencies(service: &'static str) -> Router {
 }
 
 fn routes(state: HealthState) -> Router {
+    let state = Arc::new(state);
+    public_routes(state.clone()).merge(internal_routes(state))
+}
+
+fn public_routes(state: Arc<HealthState>) -> Router {
     Router::new()
         .route("/health", get(live))
         .route("/health/ready", get(ready))
+        .with_state(state)
+}
+
+fn internal_routes(state: Arc<HealthState>) -> Router {
+    Router::new()
         .route("/health/detailed", get(detailed))
         .route("/metrics", get(metrics_text))
-        .with_state(Arc::new(state))
+        .with_state(state)
 }
 
 #[derive(Serialize)]

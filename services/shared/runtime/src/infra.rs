@@ -12,6 +12,9 @@ pub struct Infra {
     pub system_db: SystemPool,
     /// The bus, whose shared connection is also the service's Redis connection.
     pub bus: Bus,
+    /// `METRICS_PORT`: when set, `/metrics` and `/health/detailed` leave the services' own
+    /// ports for the process's internal listener ([`crate::health::internal_router`]).
+    pub metrics_port: Option<u16>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +33,7 @@ impl Infra {
             app_db: AppPool::connect_lazy(&config.database)?,
             system_db: SystemPool::connect_lazy(&config.database)?,
             bus: Bus::new(&config.redis)?,
+            metrics_port: config.listen.metrics_port,
         })
     }
 

@@ -130,6 +130,14 @@ async fn build(service: Service, config: &Config) -> anyhow::Result<Vec<App>> {
     if wants(Service::MockLlm) {
         apps.push(sb_mock_llm::build(addr(listen.mock_llm_port)).await?);
     }
+    // One internal listener per process for `/metrics` and `/health/detailed`: the process has
+    // one metrics registry, whichever services it serves.
+    if let (Some(infra), Some(port)) = (&infra, listen.metrics_port) {
+        let name = service.telemetry_name().unwrap_or("switchboard");
+        let router = sb_runtime::health::internal_router(name, infra);
+        let addr = SocketAddr::new(listen.host, port);
+        apps.push(App::bind("metrics", addr, router).await?);
+    }
     Ok(apps)
 }
 

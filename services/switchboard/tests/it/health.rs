@@ -181,3 +181,43 @@ async fn detailed_health_is_503_when_postgres_is_unreachable() {
     assert_eq!(body["checks"]["postgres"]["status"], "down");
     assert_eq!(body["checks"]["redis"]["status"], "up");
 }
+
+#[tokio::test]
+async fn with_metrics_port_metrics_and_detailed_health_leave_the_public_ports() {
+    let db = TestDb::new().await;
+    let redis = TestRedis::new();
+    let mut config = test_config(&db, &redis);
+    config.listen.metrics_port = Some(0);
+    let infra = Infra::connect_lazy(&config).unwrap();
+    let internal = spawn(
+        App::bind(
+            "metrics",
+            "127.0.0.1:0".parse().unwrap(),
+            sb_runtime::health::internal_router("switchboard", &infra),
+        )
+        .await
+        .unwrap(),
+    );
+    for (name, build) in SERVICES {
+        let app = spawn(build(&infra, "127.0.0.1:0".parse().unwrap()).await.unwrap());
+        for path in ["/health", "/health/ready"] {
+            assert_eq!(get(&app, path).await.0, 200, "{name} {path}");
+        }
+        for path in ["/metrics", "/health/detailed"] {
+            let (status, _, body) = get(&app, path).await;
+            assert_eq!(status, 404, "{name} {path} is internal only: {body}");
+        }
+        app.stop().await.unwrap();
+    }
+    let (status, _, body) = get(&internal, "/health/detailed").await;
+    assert_eq!(status, 200, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["service"], "switchboard");
+    let (status, _, text) = get(&internal, "/metrics").await;
+    assert_eq!(status, 200);
+    // The services' own requests are counted in the one registry it serves.
+    assert!(
+        text.contains("route=\"/health/ready\""),
+        "the public ports' requests are in the internal listener's metrics:\n{text}"
+    );
+}
