@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use sb_db::TenantTx;
 use sb_kernel::{ApiKeyId, UserId};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::core::validate::Checks;
@@ -48,6 +48,91 @@ pub struct NewApiKey {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+/// Which keys a page lists by their state.
+#[derive(Clone, Copy, Debug, Default, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyState {
+    /// Not revoked (expired keys included: they are still listed until revoked).
+    #[default]
+    Active,
+    Revoked,
+    All,
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ApiKeyQuery {
+    /// Keys whose name contains this text (any case), or whose prefix starts with it.
+    pub q: Option<String>,
+    /// `active` (default), `revoked` or `all`.
+    #[param(inline)]
+    pub status: Option<KeyState>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Keys per page, 1 to 200 (default 50).
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyPage {
+    pub items: Vec<ApiKeyView>,
+    /// Pass as `cursor` for the next page; none on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A page of the tenant's keys, newest first. The cursor is the last key's id: ids are UUIDv7,
+/// so they order like their creation times, and a page never loads more than `limit + 1`
+/// rows however many keys the tenant has.
+pub async fn page(tx: &mut TenantTx, q: &ApiKeyQuery) -> ApiResult<ApiKeyPage> {
+    let limit = q.limit.unwrap_or(50);
+    let mut checks = Checks::new();
+    checks.check((1..=200).contains(&limit), "limit", "must be from 1 to 200");
+    if let Some(text) = &q.q {
+        checks.text("q", text, 0, 200);
+    }
+    checks.finish()?;
+    let cursor = q
+        .cursor
+        .as_deref()
+        .filter(|c| !c.is_empty())
+        .map(Uuid::parse_str)
+        .transpose()
+        .map_err(|_| ApiError::invalid("cursor", "not a cursor this api gave"))?;
+    let search = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    let state = match q.status.unwrap_or_default() {
+        KeyState::Active => "active",
+        KeyState::Revoked => "revoked",
+        KeyState::All => "all",
+    };
+    let mut items = sqlx::query_as!(
+        ApiKeyView,
+        r#"SELECT id, name, prefix, workspace_id, allowed_models, rpm_limit, tpm_limit,
+                  expires_at, revoked_at, last_used_at, created_at
+             FROM api_keys
+            WHERE ($1::text IS NULL
+                   OR strpos(lower(name), lower($1)) > 0
+                   OR starts_with(prefix, $1))
+              AND CASE $2::text WHEN 'active' THEN revoked_at IS NULL
+                                WHEN 'revoked' THEN revoked_at IS NOT NULL
+                                ELSE true END
+              AND ($3::uuid IS NULL OR id < $3)
+            ORDER BY id DESC LIMIT $4"#,
+        search,
+        state,
+        cursor,
+        limit + 1,
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    let more = items.len() > usize::try_from(limit).unwrap_or(usize::MAX);
+    items.truncate(usize::try_from(limit).unwrap_or(0));
+    let next_cursor = more
+        .then(|| items.last().map(|k| k.id.to_string()))
+        .flatten();
+    Ok(ApiKeyPage { items, next_cursor })
+}
+
+/// Every key of the tenant (the GDPR export, which must be whole).
 pub async fn list(tx: &mut TenantTx) -> ApiResult<Vec<ApiKeyView>> {
     Ok(sqlx::query_as!(
         ApiKeyView,

@@ -5,11 +5,11 @@ use sb_kernel::ApiKeyId;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::core::api_keys::{self, ApiKeyView, CreatedApiKey, NewApiKey};
+use crate::core::api_keys::{self, ApiKeyPage, ApiKeyQuery, ApiKeyView, CreatedApiKey, NewApiKey};
 use crate::core::audit::Entry;
 use crate::core::invalidation::Stale;
-use crate::error::ApiResult;
-use crate::extract::{Admin, Id, Json, Tenant};
+use crate::error::{ApiResult, Problem};
+use crate::extract::{Admin, Id, Json, Query, Tenant};
 use crate::state::ApiState;
 
 pub fn router() -> OpenApiRouter<ApiState> {
@@ -18,11 +18,13 @@ pub fn router() -> OpenApiRouter<ApiState> {
         .routes(routes!(get, revoke))
 }
 
-/// The tenant's gateway keys (prefix, name, scope, limits, last use; never the secret).
-#[utoipa::path(get, path = "/api-keys", tag = "api-keys",
-    responses((status = 200, body = Vec<ApiKeyView>)))]
-async fn list(mut t: Tenant) -> ApiResult<axum::Json<Vec<ApiKeyView>>> {
-    Ok(axum::Json(api_keys::list(&mut t.tx).await?))
+/// The tenant's gateway keys (prefix, name, scope, limits, last use; never the secret), newest
+/// first, a page at a time: search by name or prefix, filter by state.
+#[utoipa::path(get, path = "/api-keys", tag = "api-keys", params(ApiKeyQuery),
+    responses((status = 200, body = ApiKeyPage),
+              (status = 422, description = "`limit`, `q` or `cursor` is invalid", body = Problem)))]
+async fn list(mut t: Tenant, Query(q): Query<ApiKeyQuery>) -> ApiResult<axum::Json<ApiKeyPage>> {
+    Ok(axum::Json(api_keys::page(&mut t.tx, &q).await?))
 }
 
 /// Creates a key. The response carries the whole secret, this once.
