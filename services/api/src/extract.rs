@@ -3,14 +3,14 @@
 //! and never checks a role itself.
 
 use std::marker::PhantomData;
-use std::net::SocketAddr;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, RawPathParams, Request};
+use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::http::header;
 use axum::http::request::Parts;
 use sb_db::TenantTx;
 use sb_kernel::{Role, TenantId, UserId};
+use sb_runtime::ClientIp;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
@@ -103,10 +103,10 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
                 .map(|v| v.chars().take(500).collect::<String>())
         };
         Ok(Self {
-            ip: parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip().to_string()),
+            // Set by `sb_runtime::client_ip::layer` from the TCP peer, or from
+            // X-Forwarded-For when the peer is a trusted proxy; never from the headers alone.
+            ip: parts.extensions.get::<ClientIp>().map(|c| c.0.to_string()),
+            limit_key: parts.extensions.get::<ClientIp>().map(ClientIp::limit_key),
             user_agent: header("user-agent"),
             request_id: header("x-request-id"),
         })

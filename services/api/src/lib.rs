@@ -49,6 +49,8 @@ pub async fn build(infra: &Infra, config: &Config, addr: SocketAddr) -> Result<A
         config.api.max_body_bytes,
         config.api.request_timeout,
     );
+    // The client's address for rate limits and the audit log (`TRUSTED_PROXIES`).
+    let router = sb_runtime::client_ip::layer(router, &config.trusted_proxies);
     let mut app = App::bind(SERVICE, addr, sb_runtime::standard_layers(router, SERVICE)).await?;
     for task in webhooks {
         app = app.with_task(task);

@@ -20,6 +20,8 @@ pub struct Inner {
     pub keyring: Keyring,
     pub mailer: Mailer,
     pub limiter: Limiter,
+    /// API keys that were not found, and the clients that present them (`core::key_auth`).
+    pub unknown_keys: sb_auth::unknown_keys::UnknownKeys,
     /// The Redis key prefix (`sb:`), for the deny-list and invalidations.
     pub prefix: String,
     pub config: ApiConfig,
@@ -47,6 +49,7 @@ impl ApiState {
             ),
             mailer: Mailer::new(&config.smtp, &config.api.public_url)?,
             limiter: Limiter::new(infra.redis(), &prefix),
+            unknown_keys: Default::default(),
             prefix,
             config: config.api.clone(),
             agent: config.agent.clone(),

@@ -21,6 +21,8 @@ use crate::error::{ApiError, ApiResult};
 #[derive(Clone, Debug, Default)]
 pub struct RequestMeta {
     pub ip: Option<String>,
+    /// What rate limits count this client under (the address, or its /64 for IPv6).
+    pub limit_key: Option<String>,
     pub user_agent: Option<String>,
     pub request_id: Option<String>,
 }

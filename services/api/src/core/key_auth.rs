@@ -3,8 +3,16 @@
 //! it (its shape, then its SHA-256 from `sb_auth::api_key`); the lookup crosses tenants (the
 //! key names its tenant), so it runs as the system role. Revoked and expired keys are refused;
 //! a suspended tenant's keys may still read, as its members may.
+//!
+//! Keys that do not exist are remembered for a minute and limited per client IP, in the
+//! order the gateway uses (`sb_auth::unknown_keys`): a flood of random keys makes at most a
+//! bounded number of queries, each counted in `api_key_db_lookups_total{service="api"}`.
+//! Found keys are never cached here, so a revoked key is refused at once.
+
+use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
+use sb_auth::unknown_keys::Verdict;
 use sb_kernel::{ApiKeyId, TenantId};
 
 use crate::error::{ApiError, ApiResult};
@@ -24,6 +32,8 @@ pub enum KeyRefusal {
     Unknown,
     Revoked,
     Expired,
+    /// Too many unknown keys from this client: retry after this many seconds.
+    TooMany(u64),
 }
 
 impl KeyRefusal {
@@ -33,6 +43,7 @@ impl KeyRefusal {
             Self::Unknown => "invalid_api_key",
             Self::Revoked => "key_revoked",
             Self::Expired => "key_expired",
+            Self::TooMany(_) => "rate_limited",
         }
     }
 
@@ -41,23 +52,35 @@ impl KeyRefusal {
             Self::Unknown => "the API key is not valid",
             Self::Revoked => "the API key has been revoked",
             Self::Expired => "the API key has expired",
+            Self::TooMany(_) => "too many unknown API keys from this address; try again later",
         }
     }
 
     pub fn into_error(self) -> ApiError {
-        ApiError::unauthorized(self.code(), self.message())
+        match self {
+            Self::TooMany(seconds) => ApiError::too_many(seconds),
+            _ => ApiError::unauthorized(self.code(), self.message()),
+        }
     }
 }
 
-/// Looks `secret` up; the outer error is ours (the database), the inner one the key's.
+/// Looks `secret`, sent by `client`, up; the outer error is ours (the database), the inner one
+/// the key's.
 pub async fn authenticate(
     state: &ApiState,
     secret: &str,
+    client: Option<IpAddr>,
 ) -> ApiResult<Result<KeyPrincipal, KeyRefusal>> {
     if !sb_auth::api_key::looks_valid(secret) {
         return Ok(Err(KeyRefusal::Unknown));
     }
     let hash = sb_auth::api_key::hash(secret);
+    match state.unknown_keys.check(&hash, client) {
+        Verdict::LookUp => {}
+        Verdict::Unknown => return Ok(Err(KeyRefusal::Unknown)),
+        Verdict::TooMany(wait) => return Ok(Err(KeyRefusal::TooMany(wait.as_secs().max(1)))),
+    }
+    metrics::counter!("api_key_db_lookups_total", "service" => "api").increment(1);
     let row = sqlx::query!(
         r#"SELECT id, tenant_id, expires_at, revoked_at IS NOT NULL AS "revoked!"
              FROM api_keys WHERE key_hash = $1"#,
@@ -66,6 +89,7 @@ pub async fn authenticate(
     .fetch_optional(state.infra.system_db.pool())
     .await?;
     let Some(row) = row else {
+        state.unknown_keys.missed(hash, client);
         return Ok(Err(KeyRefusal::Unknown));
     };
     if row.revoked {

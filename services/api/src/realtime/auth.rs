@@ -121,7 +121,14 @@ pub async fn authenticate(
         Some(Handshake {
             token: None,
             api_key: Some(secret),
-        }) => key(&state, secret.trim()).await?,
+        }) => {
+            let client = socket
+                .req_parts()
+                .extensions
+                .get::<sb_runtime::ClientIp>()
+                .map(|c| c.0);
+            key(&state, secret.trim(), client).await?
+        }
         _ => {
             return Err(Refused::new(
                 "missing_credentials",
@@ -153,8 +160,12 @@ async fn user(state: &ApiState, token: &str) -> Result<Session, Refused> {
     })
 }
 
-async fn key(state: &ApiState, secret: &str) -> Result<Session, Refused> {
-    match key_auth::authenticate(state, secret).await {
+async fn key(
+    state: &ApiState,
+    secret: &str,
+    client: Option<std::net::IpAddr>,
+) -> Result<Session, Refused> {
+    match key_auth::authenticate(state, secret, client).await {
         Ok(Ok(key)) => Ok(Session {
             principal: Principal::Key(key),
             tenants: vec![key.tenant],

@@ -36,18 +36,21 @@ pub fn router() -> OpenApiRouter<ApiState> {
 /// (nothing is created) and its owner an e-mail saying someone tried.
 #[utoipa::path(post, path = "/signup", tag = "auth", request_body = SignupRequest,
     responses((status = 201, body = SignupResponse),
-              (status = 409, description = "`slug_taken`: another tenant has this slug", body = Problem)))]
+              (status = 409, description = "`slug_taken`: another tenant has this slug", body = Problem),
+              (status = 429, description = "Too many signups for this address, from this client or in all; `Retry-After` says when to try again", body = Problem)))]
 async fn signup(
     State(state): State<ApiState>,
     meta: RequestMeta,
     Json(req): Json<SignupRequest>,
 ) -> ApiResult<Created<SignupResponse>> {
+    state.limiter.signup(&req.email, &meta).await?;
     let created = accounts::signup(&state, Actor::anonymous(&meta), req).await?;
     Ok((StatusCode::CREATED, axum::Json(created)))
 }
 
 /// Signs in with e-mail and password (and `totp_code` when two-factor authentication is on).
-/// Limited to 10 attempts per 15 minutes per address.
+/// Failed attempts are limited: 10 per 15 minutes per address from one client, 30 per client
+/// across addresses (docs/security.md, "Account limits").
 #[utoipa::path(post, path = "/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = sessions::Session),
               (status = 401, description = "`invalid_credentials`, `totp_required` or `totp_invalid`", body = Problem),
@@ -138,9 +141,10 @@ async fn totp_verify(
               (status = 429, description = "Too many requests", body = Problem)))]
 async fn password_forgot(
     State(state): State<ApiState>,
+    meta: RequestMeta,
     Json(req): Json<EmailRequest>,
 ) -> ApiResult<StatusCode> {
-    accounts::forgot_password(&state, &req.email).await?;
+    accounts::forgot_password(&state, &meta, &req.email).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -176,6 +180,6 @@ async fn email_verify(
               (status = 409, description = "`already_verified`", body = Problem),
               (status = 429, description = "Too many requests", body = Problem)))]
 async fn email_resend(State(state): State<ApiState>, session: Session) -> ApiResult<StatusCode> {
-    accounts::resend_verification(&state, session.user).await?;
+    accounts::resend_verification(&state, &session.meta, session.user).await?;
     Ok(StatusCode::ACCEPTED)
 }

@@ -41,12 +41,17 @@ async fn list(mut t: Tenant<Admin>) -> ApiResult<axum::Json<Vec<InvitationView>>
 /// owners.
 #[utoipa::path(post, path = "/invitations", tag = "members", request_body = Invite,
     responses((status = 201, body = InvitationView),
-              (status = 409, description = "`already_member`", body = Problem)))]
+              (status = 409, description = "`already_member`", body = Problem),
+              (status = 429, description = "Too many invitations to this address, from this client or in all", body = Problem)))]
 async fn invite(
     State(state): State<ApiState>,
     mut t: Tenant<Admin>,
     Json(req): Json<Invite>,
 ) -> ApiResult<(StatusCode, axum::Json<InvitationView>)> {
+    state
+        .limiter
+        .invitation(&req.email, &t.session.meta)
+        .await?;
     let issued = invitations::invite(&mut t.tx, &t.access, &req).await?;
     let tenant = tenants::get(&mut t.tx).await?;
     t.finish(

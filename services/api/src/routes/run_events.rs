@@ -66,7 +66,8 @@ impl FromRequestParts<ApiState> for Reader {
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim);
         if let Some(secret) = bearer.filter(|b| b.starts_with(sb_auth::api_key::KEY_PREFIX)) {
-            let key = key_auth::authenticate(state, secret)
+            let client = parts.extensions.get::<sb_runtime::ClientIp>().map(|c| c.0);
+            let key = key_auth::authenticate(state, secret, client)
                 .await?
                 .map_err(key_auth::KeyRefusal::into_error)?;
             let in_path = axum::extract::RawPathParams::from_request_parts(parts, state)

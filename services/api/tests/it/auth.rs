@@ -119,11 +119,13 @@ async fn signup_verify_login_refresh_and_logout() {
 async fn login_attempts_are_limited_across_instances() {
     let api = Api::new().await;
     api.owner("grace@example.com", "cobol").await;
-    for _ in 0..9 {
+    for _ in 0..10 {
         let a = api.login("grace@example.com", "wrong password!").await;
         assert_eq!(a.status.as_u16(), 401);
     }
-    // The 11th attempt, on another instance sharing Redis, is refused with a retry time.
+    // After 10 failures (the signup's login, a success, does not count), the next attempt
+    // from this client, on another instance sharing Redis, is refused with a retry time, even
+    // with the right password.
     let other = api.second().await;
     let res = api
         .http

@@ -7,8 +7,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::links::{bad_link, fingerprint, verify_link};
-use crate::core::audit::{self, Actor, Entry};
-use crate::core::ratelimit::Limit;
+use crate::core::audit::{self, Actor, Entry, RequestMeta};
 use crate::core::tokens::Purpose;
 use crate::error::{ApiError, ApiResult};
 use crate::state::ApiState;
@@ -66,12 +65,12 @@ pub async fn verify_email(state: &ApiState, actor: Actor<'_>, token: &str) -> Ap
     .await
 }
 
-pub async fn resend_verification(state: &ApiState, user: UserId) -> ApiResult<()> {
-    state
-        .limiter
-        .check(Limit::EmailResend, &user.to_string())
-        .await
-        .map_err(ApiError::too_many)?;
+pub async fn resend_verification(
+    state: &ApiState,
+    meta: &RequestMeta,
+    user: UserId,
+) -> ApiResult<()> {
+    state.limiter.email_resend(user, meta).await?;
     let mut tx = state.infra.app_db.begin_global().await?;
     let row = sqlx::query!(
         r#"SELECT email, email_verified_at IS NOT NULL AS "verified!"

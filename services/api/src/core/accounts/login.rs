@@ -10,7 +10,6 @@ use uuid::Uuid;
 use super::password::verify_password;
 use super::totp::{check_code, open_totp};
 use crate::core::audit::{self, Actor, Entry};
-use crate::core::ratelimit::Limit;
 use crate::core::sessions::{self, Session};
 use crate::core::tokens::Claims;
 use crate::error::{ApiError, ApiResult};
@@ -48,11 +47,8 @@ struct LoginRow {
 
 pub async fn login(state: &ApiState, actor: Actor<'_>, req: LoginRequest) -> ApiResult<Session> {
     let email = req.email.trim().to_lowercase();
-    state
-        .limiter
-        .check(Limit::Login, &email)
-        .await
-        .map_err(ApiError::too_many)?;
+    // Failures count, successes do not (core::ratelimit::auth says which windows and why).
+    state.limiter.login_allowed(&email, actor.meta).await?;
     let mut tx = state.infra.app_db.begin_global().await?;
     let row = sqlx::query_as!(
         LoginRow,
@@ -70,6 +66,7 @@ pub async fn login(state: &ApiState, actor: Actor<'_>, req: LoginRequest) -> Api
         )
     };
     if !verify_password(state, req.password, stored).await? {
+        state.limiter.login_failed(&email, actor.meta).await;
         return Err(refused());
     }
     let row = row.ok_or_else(refused)?;
@@ -96,6 +93,7 @@ pub async fn login(state: &ApiState, actor: Actor<'_>, req: LoginRequest) -> Api
         Entry::new("auth.login", "user", user),
     )
     .await?;
+    state.limiter.login_succeeded(&email, actor.meta).await;
     Ok(session)
 }
 

@@ -9,12 +9,11 @@ use utoipa::ToSchema;
 
 use super::links::{bad_link, fingerprint, password_link, verify_link};
 use super::password::hash_password;
-use crate::core::audit::{self, Actor, Entry};
-use crate::core::ratelimit::Limit;
+use crate::core::audit::{self, Actor, Entry, RequestMeta};
 use crate::core::sessions;
 use crate::core::tokens::Purpose;
 use crate::core::validate::Checks;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::state::ApiState;
 
 const RESET_TTL: Duration = Duration::from_secs(3600);
@@ -33,14 +32,10 @@ pub struct ResetRequest {
 }
 
 /// Sends a reset link if the address has an account; answers the same either way.
-pub async fn forgot_password(state: &ApiState, email: &str) -> ApiResult<()> {
+pub async fn forgot_password(state: &ApiState, meta: &RequestMeta, email: &str) -> ApiResult<()> {
     let email = email.trim().to_lowercase();
     Checks::new().email("email", &email).finish()?;
-    state
-        .limiter
-        .check(Limit::PasswordReset, &email)
-        .await
-        .map_err(ApiError::too_many)?;
+    state.limiter.password_reset(&email, meta).await?;
     let mut tx = state.infra.app_db.begin_global().await?;
     let row = sqlx::query!(
         "SELECT id, email, password_hash FROM users WHERE lower(email) = $1 AND erased_at IS NULL",
