@@ -16,6 +16,7 @@ mod prices;
 mod run_events;
 mod runs;
 mod tenant;
+mod usage_summary;
 mod webhooks;
 mod workspaces;
 
@@ -41,7 +42,8 @@ pub fn rest() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .merge(run_events::router())
         .merge(approvals::router())
         .merge(webhooks::router())
-        .merge(tenant::router());
+        .merge(tenant::router())
+        .merge(usage_summary::router());
     OpenApiRouter::new()
         .nest("/api/v1/auth", auth::router())
         .merge(me::router())

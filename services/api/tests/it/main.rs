@@ -24,5 +24,6 @@ mod realtime;
 mod roles;
 mod support;
 mod usage;
+mod usage_summary;
 mod webhooks;
 mod workspaces;
