@@ -78,6 +78,7 @@ pub async fn checks(source: &Source) -> Vec<Check> {
         format!("CORS_ORIGINS = {}", config.cors_origins.join(",")),
         "list the dashboard's origins in CORS_ORIGINS instead of *",
     ));
+    out.push(trusted_proxies(&config));
     out.push(Check::from(
         "webhook addresses",
         !config.webhooks.allow_private,
@@ -390,6 +391,42 @@ async fn redis_persistence(config: &Config) -> Check {
     }
 }
 
+/// `TRUSTED_PROXIES` may name the load balancers' network, never the internet: a trusted
+/// range is one whose clients may write any address into `X-Forwarded-For`, and so escape
+/// the per-IP limits and forge the audit log's addresses.
+fn trusted_proxies(config: &Config) -> Check {
+    let ranges = &config.trusted_proxies;
+    let too_wide: Vec<String> = ranges
+        .iter()
+        .filter(|r| match r.network() {
+            std::net::IpAddr::V4(_) => r.size_bits() > 24,
+            std::net::IpAddr::V6(_) => r.size_bits() > 121,
+        })
+        .map(ToString::to_string)
+        .collect();
+    let listed = if ranges.is_empty() {
+        "none: every client is its TCP peer (behind a proxy, all clients would share its address)"
+            .to_owned()
+    } else {
+        ranges
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    Check::from(
+        "trusted proxies",
+        too_wide.is_empty(),
+        format!("TRUSTED_PROXIES = {listed}"),
+        &format!(
+            "narrow TRUSTED_PROXIES to the load balancers' own addresses or subnet ({} is wider \
+             than a /8 or an IPv6 /7): every client in a trusted range may choose the address \
+             rate limits and the audit log see",
+            too_wide.join(", ")
+        ),
+    )
+}
+
 fn local_note(host: &str) -> &'static str {
     if is_local(host) {
         " (local: TLS not required)"
@@ -434,5 +471,19 @@ mod tests {
         assert!(entropy_bits("abababababababababababababababab") < MIN_SECRET_BITS);
         assert!(entropy_bits("q8Vt3nZ0pXw7LmK2rY9sB4dF6hJ1gC5eTuAiOoPz") >= MIN_SECRET_BITS);
         assert!(is_local("127.0.0.1") && is_local("localhost") && !is_local("db.example.com"));
+    }
+
+    #[test]
+    fn trusting_the_internet_as_a_proxy_fails() {
+        let check = |ranges: &str| {
+            let source = Source::from_pairs([("TRUSTED_PROXIES", ranges)]);
+            trusted_proxies(&Config::from_source(&source, true).unwrap())
+        };
+        assert!(check("").passed);
+        assert!(check("10.0.0.0/8, 172.16.0.0/12, fd00::/8").passed);
+        let open = check("10.0.0.0/8,0.0.0.0/0");
+        assert!(!open.passed);
+        assert!(open.fix.contains("0.0.0.0/0"), "{}", open.fix);
+        assert!(!check("::/0").passed);
     }
 }
