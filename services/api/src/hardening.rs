@@ -51,12 +51,16 @@ pub fn harden(
     timeout: Duration,
 ) -> Router {
     let mut router = router
-        .fallback(|| async {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "no_such_route",
-                "no such route; /docs lists them",
-            )
+        // The dashboard where no route matched (`crate::web` decides what is its), else 404.
+        .fallback(|req: Request| async move {
+            crate::web::respond(req.method(), req.uri(), req.headers()).unwrap_or_else(|| {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "no_such_route",
+                    "no such route; /docs lists them",
+                )
+                .into_response()
+            })
         })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

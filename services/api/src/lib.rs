@@ -6,6 +6,7 @@
 //! - `core/`: the logic, free of HTTP types;
 //! - `extract`: authentication and the one place roles are checked;
 //! - `hardening`: security headers, CORS, body limit, timeout.
+//! - `web`: the embedded dashboard at `/` (the router's fallback).
 
 pub mod core;
 pub mod error;
@@ -15,6 +16,7 @@ mod hardening;
 pub mod realtime;
 pub mod routes;
 pub mod state;
+mod web;
 
 use std::net::SocketAddr;
 

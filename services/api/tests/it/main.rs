@@ -25,5 +25,6 @@ mod roles;
 mod support;
 mod usage;
 mod usage_summary;
+mod web;
 mod webhooks;
 mod workspaces;
