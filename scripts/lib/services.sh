@@ -79,3 +79,37 @@ ensure_bubblewrap() {
 ensure_rust() {
   command -v cargo >/dev/null 2>&1 || die "cargo is missing: install Rust (https://rustup.rs), version $(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml) or newer"
 }
+
+ensure_node() {
+  # The dashboard (web/) builds with Vite 8, which needs Node 20.19 or newer (or 22.12+). The
+  # nodejs package of the machine's apt sources is used; an older one is refused by name.
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    if apt-cache show npm >/dev/null 2>&1; then apt_install nodejs npm; else apt_install nodejs; fi
+  fi
+  local v major minor
+  v=$(node --version); major=${v#v}; major=${major%%.*}; minor=${v#v*.}; minor=${minor%%.*}
+  if [ "$major" -lt 20 ] || { [ "$major" = 20 ] && [ "$minor" -lt 19 ]; } || { [ "$major" = 21 ]; } || { [ "$major" = 22 ] && [ "$minor" -lt 12 ]; }; then
+    die "Node $v is too old for the dashboard's build (Vite 8 needs ^20.19 or >=22.12): install a newer nodejs (e.g. from NodeSource) and run again"
+  fi
+  say "Node $v, npm $(npm --version)"
+}
+
+build_web() {
+  # web/dist, which the api embeds (services/api/src/web.rs). `npm ci` only when the lockfile
+  # changed since the last install; the registry is the only network it needs.
+  ensure_node
+  if [ ! -f web/node_modules/.package-lock.json ] || [ web/package-lock.json -nt web/node_modules/.package-lock.json ]; then
+    say "installing the dashboard's packages (npm ci)"
+    (cd web && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+  say "building the dashboard (web/dist)"
+  (cd web && npm run --silent build)
+}
+
+ensure_chromium() {
+  # The browser tests (tests/browser) drive Debian's Chromium through playwright-core, which
+  # never downloads a browser of its own.
+  [ -x /usr/bin/chromium ] && return 0
+  apt_install chromium
+  say "$(/usr/bin/chromium --version 2>/dev/null) installed"
+}

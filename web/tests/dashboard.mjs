@@ -1,0 +1,265 @@
+// The dashboard in a real browser (Debian's Chromium through playwright-core, which never
+// downloads one), against a whole platform started with the demo data:
+//
+//   sign-in → overview → a gateway call shows on the overview without reloading → create an
+//   API key (its secret once) → it works at the gateway → revoke it → the gateway refuses it
+//   → usage explorer and its CSV → search keys → sign out → sign in with TOTP.
+//
+// Every page is checked by axe-core (no serious or critical violation) and photographed into
+// target/browser/. The pages run under the api's real CSP: a violation fails the test.
+//
+//   node web/tests/dashboard.mjs            (SWITCHBOARD_BIN, CHROMIUM_PATH to override)
+import { createHmac } from "node:crypto";
+import { mkdirSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+import { startStack } from "./stack.mjs";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
+const shots = join(root, "target/browser");
+mkdirSync(shots, { recursive: true });
+const binary = process.env.SWITCHBOARD_BIN ?? join(process.env.CARGO_TARGET_DIR ?? join(root, "target"), "debug/switchboard");
+const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+
+const results = [];
+async function step(name, fn) {
+  const started = Date.now();
+  try {
+    await fn();
+    results.push({ name, ok: true });
+    console.log(`ok    ${name} (${Date.now() - started} ms)`);
+  } catch (e) {
+    results.push({ name, ok: false });
+    console.log(`FAIL  ${name}\n${e.stack ?? e}`);
+    throw e;
+  }
+}
+
+function assert(cond, message) {
+  if (!cond) throw new Error(message);
+}
+
+async function eventually(what, fn, ms = 20_000) {
+  const deadline = Date.now() + ms;
+  let last;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`${what} did not happen within ${ms} ms${last ? `: ${last}` : ""}`);
+}
+
+/// axe-core in the page (evaluated by the DevTools protocol, so the page's CSP still holds).
+async function accessible(page, name) {
+  const violations = await page.evaluate(`(async () => {
+    if (!window.axe) { ${axeSource}\n }
+    const r = await axe.run(document, { resultTypes: ["violations"] });
+    return r.violations.map(v => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map(n => n.target.join(" ")).slice(0, 5) }));
+  })()`);
+  const bad = violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+  for (const v of violations) console.log(`      axe ${name}: ${v.impact} ${v.id}: ${v.help} [${v.nodes.join(", ")}]`);
+  assert(bad.length === 0, `${name}: ${bad.length} serious or critical accessibility violations`);
+}
+
+async function shoot(page, name) {
+  await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+}
+
+async function chat(stack, key) {
+  const res = await fetch(`${stack.gatewayUrl}/v1/chat/completions`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+    body: JSON.stringify({ model: stack.models[0], messages: [{ role: "user", content: "hello from the browser test" }] }),
+  });
+  await res.arrayBuffer();
+  return res.status;
+}
+
+/// RFC 6238 with the defaults the api uses (SHA-1, 6 digits, 30 s).
+function totp(base32, at = Date.now()) {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  let bits = "";
+  for (const c of base32.replace(/=+$/, "").toUpperCase()) bits += alphabet.indexOf(c).toString(2).padStart(5, "0");
+  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(at / 30_000)));
+  const h = createHmac("sha1", key).update(counter).digest();
+  const o = h[h.length - 1] & 0xf;
+  return String((h.readUInt32BE(o) & 0x7fffffff) % 1_000_000).padStart(6, "0");
+}
+
+async function api(stack, method, path, token, body) {
+  const res = await fetch(`${stack.apiUrl}${path}`, {
+    method,
+    headers: { authorization: token ? `Bearer ${token}` : "", "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+const stack = await startStack(binary);
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-dev-shm-usage"],
+});
+let failed = false;
+try {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, acceptDownloads: true });
+  const page = await context.newPage();
+  const problems = [];
+  page.on("console", (m) => {
+    if (m.type() === "error" && /Content Security Policy|Refused to/i.test(m.text())) problems.push(m.text());
+  });
+  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+  const clean = () => assert(problems.length === 0, `the page reported: ${problems.join("\n")}`);
+  const url = (p) => `${stack.apiUrl}${p}`;
+
+  await step("the root sends a signed-out visitor to sign in", async () => {
+    await page.goto(url("/"));
+    await page.getByRole("heading", { name: "Sign in to Switchboard" }).waitFor();
+    assert(new URL(page.url()).pathname === "/sign-in", page.url());
+    await accessible(page, "sign-in");
+    await shoot(page, "sign-in");
+  });
+
+  await step("a wrong password is refused with a message", async () => {
+    await page.getByLabel("E-mail").fill(stack.admin.email);
+    await page.getByLabel("Password").fill("not the password");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("alert").filter({ hasText: "wrong" }).waitFor();
+  });
+
+  await step("the demo admin signs in and sees the overview", async () => {
+    await page.getByLabel("Password").fill(stack.admin.password);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("heading", { name: "Overview" }).waitFor();
+    await page.getByRole("heading", { name: "Budgets" }).waitFor();
+    await page.getByText("Time zone:").waitFor();
+    await page.getByText("Live: figures update").waitFor();
+    await accessible(page, "overview");
+    clean();
+    await shoot(page, "overview");
+  });
+
+  await step("a gateway call shows on the overview without reloading", async () => {
+    const before = Number((await page.getByTestId("requests-today").textContent()).replace(/\D/g, ""));
+    assert((await chat(stack, stack.apiKey)) === 200, "the demo key's call failed");
+    await eventually("the request count to grow", async () => {
+      const now = Number((await page.getByTestId("requests-today").textContent()).replace(/\D/g, ""));
+      return now > before;
+    }, 30_000);
+    await shoot(page, "overview-live");
+  });
+
+  let secret;
+  await step("an API key is created and its secret shown once", async () => {
+    await page.getByRole("link", { name: "API keys" }).click();
+    await page.getByRole("heading", { name: "API keys" }).waitFor();
+    await page.getByLabel("Name", { exact: true }).fill("browser-test");
+    await page.getByRole("button", { name: "Create key" }).click();
+    secret = (await page.getByTestId("new-secret").textContent()).trim();
+    assert(/^sb_live_\w+$/.test(secret), `a secret: ${secret}`);
+    await page.getByRole("cell", { name: "browser-test", exact: true }).waitFor();
+    await accessible(page, "api-keys");
+    await shoot(page, "api-keys-created");
+    await page.getByRole("button", { name: "Done" }).click();
+    const html = await page.content();
+    assert(!html.includes(secret), "the secret is still on the page after Done");
+    await page.reload();
+    await page.getByRole("cell", { name: "browser-test", exact: true }).waitFor();
+    assert(!(await page.content()).includes(secret), "the secret came back after a reload");
+    clean();
+  });
+
+  await step("the new key works at the gateway", async () => {
+    assert((await chat(stack, secret)) === 200, "the new key's call failed");
+  });
+
+  await step("keys are searched on the server", async () => {
+    await page.getByLabel("Name or prefix").fill("browser");
+    await page.getByRole("button", { name: "Search" }).click();
+    await page.getByText("matching “browser”").waitFor();
+    const rows = await page.locator("tbody tr").count();
+    assert(rows === 1, `one key matches, not ${rows}`);
+    await page.getByLabel("Name or prefix").fill("");
+    await page.getByRole("button", { name: "Search" }).click();
+    await page.getByRole("cell", { name: "demo", exact: true }).waitFor();
+  });
+
+  await step("the key is revoked and the gateway refuses it", async () => {
+    await page.getByRole("button", { name: "Revoke browser-test" }).click();
+    await page.getByRole("button", { name: "Confirm revoking browser-test" }).click();
+    await eventually("the key to leave the active list", async () => (await page.getByRole("cell", { name: "browser-test", exact: true }).count()) === 0);
+    await eventually("the gateway to refuse the key", async () => (await chat(stack, secret)) === 401, 5_000);
+    await page.getByLabel("State").selectOption("revoked");
+    await page.getByRole("cell", { name: "browser-test", exact: true }).waitFor();
+    await shoot(page, "api-keys-revoked");
+  });
+
+  await step("the usage explorer shows today's calls in the tenant's zone and exports CSV", async () => {
+    await page.getByRole("link", { name: "Usage" }).click();
+    await page.getByRole("heading", { name: "Usage" }).waitFor();
+    await page.getByText(/Spend by day, .* \(.+\)/).waitFor();
+    await eventually("a row with requests", async () => (await page.locator("tbody tr th[scope=row]").count()) > 0);
+    await page.getByLabel("Group by").selectOption("model");
+    await page.getByRole("rowheader", { name: stack.models[0] }).waitFor();
+    await accessible(page, "usage");
+    await shoot(page, "usage");
+    const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Export CSV" }).click()]);
+    const csv = readFileSync(await download.path(), "utf8");
+    assert(csv.startsWith("model,requests,"), `the CSV keeps the grouping: ${csv.slice(0, 80)}`);
+    assert(csv.includes(stack.models[0]), "the CSV has the model's row");
+    clean();
+  });
+
+  await step("a deep link loads the page it names", async () => {
+    await page.goto(url("/api-keys"));
+    await page.getByRole("heading", { name: "API keys" }).waitFor();
+  });
+
+  await step("sign-out ends the session", async () => {
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.getByRole("heading", { name: "Sign in to Switchboard" }).waitFor();
+    await page.goto(url("/"));
+    await page.getByRole("heading", { name: "Sign in to Switchboard" }).waitFor();
+  });
+
+  await step("an account with TOTP signs in with its code", async () => {
+    const who = stack.platformAdmin.email ? stack.platformAdmin : stack.admin;
+    const session = await api(stack, "POST", "/api/v1/auth/login", null, { email: who.email, password: who.password });
+    const enrolment = await api(stack, "POST", "/api/v1/auth/totp/enroll", session.access_token, { password: who.password });
+    await api(stack, "POST", "/api/v1/auth/totp/verify", session.access_token, { code: totp(enrolment.secret) });
+    // A code works once: wait for the next 30-second step.
+    await new Promise((r) => setTimeout(r, 30_000 - (Date.now() % 30_000) + 500));
+    await page.getByLabel("E-mail").fill(who.email);
+    await page.getByLabel("Password").fill(who.password);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByLabel("Authenticator code").waitFor();
+    await accessible(page, "sign-in-totp");
+    await shoot(page, "sign-in-totp");
+    await page.getByLabel("Authenticator code").fill(totp(enrolment.secret));
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("button", { name: "Sign out" }).waitFor();
+    clean();
+  });
+} catch {
+  failed = true;
+} finally {
+  await browser.close();
+  await stack.stop();
+}
+const passed = results.filter((r) => r.ok).length;
+console.log(`Browser tests: ${passed} passed, ${results.length - passed} failed; screenshots in target/browser/`);
+if (failed) {
+  if (process.env.SB_BROWSER_VERBOSE === undefined) console.log(stack.output().split("\n").slice(-40).join("\n"));
+  process.exit(1);
+}
