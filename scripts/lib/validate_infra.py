@@ -296,10 +296,73 @@ def check_kustomizations() -> None:
                 fail(path, f"does not list {manifest.name}")
 
 
+# --- egress of the services that call out on tenants' behalf ----------------------------------
+
+
+def egress_allows(policy: dict, ip: str, port: int) -> bool:
+    """Whether `policy` lets its pods reach ip:port. Pod and namespace selectors are taken to
+    match any address in the cluster (private ones), so the answer errs towards allowed."""
+    import ipaddress
+
+    address = ipaddress.ip_address(ip)
+    for rule in policy["spec"].get("egress", []):
+        ports = rule.get("ports")
+        if ports is not None and not any(p.get("port") == port for p in ports):
+            continue
+        for peer in rule.get("to", [{}]):
+            block = peer.get("ipBlock")
+            if block is None:
+                if address.is_private:
+                    return True
+                continue
+            network = ipaddress.ip_network(block["cidr"])
+            if address.version != network.version or address not in network:
+                continue
+            if not any(address in ipaddress.ip_network(e) for e in block.get("except", [])):
+                return True
+    return False
+
+
+def check_egress() -> None:
+    """The attacks the egress policies stop (SSRF through a provider entry): the gateway may
+    reach public HTTPS, never the metadata endpoint or the platform's own services; the
+    agent-worker reaches nothing on the internet."""
+    path = ROOT / "infra/k8s/networkpolicies.yaml"
+    policies = {d["metadata"]["name"]: d for d in yaml.safe_load_all(path.read_text()) if d}
+    expectations = {
+        "gateway-egress": [
+            ("1.1.1.1", 443, True),
+            ("2606:4700::1111", 443, True),
+            ("169.254.169.254", 80, False),
+            ("fd00:ec2::254", 80, False),
+            ("10.0.0.7", 8083, False),
+            ("10.0.0.7", 443, False),
+            ("172.20.0.3", 8081, False),
+            ("127.0.0.1", 8080, False),
+            ("10.0.0.9", 5432, True),
+        ],
+        "agent-worker-egress": [
+            ("1.1.1.1", 443, False),
+            ("169.254.169.254", 80, False),
+            ("10.0.0.7", 8083, False),
+            ("10.0.0.9", 6379, True),
+        ],
+    }
+    for name, cases in expectations.items():
+        policy = policies.get(name)
+        if policy is None:
+            fail(path, f"has no NetworkPolicy {name}")
+            continue
+        for ip, port, allowed in cases:
+            if egress_allows(policy, ip, port) != allowed:
+                verb = "must reach" if allowed else "must not reach"
+                fail(path, f"{name}: its pods {verb} {ip}:{port}")
+
+
 def main() -> int:
     load_all()
     for check in (check_compose, check_dockerfile, check_ecs, check_railway, check_fly,
-                  check_kustomizations):
+                  check_kustomizations, check_egress):
         try:
             check()
         except Exception as e:  # a check that crashes is a failure, with its reason

@@ -94,6 +94,9 @@ impl Router {
                         };
                     }
                     Err(e) => {
+                        // The details are the operator's: the client gets a generic error
+                        // (`routes::error`), since an entry's address is the tenant's to choose.
+                        tracing::warn!(entry = %entry.name, error = %e, attempt, "provider call failed");
                         hops.push(hop(entry, &status_of(&e)));
                         self.failed(entry);
                         let retryable = e.retryable();

@@ -38,6 +38,11 @@ impl ApiError {
         }))
     }
 
+    /// What the client is told.
+    pub fn message(&self) -> &str {
+        &self.0.message
+    }
+
     pub fn invalid(message: impl Into<String>, param: Option<&'static str>) -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,
@@ -64,25 +69,51 @@ impl ApiError {
 }
 
 impl From<UpstreamError> for ApiError {
-    /// Every entry failed: the last entry's error.
+    /// Every entry failed: the last entry's error, told generically. A provider entry's
+    /// address is the tenant's to choose, so what an upstream says about itself (its error
+    /// pages, connection errors, server faults) would make the gateway a probe of whatever it
+    /// can reach; the details are in the logs (`provider call failed`). Only a provider's own
+    /// error message about the request (a 4xx with an OpenAI, Anthropic or Gemini error
+    /// object, such as "maximum context length exceeded") reaches the client.
     fn from(error: UpstreamError) -> Self {
-        let (status, code) = match &error {
-            UpstreamError::Timeout => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
-            UpstreamError::Unsupported(_) => (StatusCode::BAD_REQUEST, "unsupported"),
+        let (status, code, message) = match &error {
+            UpstreamError::Timeout => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream_timeout",
+                "The provider did not answer in time.".to_owned(),
+            ),
+            UpstreamError::Unsupported(_) => {
+                (StatusCode::BAD_REQUEST, "unsupported", error.to_string())
+            }
             // A client error the upstream found in the request is the client's to fix.
-            UpstreamError::Status { status, .. }
+            UpstreamError::Status { status, message }
                 if (400..500).contains(status) && *status != 408 && *status != 429 =>
             {
                 return Self::new(
                     StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST),
                     "invalid_request_error",
                     Some("upstream_rejected"),
-                    error.to_string(),
+                    format!("The provider refused the request: {message}"),
                 );
             }
-            _ => (StatusCode::BAD_GATEWAY, "upstream_error"),
+            UpstreamError::Status { status: 429, .. } => (
+                StatusCode::BAD_GATEWAY,
+                "upstream_error",
+                "The provider is rate limiting this platform's calls; try again shortly."
+                    .to_owned(),
+            ),
+            UpstreamError::Connect(_) => (
+                StatusCode::BAD_GATEWAY,
+                "upstream_error",
+                "The provider could not be reached.".to_owned(),
+            ),
+            UpstreamError::Status { .. } | UpstreamError::Protocol(_) => (
+                StatusCode::BAD_GATEWAY,
+                "upstream_error",
+                "The provider failed to answer.".to_owned(),
+            ),
         };
-        Self::new(status, "api_error", Some(code), error.to_string())
+        Self::new(status, "api_error", Some(code), message)
     }
 }
 

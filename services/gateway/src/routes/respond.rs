@@ -13,7 +13,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use crate::core::call::{Answer, CallStream, Streamed};
-use crate::routes::error::rate_limit_headers;
+use crate::routes::error::{ApiError, rate_limit_headers};
 
 /// A whole answer: the provider's body, already in the OpenAI format.
 pub fn whole(answer: Answer) -> Response {
@@ -70,8 +70,9 @@ impl Sse {
                 out.extend_from_slice(b"\n\n");
                 Bytes::from(out)
             }
+            // Told as generically as an error before the stream (`ApiError`'s `From`).
             Streamed::Broke(e) => frame(&json!({"error": {
-                "message": e.to_string(), "type": "api_error", "param": null, "code": "upstream_error",
+                "message": ApiError::from(e).message(), "type": "api_error", "param": null, "code": "upstream_error",
             }})),
             Streamed::Done(usage) => {
                 let mut out = Vec::new();

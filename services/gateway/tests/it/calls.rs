@@ -474,3 +474,96 @@ async fn provider_entries_cannot_reach_internal_addresses() {
         "the gateway connected to an internal address"
     );
 }
+
+#[tokio::test]
+async fn upstream_errors_reach_the_client_without_the_upstreams_own_words() {
+    // The attack: point an entry at something on the platform's network and read its error
+    // pages and connection errors back through the gateway (a port scanner with a tenant's
+    // key). The address check is off here (the tests' upstreams are local), as an operator's
+    // PROVIDER_ALLOW_PRIVATE would have it, so only the answers' words are under test.
+    use axum::http::StatusCode as Code;
+    let app = axum::Router::new()
+        .route(
+            "/page/v1/chat/completions",
+            axum::routing::post(|| async {
+                (
+                    Code::NOT_FOUND,
+                    "<html>internal admin panel: db password hunter2</html>",
+                )
+            }),
+        )
+        .route(
+            "/crash/v1/chat/completions",
+            axum::routing::post(|| async {
+                (
+                    Code::INTERNAL_SERVER_ERROR,
+                    "panic at billing.internal.svc:8443",
+                )
+            }),
+        )
+        .route(
+            "/provider/v1/chat/completions",
+            axum::routing::post(|| async {
+                (
+                    Code::BAD_REQUEST,
+                    axum::Json(
+                        json!({"error": {"message": "maximum context length is 8192 tokens"}}),
+                    ),
+                )
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let stack = Stack::new().await;
+    let cases = [
+        ("page", format!("http://{addr}/page/v1"), 404, "hunter2"),
+        (
+            "crash",
+            format!("http://{addr}/crash/v1"),
+            502,
+            "billing.internal",
+        ),
+        // Nothing listens on port 1: the connection error would name it.
+        ("closed", "http://127.0.0.1:1/v1".to_owned(), 502, "refused"),
+    ];
+    for (name, base, expected, secret) in &cases {
+        let model = format!("probe-{name}");
+        stack
+            .add_entry(name, "openai", base, &[model.as_str()], 0, None)
+            .await;
+        let (status, error) =
+            error_of(stack.chat(&chat_body(&model, "hi")).send().await.unwrap()).await;
+        assert_eq!(status.as_u16(), *expected, "{name}: {error}");
+        let text = error.to_string();
+        assert!(!text.contains(secret), "{name}: {text}");
+        assert!(!text.contains("127.0.0.1"), "{name}: {text}");
+    }
+    // A provider's own error message about the request is the client's to read.
+    stack
+        .add_entry(
+            "provider",
+            "openai",
+            &format!("http://{addr}/provider/v1"),
+            &["probe-provider"],
+            0,
+            None,
+        )
+        .await;
+    let (status, error) = error_of(
+        stack
+            .chat(&chat_body("probe-provider", "hi"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("maximum context length is 8192 tokens"),
+        "{error}"
+    );
+}

@@ -92,6 +92,9 @@ pub(super) async fn send(
     }
     // An unreadable error body still leaves the status to report.
     let body = response.text().await.unwrap_or_default();
+    if serde_json::from_str::<Value>(&body).is_err() {
+        tracing::warn!(status = status.as_u16(), body = %truncate(&mask(&body, key), MAX_MESSAGE_CHARS), "provider error body");
+    }
     Err(UpstreamError::Status {
         status: status.as_u16(),
         message: error_message(&body, key),
@@ -150,8 +153,9 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 }
 
 /// The message of an upstream error body: `error.message` (OpenAI, Anthropic and Gemini all
-/// put it there), else the body itself; shortened, and with the key masked should the
-/// upstream echo it.
+/// put it there); shortened, and with the key masked should the upstream echo it. A body
+/// without one (an HTML error page, a proxy's text) is not passed on: whatever answers at
+/// an entry's address is no business of the caller's ([`send`] logs it).
 pub(super) fn error_message(body: &str, key: Option<&SecretString>) -> String {
     let parsed: Option<Value> = serde_json::from_str(body).ok();
     let message = parsed
@@ -162,13 +166,15 @@ pub(super) fn error_message(body: &str, key: Option<&SecretString>) -> String {
                 .or_else(|| v.get("error"))
         })
         .and_then(Value::as_str)
-        .unwrap_or(body)
-        .trim();
+        .map_or("the provider gave no error message", str::trim);
+    truncate(&mask(message, key), MAX_MESSAGE_CHARS)
+}
+
+/// `text` with the provider key masked, should the upstream echo it.
+fn mask(text: &str, key: Option<&SecretString>) -> String {
     match key.map(ExposeSecret::expose_secret) {
-        Some(key) if !key.is_empty() && message.contains(key) => {
-            truncate(&message.replace(key, "[redacted]"), MAX_MESSAGE_CHARS)
-        }
-        _ => truncate(message, MAX_MESSAGE_CHARS),
+        Some(key) if !key.is_empty() && text.contains(key) => text.replace(key, "[redacted]"),
+        _ => text.to_owned(),
     }
 }
 
