@@ -58,6 +58,9 @@ export async function startStack(binary) {
 
   const stack = {
     apiUrl,
+    /// Runs SQL in the stack's database as its owner (for what no API changes, such as a
+    /// tenant's time zone).
+    sql: (statement) => execFileSync("psql", ["-h", "127.0.0.1", "-U", "postgres", "-d", db, "-qtAc", statement]).toString().trim(),
     gatewayUrl: `http://127.0.0.1:${gateway}`,
     output: () => out + err,
     async stop() {
