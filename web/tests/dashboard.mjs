@@ -1,9 +1,10 @@
 // The dashboard in a real browser (Debian's Chromium through playwright-core, which never
 // downloads one), against a whole platform started with the demo data:
 //
-//   sign-in → overview → a gateway call shows on the overview without reloading → create an
-//   API key (its secret once) → it works at the gateway → revoke it → the gateway refuses it
-//   → usage explorer and its CSV → search keys → sign out → sign in with TOTP.
+//   sign-in → overview → a gateway call and a budget alert show on the overview without
+//   reloading → create an API key (its secret once) → it works at the gateway → search keys
+//   → revoke it → the gateway refuses it → usage explorer and its CSV → days in a far time
+//   zone → tenant switcher (another zone, a viewer's rights) → sign out → sign in with TOTP.
 //
 // Every page is checked by axe-core (no serious or critical violation) and photographed into
 // target/browser/. The pages run under the api's real CSP: a violation fails the test.
@@ -160,6 +161,27 @@ try {
     await shoot(page, "overview-live");
   });
 
+  await step("a budget alert shows on the overview as it happens", async () => {
+    // The tenant's budget set so that its spend sits just under 50 % and alerting only (a
+    // blocking one refuses a call whose estimate does not fit): the next calls cross it.
+    const { access_token: token } = JSON.parse(await page.evaluate(() => sessionStorage.getItem("sb.tokens")));
+    const tenant = stack.sql("SELECT id FROM tenants WHERE slug = 'demo'");
+    const budgets = await api(stack, "GET", `/api/v1/tenants/${tenant}/budgets`, token);
+    const budget = budgets.find((b) => b.scope === "tenant" && b.period === "monthly");
+    assert(budget, `a monthly tenant budget: ${JSON.stringify(budgets)}`);
+    const path = `/api/v1/tenants/${tenant}/budgets/${budget.id}`;
+    await api(stack, "PATCH", path, token, { limit_micros: 2 * budget.spent_micros + 100, action: "alert" });
+    try {
+      await eventually("a budget alert on the overview", async () => {
+        await chat(stack, stack.apiKey);
+        return (await page.getByRole("alert").filter({ hasText: "Budget alert" }).count()) > 0;
+      }, 30_000);
+      await shoot(page, "overview-budget-alert");
+    } finally {
+      await api(stack, "PATCH", path, token, { limit_micros: budget.limit_micros, action: budget.action });
+    }
+  });
+
   let secret;
   await step("an API key is created and its secret shown once", async () => {
     await page.getByRole("link", { name: "API keys" }).click();
@@ -239,6 +261,26 @@ try {
     await page.getByLabel(`Last day (${zone})`).waitFor();
     await shoot(page, "usage-kiritimati");
     stack.sql("UPDATE tenants SET time_zone = 'UTC'");
+  });
+
+  await step("the tenant switcher moves to another tenant, its zone and its role", async () => {
+    // A second tenant where the demo admin is only a viewer (made in SQL: no API adds a
+    // membership without an invitation by e-mail).
+    stack.sql(`WITH t AS (INSERT INTO tenants (id, name, slug, time_zone)
+                          VALUES (gen_random_uuid(), 'Second tenant', 'second', 'Europe/Berlin') RETURNING id)
+               INSERT INTO memberships (tenant_id, user_id, role)
+               SELECT t.id, u.id, 'viewer' FROM t, users u WHERE u.email = '${stack.admin.email}'`);
+    await page.reload();
+    await page.getByLabel("Tenant").selectOption({ label: "Second tenant (viewer)" });
+    await page.getByText("Time zone: Europe/Berlin").waitFor();
+    await page.getByRole("link", { name: "API keys" }).click();
+    await page.getByText("No keys here.").waitFor();
+    assert((await page.getByRole("button", { name: "Create key" }).count()) === 0, "a viewer is offered to create keys");
+    await accessible(page, "api-keys-viewer");
+    await shoot(page, "tenant-switcher");
+    await page.getByLabel("Tenant").selectOption({ label: "Demo (owner)" });
+    await page.getByText("Time zone: UTC").waitFor();
+    await page.getByRole("cell", { name: "demo", exact: true }).waitFor();
   });
 
   await step("a deep link loads the page it names", async () => {
