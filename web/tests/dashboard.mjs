@@ -186,6 +186,10 @@ try {
   await step("an API key is created and its secret shown once", async () => {
     await page.getByRole("link", { name: "API keys" }).click();
     await page.getByRole("heading", { name: "API keys" }).waitFor();
+    // The api's 422 names the field; the form shows it there.
+    await page.getByRole("button", { name: "Create key" }).click();
+    await page.locator("#key-name-error").filter({ hasText: "characters" }).waitFor();
+    assert((await page.getByLabel("Name", { exact: true }).getAttribute("aria-invalid")) === "true", "the name is not marked invalid");
     await page.getByLabel("Name", { exact: true }).fill("browser-test");
     await page.getByRole("button", { name: "Create key" }).click();
     secret = (await page.getByTestId("new-secret").textContent()).trim();
