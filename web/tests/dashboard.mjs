@@ -108,6 +108,7 @@ async function api(stack, method, path, token, body) {
 }
 
 const stack = await startStack(binary);
+let signedInAt = Date.now();
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
   args: ["--no-sandbox", "--disable-dev-shm-usage"],
@@ -142,6 +143,7 @@ try {
   await step("the demo admin signs in and sees the overview", async () => {
     await page.getByLabel("Password").fill(stack.admin.password);
     await page.getByRole("button", { name: "Sign in" }).click();
+    signedInAt = Date.now();
     await page.getByRole("heading", { name: "Overview" }).waitFor();
     await page.getByRole("heading", { name: "Budgets" }).waitFor();
     await page.getByText("Time zone:").waitFor();
@@ -290,6 +292,23 @@ try {
   await step("a deep link loads the page it names", async () => {
     await page.goto(url("/api-keys"));
     await page.getByRole("heading", { name: "API keys" }).waitFor();
+  });
+
+  await step("the session outlives its access token: live updates and pages keep working", async () => {
+    // ACCESS_TOKEN_SECONDS is 60 in this stack: the api drops the socket when the token it
+    // connected with expires, and refuses the expired token on the REST routes.
+    await page.getByRole("link", { name: "Overview" }).click();
+    await page.getByTestId("requests-today").waitFor();
+    const wait = signedInAt + 63_000 - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    await page.getByText("Live: figures update").waitFor({ timeout: 40_000 });
+    const requests = async () => Number((await page.getByTestId("requests-today").textContent()).replace(/\D/g, ""));
+    const before = await requests();
+    assert((await chat(stack, stack.apiKey)) === 200, "the demo key's call failed");
+    await eventually("the request count to grow after the token expired", async () => (await requests()) > before, 30_000);
+    await page.getByRole("link", { name: "API keys" }).click();
+    await page.getByRole("cell", { name: "demo", exact: true }).waitFor();
+    clean();
   });
 
   await step("sign-out ends the session", async () => {

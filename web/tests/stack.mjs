@@ -44,6 +44,8 @@ export async function startStack(binary) {
     AGENT_GATEWAY_URL: `http://127.0.0.1:${gateway}`,
     CORS_ORIGINS: apiUrl,
     LOG_LEVEL: process.env.SB_BROWSER_LOG_LEVEL ?? "warn",
+    // The shortest the api allows, so the test sees access tokens expire under a session.
+    ACCESS_TOKEN_SECONDS: "60",
   };
   delete env.PORT;
   const child = spawn(binary, ["serve", "all", "--demo"], { env, stdio: ["ignore", "pipe", "pipe"] });

@@ -52,8 +52,9 @@ function send(method: string, path: string, opts: Options, token?: string): Prom
 
 let refreshing: Promise<boolean> | null = null;
 
-/// Trades the refresh token for new tokens once, however many requests saw the expiry.
-function refresh(): Promise<boolean> {
+/// Trades the refresh token for new tokens once, however many requests (or the live socket)
+/// saw the expiry. False, and signed out, when the refresh token is refused.
+export function refresh(): Promise<boolean> {
   refreshing ??= (async () => {
     const current = session.value;
     if (!current) return false;

@@ -2,8 +2,14 @@
 // `budget.alert` (a budget crossed a threshold). The server joins the socket to the rooms of
 // the user's tenants; the handshake's `auth` carries the current access token on every
 // (re)connect, never the URL.
+//
+// The server disconnects a socket when its access token expires (or is revoked), and refuses
+// a handshake with an expired one; socket.io does not reconnect after either. So both renew
+// the tokens (one refresh shared with the REST client) and connect again, backing off from
+// 1 s to 30 s while it keeps failing. A refused refresh signs the user out.
 import { signal } from "@preact/signals";
 import { io, type Socket } from "socket.io-client";
+import { refresh } from "./api";
 import { session } from "./session";
 
 export interface UsageTick {
@@ -24,6 +30,17 @@ export interface BudgetAlert {
 export const connected = signal(false);
 
 let socket: Socket | null = null;
+let backoff = 1000;
+let renewing: ReturnType<typeof setTimeout> | undefined;
+
+function renew(): void {
+  if (renewing !== undefined) return;
+  renewing = setTimeout(async () => {
+    renewing = undefined;
+    if (socket && !socket.connected && (await refresh())) socket.connect();
+  }, backoff);
+  backoff = Math.min(backoff * 2, 30_000);
+}
 const tickListeners = new Set<(t: UsageTick) => void>();
 const alertListeners = new Set<(a: BudgetAlert) => void>();
 
@@ -34,8 +51,18 @@ function ensureSocket(): void {
     transports: ["websocket", "polling"],
     auth: (cb) => cb({ token: session.value?.access_token ?? "" }),
   });
-  socket.on("connect", () => (connected.value = true));
-  socket.on("disconnect", () => (connected.value = false));
+  socket.on("connect", () => {
+    connected.value = true;
+    backoff = 1000;
+  });
+  socket.on("disconnect", (reason) => {
+    connected.value = false;
+    if (reason === "io server disconnect") renew();
+  });
+  // `active` is false when the server refused the handshake (no automatic retry then).
+  socket.on("connect_error", () => {
+    if (!socket?.active) renew();
+  });
   socket.on("usage.tick", (t: UsageTick) => tickListeners.forEach((l) => l(t)));
   socket.on("budget.alert", (a: BudgetAlert) => alertListeners.forEach((l) => l(a)));
 }
@@ -54,6 +81,8 @@ export function onBudgetAlert(listener: (a: BudgetAlert) => void): () => void {
 
 /// On sign-out: the socket's rooms belong to the old session.
 export function disconnect(): void {
+  clearTimeout(renewing);
+  renewing = undefined;
   socket?.disconnect();
   socket = null;
   connected.value = false;
