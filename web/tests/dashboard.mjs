@@ -129,6 +129,14 @@ try {
     await page.goto(url("/"));
     await page.getByRole("heading", { name: "Sign in to Switchboard" }).waitFor();
     assert(new URL(page.url()).pathname === "/sign-in", page.url());
+    // Keyboard focus is visible: Tab reaches the e-mail field and it shows an outline.
+    await page.keyboard.press("Tab");
+    const focus = await page.evaluate(() => {
+      const el = document.activeElement;
+      const style = getComputedStyle(el);
+      return { id: el.id, outline: style.outlineStyle, width: parseFloat(style.outlineWidth) };
+    });
+    assert(focus.id === "email" && focus.outline !== "none" && focus.width >= 2, `focus: ${JSON.stringify(focus)}`);
     await accessible(page, "sign-in");
     await shoot(page, "sign-in");
   });
@@ -142,7 +150,7 @@ try {
 
   await step("the demo admin signs in and sees the overview", async () => {
     await page.getByLabel("Password").fill(stack.admin.password);
-    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByLabel("Password").press("Enter");
     signedInAt = Date.now();
     await page.getByRole("heading", { name: "Overview" }).waitFor();
     await page.getByRole("heading", { name: "Budgets" }).waitFor();
@@ -193,7 +201,7 @@ try {
     await page.locator("#key-name-error").filter({ hasText: "characters" }).waitFor();
     assert((await page.getByLabel("Name", { exact: true }).getAttribute("aria-invalid")) === "true", "the name is not marked invalid");
     await page.getByLabel("Name", { exact: true }).fill("browser-test");
-    await page.getByRole("button", { name: "Create key" }).click();
+    await page.getByLabel("Name", { exact: true }).press("Enter");
     secret = (await page.getByTestId("new-secret").textContent()).trim();
     assert(/^sb_live_\w+$/.test(secret), `a secret: ${secret}`);
     await page.getByRole("cell", { name: "browser-test", exact: true }).waitFor();
@@ -225,8 +233,9 @@ try {
   });
 
   await step("the key is revoked and the gateway refuses it", async () => {
-    await page.getByRole("button", { name: "Revoke browser-test" }).click();
-    await page.getByRole("button", { name: "Confirm revoking browser-test" }).click();
+    // With the keyboard: Enter on the button, then on its confirmation.
+    await page.getByRole("button", { name: "Revoke browser-test" }).press("Enter");
+    await page.getByRole("button", { name: "Confirm revoking browser-test" }).press("Enter");
     await eventually("the key to leave the active list", async () => (await page.getByRole("cell", { name: "browser-test", exact: true }).count()) === 0);
     await eventually("the gateway to refuse the key", async () => (await chat(stack, secret)) === 401, 5_000);
     await page.getByLabel("State").selectOption("revoked");
