@@ -67,6 +67,9 @@ pub struct ApiKeyQuery {
     /// `active` (default), `revoked` or `all`.
     #[param(inline)]
     pub status: Option<KeyState>,
+    /// Only these keys: ids separated by commas, at most 200 (the dashboard names the keys of
+    /// a usage report with one request).
+    pub ids: Option<String>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// Keys per page, 1 to 200 (default 50).
@@ -98,6 +101,20 @@ pub async fn page(tx: &mut TenantTx, q: &ApiKeyQuery) -> ApiResult<ApiKeyPage> {
         .map(Uuid::parse_str)
         .transpose()
         .map_err(|_| ApiError::invalid("cursor", "not a cursor this api gave"))?;
+    let ids = q
+        .ids
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.split(',')
+                .map(|id| Uuid::parse_str(id.trim()))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()
+        .map_err(|_| ApiError::invalid("ids", "must be key ids separated by commas"))?;
+    if ids.as_ref().is_some_and(|ids| ids.len() > 200) {
+        return Err(ApiError::invalid("ids", "at most 200 ids"));
+    }
     let search = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty());
     let state = match q.status.unwrap_or_default() {
         KeyState::Active => "active",
@@ -116,10 +133,12 @@ pub async fn page(tx: &mut TenantTx, q: &ApiKeyQuery) -> ApiResult<ApiKeyPage> {
                                 WHEN 'revoked' THEN revoked_at IS NOT NULL
                                 ELSE true END
               AND ($3::uuid IS NULL OR id < $3)
-            ORDER BY id DESC LIMIT $4"#,
+              AND ($4::uuid[] IS NULL OR id = ANY($4))
+            ORDER BY id DESC LIMIT $5"#,
         search,
         state,
         cursor,
+        ids.as_deref(),
         limit + 1,
     )
     .fetch_all(&mut **tx)

@@ -19,10 +19,10 @@ pub fn router() -> OpenApiRouter<ApiState> {
 }
 
 /// The tenant's gateway keys (prefix, name, scope, limits, last use; never the secret), newest
-/// first, a page at a time: search by name or prefix, filter by state.
+/// first, a page at a time: search by name or prefix, filter by state or by ids.
 #[utoipa::path(get, path = "/api-keys", tag = "api-keys", params(ApiKeyQuery),
     responses((status = 200, body = ApiKeyPage),
-              (status = 422, description = "`limit`, `q` or `cursor` is invalid", body = Problem)))]
+              (status = 422, description = "`limit`, `q`, `ids` or `cursor` is invalid", body = Problem)))]
 async fn list(mut t: Tenant, Query(q): Query<ApiKeyQuery>) -> ApiResult<axum::Json<ApiKeyPage>> {
     Ok(axum::Json(api_keys::page(&mut t.tx, &q).await?))
 }

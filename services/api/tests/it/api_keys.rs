@@ -173,11 +173,35 @@ async fn api_keys_are_listed_a_page_at_a_time_searched_and_filtered_on_the_serve
         .expect(200);
     assert_eq!(all["items"].as_array().unwrap().len(), 7);
 
+    // By ids (the usage report's keys), revoked ones too with status=all; never another
+    // tenant's.
+    let foreign = api
+        .get(
+            &format!("/api/v1/tenants/{other}/api-keys"),
+            &other_owner.token,
+        )
+        .await
+        .expect(200)["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let chosen = api
+        .get(
+            &format!("{base}?status=all&ids={},{},{foreign}", ids[1], ids[6]),
+            &owner.token,
+        )
+        .await
+        .expect(200);
+    assert_eq!(names(&chosen), ["Batch-6", "ci-1"]);
+
     // Bad parameters name themselves.
+    let too_many = vec![ids[0].clone(); 201].join(",");
     for (query, field) in [
         ("limit=0", "limit"),
         ("limit=201", "limit"),
         ("cursor=nope", "cursor"),
+        ("ids=nope", "ids"),
+        (&*format!("ids={too_many}"), "ids"),
     ] {
         let bad = api.get(&format!("{base}?{query}"), &owner.token).await;
         assert_eq!(bad.status.as_u16(), 422, "{query}: {}", bad.body);
