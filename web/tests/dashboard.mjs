@@ -248,6 +248,9 @@ try {
     await page.getByRole("heading", { name: "Usage" }).waitFor();
     await page.getByText(/Spend by day, .* \(.+\)/).waitFor();
     await eventually("a row with requests", async () => (await page.locator("tbody tr th[scope=row]").count()) > 0);
+    await page.getByLabel("Group by").selectOption("api_key");
+    await page.getByRole("rowheader", { name: /^demo \(sb_live_/ }).waitFor();
+    await page.getByRole("rowheader", { name: /^browser-test \(sb_live_/ }).waitFor();
     await page.getByLabel("Group by").selectOption("model");
     await page.getByRole("rowheader", { name: stack.models[0] }).waitFor();
     await accessible(page, "usage");

@@ -41,6 +41,7 @@ export function Usage() {
   const groupBy = useSignal("day");
   const report = useSignal<Report | null>(null);
   const error = useSignal<ApiError | null>(null);
+  const names = useSignal<Record<string, string>>({});
 
   // The range as the api takes it: from midnight of the first day to midnight after the last,
   // both in the tenant's zone.
@@ -54,8 +55,16 @@ export function Usage() {
     if (!first.value || !last.value) return;
     let stale = false;
     getJson<Report>(withQuery(tenantPath("/usage"), query()))
-      .then((r) => {
+      .then(async (r) => {
+        // Keys are reported by id: their names come in one request (up to 200 of them).
+        const keyIds = r.group_by === "api_key" ? r.rows.map((x) => x.key).filter(Boolean).slice(0, 200) : [];
+        const named = keyIds.length
+          ? await getJson<{ items: { id: string; name: string; prefix: string }[] }>(
+              withQuery(tenantPath("/api-keys"), { status: "all", ids: keyIds.join(","), limit: 200 }),
+            )
+          : { items: [] };
         if (!stale) {
+          names.value = Object.fromEntries(named.items.map((k) => [k.id, `${k.name} (${k.prefix}…)`]));
           report.value = r;
           error.value = null;
         }
@@ -83,7 +92,9 @@ export function Usage() {
   const r = report.value;
   const rows = r?.rows ?? [];
   const total = rows.reduce((s, x) => s + x.cost_micros, 0);
-  const label = (k: string) => (k === "" ? "(none)" : groupBy.value === "day" || groupBy.value === "model" ? k : k.slice(0, 8));
+  // A key's name, or the start of an id (a deleted key, a workspace).
+  const label = (k: string) =>
+    k === "" ? "(none)" : (names.value[k] ?? (groupBy.value === "day" || groupBy.value === "model" ? k : k.slice(0, 8)));
   return (
     <>
       <h1>Usage</h1>
@@ -150,7 +161,9 @@ export function Usage() {
         <tbody>
           {rows.map((x) => (
             <tr key={x.key}>
-              <th scope="row">{x.key === "" ? "(none)" : x.key}</th>
+              <th scope="row" title={x.key || undefined}>
+                {x.key === "" ? "(none)" : (names.value[x.key] ?? x.key)}
+              </th>
               <td class="num">{count(x.requests)}</td>
               <td class="num">{count(x.input_tokens)}</td>
               <td class="num">{count(x.cached_input_tokens)}</td>
