@@ -1,17 +1,19 @@
 //! Tenant-wide reads and the tenant itself: `usage`, `audit-log`, `export`, and deletion.
 
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::core::accounts::{self, ConfirmPassword};
 use crate::core::audit::{self, AuditPage, AuditQuery, Entry};
 use crate::core::export::{self, TenantExport};
 use crate::core::invalidation::Stale;
 use crate::core::tenants::{self, TenantView};
 use crate::core::usage::{self, UsageQuery, UsageReport};
-use crate::error::ApiResult;
-use crate::extract::{Admin, Member, Owner, Query, Tenant};
+use crate::error::{ApiResult, Problem};
+use crate::extract::{Admin, Json, Member, Owner, Query, Tenant};
 use crate::state::ApiState;
 
 pub fn router() -> OpenApiRouter<ApiState> {
@@ -33,11 +35,19 @@ async fn get_tenant(mut t: Tenant) -> ApiResult<axum::Json<TenantView>> {
     Ok(axum::Json(tenants::get(&mut t.tx).await?))
 }
 
-/// Deletes the tenant and everything it owns (owners only). Ledger totals are kept.
+/// Deletes the tenant and everything it owns (owners only, with their password asked again).
+/// Ledger totals are kept.
 #[utoipa::path(delete, path = "/api/v1/tenants/{tenant_id}", tag = "tenants",
-    params(("tenant_id" = uuid::Uuid, Path)),
-    responses((status = 204, description = "Deleted")))]
-async fn delete_tenant(mut t: Tenant<Owner>) -> ApiResult<StatusCode> {
+    params(("tenant_id" = uuid::Uuid, Path)), request_body = ConfirmPassword,
+    responses((status = 204, description = "Deleted"),
+              (status = 401, description = "`invalid_credentials`: the password is wrong", body = Problem),
+              (status = 403, description = "`password_not_set`: the account has no password to confirm", body = Problem)))]
+async fn delete_tenant(
+    State(state): State<ApiState>,
+    mut t: Tenant<Owner>,
+    Json(req): Json<ConfirmPassword>,
+) -> ApiResult<StatusCode> {
+    accounts::confirm_password(&state, t.session.user, req.password).await?;
     let entry = Entry::new("tenant.delete", "tenant", t.id());
     tenants::delete(&mut t.tx).await?;
     t.finish_and_invalidate(entry, Stale::Tenant).await?;
@@ -86,10 +96,18 @@ async fn audit_log(
     Ok(axum::Json(audit::list(&mut t.tx, &q).await?))
 }
 
-/// Everything about the tenant as one JSON document (GDPR).
-#[utoipa::path(get, path = "/export", tag = "tenants",
-    responses((status = 200, body = TenantExport)))]
-async fn export_tenant(mut t: Tenant<Owner>) -> ApiResult<axum::Json<TenantExport>> {
+/// Everything about the tenant as one JSON document (GDPR; owners only, with their password
+/// asked again).
+#[utoipa::path(post, path = "/export", tag = "tenants", request_body = ConfirmPassword,
+    responses((status = 200, body = TenantExport),
+              (status = 401, description = "`invalid_credentials`: the password is wrong", body = Problem),
+              (status = 403, description = "`password_not_set`: the account has no password to confirm", body = Problem)))]
+async fn export_tenant(
+    State(state): State<ApiState>,
+    mut t: Tenant<Owner>,
+    Json(req): Json<ConfirmPassword>,
+) -> ApiResult<axum::Json<TenantExport>> {
+    accounts::confirm_password(&state, t.session.user, req.password).await?;
     let doc = export::tenant(&mut t.tx).await?;
     let entry = Entry::new("tenant.export", "tenant", t.id());
     t.finish(entry).await?;

@@ -71,7 +71,11 @@ async fn the_audit_log_pages_and_filters_and_the_export_holds_everything() {
     drop(tx);
 
     let export = api
-        .get(&format!("/api/v1/tenants/{t}/export"), &owner.token)
+        .post(
+            &format!("/api/v1/tenants/{t}/export"),
+            &owner.token,
+            json!({"password": crate::support::PASSWORD}),
+        )
         .await
         .expect(200);
     assert_eq!(export["tenant"]["slug"], "acme");

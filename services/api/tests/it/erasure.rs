@@ -103,9 +103,14 @@ async fn erasing_a_user_pseudonymises_them_and_keeps_totals() {
         .delete(&format!("/api/v1/tenants/{t}"), &admin.token)
         .await;
     assert_eq!(not_owner.status.as_u16(), 403);
-    api.delete(&format!("/api/v1/tenants/{t}"), &owner.token)
-        .await
-        .expect(204);
+    api.call(
+        reqwest::Method::DELETE,
+        &format!("/api/v1/tenants/{t}"),
+        Some(&owner.token),
+        Some(json!({"password": crate::support::PASSWORD})),
+    )
+    .await
+    .expect(204);
     assert_eq!(
         api.count(&format!("SELECT count(*) FROM tenants WHERE id = '{t}'"))
             .await,
@@ -116,4 +121,61 @@ async fn erasing_a_user_pseudonymises_them_and_keeps_totals() {
             .await,
         700
     );
+}
+
+/// Someone holding only an owner's access token (stolen from a browser, a log, a proxy) can
+/// neither delete the tenant nor take its GDPR export: both ask for the password again.
+#[tokio::test]
+async fn a_stolen_access_token_alone_cannot_delete_or_export_a_tenant() {
+    let api = Api::new().await;
+    let (owner, t) = api.owner("o@example.com", "acme").await;
+    let tenant = format!("/api/v1/tenants/{t}");
+    let export = format!("{tenant}/export");
+    let audited =
+        "SELECT count(*) FROM audit_log WHERE action IN ('tenant.delete', 'tenant.export')";
+
+    // Without a password, with a wrong one, and (for the export) the old GET: refused.
+    let bare = api.delete(&tenant, &owner.token).await;
+    assert_eq!(bare.status.as_u16(), 415, "{:?}", bare.body);
+    let wrong = json!({"password": "not the password"});
+    for answer in [
+        api.call(
+            reqwest::Method::DELETE,
+            &tenant,
+            Some(&owner.token),
+            Some(wrong.clone()),
+        )
+        .await,
+        api.post(&export, &owner.token, wrong.clone()).await,
+    ] {
+        assert_eq!(
+            (answer.status.as_u16(), answer.code()),
+            (401, "invalid_credentials"),
+            "{:?}",
+            answer.body
+        );
+        assert_eq!(answer.headers["content-type"], "application/problem+json");
+    }
+    assert_eq!(api.get(&export, &owner.token).await.status.as_u16(), 405);
+    assert_eq!(
+        api.count(&format!("SELECT count(*) FROM tenants WHERE id = '{t}'"))
+            .await,
+        1,
+        "nothing was deleted"
+    );
+    assert_eq!(api.count(audited).await, 0);
+
+    // An account without a password (none can be made through the API) is told so.
+    let mut db = api.db.owner().await;
+    sqlx::query("UPDATE users SET password_hash = NULL WHERE id = $1")
+        .bind(owner.id)
+        .execute(&mut db)
+        .await
+        .unwrap();
+    let unset = api.post(&export, &owner.token, wrong).await;
+    assert_eq!(
+        (unset.status.as_u16(), unset.code()),
+        (403, "password_not_set")
+    );
+    assert_eq!(api.count(audited).await, 0);
 }

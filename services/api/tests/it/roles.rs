@@ -75,15 +75,23 @@ async fn each_role_can_do_what_it_should_and_no_more() {
 
     // Owners only: export and deletion.
     assert_eq!(
-        api.get(&format!("{base}/export"), &admin.token)
-            .await
-            .status
-            .as_u16(),
+        api.post(
+            &format!("{base}/export"),
+            &admin.token,
+            json!({"password": crate::support::PASSWORD})
+        )
+        .await
+        .status
+        .as_u16(),
         403
     );
-    api.get(&format!("{base}/export"), &owner.token)
-        .await
-        .expect(200);
+    api.post(
+        &format!("{base}/export"),
+        &owner.token,
+        json!({"password": crate::support::PASSWORD}),
+    )
+    .await
+    .expect(200);
     assert_eq!(api.delete(&base, &admin.token).await.status.as_u16(), 403);
     assert_eq!(api.count("SELECT count(*) FROM api_keys").await, 1);
 }

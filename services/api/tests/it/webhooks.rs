@@ -651,7 +651,11 @@ async fn webhooks_are_managed_by_admins_and_read_by_viewers() {
     assert_eq!(fields, vec!["events[0]", "url"], "{refused}");
     // The tenant's export lists its webhooks, without their secrets.
     let export = api
-        .get(&format!("/api/v1/tenants/{t}/export"), &owner.token)
+        .post(
+            &format!("/api/v1/tenants/{t}/export"),
+            &owner.token,
+            json!({"password": crate::support::PASSWORD}),
+        )
         .await
         .expect(200);
     assert_eq!(export["webhooks"][0]["id"], id, "{}", export["webhooks"]);

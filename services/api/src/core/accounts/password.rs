@@ -17,7 +17,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::ApiState;
 
 /// The account's current password, asked again before changes a stolen access token must not
-/// be able to make alone (enrolling a second factor, erasing the account).
+/// be able to make alone (enrolling a second factor, erasing the account, deleting or exporting
+/// a tenant).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfirmPassword {
@@ -85,12 +86,20 @@ pub async fn confirm_password(state: &ApiState, user: UserId, password: String) 
     let (email, hash) = row
         .map(|r| (r.email, r.password_hash))
         .ok_or_else(|| ApiError::not_found("user"))?;
+    // Every account that can sign in has a password today; one without (made directly in the
+    // database) gets a clear answer instead of a "wrong password" it could never get right.
+    let Some(hash) = hash else {
+        return Err(ApiError::forbidden_because(
+            "password_not_set",
+            "this account has no password to confirm: set one with a reset link (`/api/v1/auth/password/forgot`) first",
+        ));
+    };
     state
         .limiter
         .check(Limit::Login, &email)
         .await
         .map_err(ApiError::too_many)?;
-    if verify_password(state, password, hash).await? {
+    if verify_password(state, password, Some(hash)).await? {
         Ok(())
     } else {
         Err(ApiError::unauthorized(
