@@ -3,7 +3,10 @@
 //! - Refresh tokens are 256 random bits, stored as their SHA-256 in `refresh_tokens`. Each use
 //!   marks the token used and issues the next one in the same family; presenting a used (or
 //!   revoked) token again revokes the whole family, so a stolen token dies with its first reuse.
-//! - Logout puts the access token's `jti` on a Redis deny-list until the token would expire.
+//! - Access tokens carry their session (`sid`, the refresh token family). Logout revokes that
+//!   family and puts the session and the token's `jti` on a Redis deny-list until the tokens
+//!   would expire; a refresh token's reuse does the same to its family, so the access tokens a
+//!   thief (or the victim) minted from it stop working at once, not when they expire.
 //! - Revoking every session of a user (password reset, erasure) records the moment in Redis;
 //!   access tokens issued before it are refused, and the user's refresh tokens are revoked.
 
@@ -17,7 +20,7 @@ use sb_kernel::UserId;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::core::tokens::{Claims, Purpose};
+use crate::core::tokens::Claims;
 use crate::error::{ApiError, ApiResult};
 use crate::state::ApiState;
 
@@ -35,6 +38,10 @@ pub struct Session {
 
 fn deny_key(state: &ApiState, jti: Uuid) -> String {
     format!("{}auth:deny:{jti}", state.prefix)
+}
+
+fn family_key(state: &ApiState, family: Uuid) -> String {
+    format!("{}auth:deny-session:{family}", state.prefix)
 }
 
 fn revoked_before_key(state: &ApiState, user: UserId) -> String {
@@ -59,7 +66,7 @@ pub async fn issue(
 ) -> ApiResult<Session> {
     let (access_token, _) = state
         .tokens
-        .issue(Purpose::Access, user, state.tokens.access_ttl, None)
+        .issue_access(user, family)
         .map_err(ApiError::internal)?;
     let refresh_token = random_token();
     let expires_at = Utc::now()
@@ -97,8 +104,11 @@ pub enum Rotation {
     Rotated(Session),
     /// The token was unknown or expired.
     Invalid,
-    /// The token had been used or revoked: its family is now revoked.
-    Reused,
+    /// The token had been used or revoked: its family is now revoked in `tx`; once that is
+    /// committed, [`deny_session`] ends the family's access tokens.
+    Reused {
+        family: Uuid,
+    },
 }
 
 /// Exchanges a refresh token for a new session. The row is locked, so two concurrent uses of
@@ -123,7 +133,9 @@ pub async fn rotate(state: &ApiState, tx: &mut GlobalTx, token: &str) -> ApiResu
         .execute(&mut **tx)
         .await?;
         tracing::warn!(user = %row.user_id, family = %row.family_id, "a refresh token was reused: its family is revoked");
-        return Ok(Rotation::Reused);
+        return Ok(Rotation::Reused {
+            family: row.family_id,
+        });
     }
     if row.expires_at <= Utc::now() {
         return Ok(Rotation::Invalid);
@@ -146,16 +158,46 @@ pub async fn rotate(state: &ApiState, tx: &mut GlobalTx, token: &str) -> ApiResu
 }
 
 /// Revokes the family of a refresh token of `user` (logout); other tokens are ignored.
-pub async fn revoke_family(tx: &mut GlobalTx, user: UserId, token: &str) -> ApiResult<()> {
-    sqlx::query!(
-        "UPDATE refresh_tokens SET revoked_at = coalesce(revoked_at, now())
-          WHERE user_id = $2
-            AND family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1)",
+/// Returns the family, to [`deny_session`] once committed.
+pub async fn revoke_family(
+    tx: &mut GlobalTx,
+    user: UserId,
+    token: &str,
+) -> ApiResult<Option<Uuid>> {
+    let family = sqlx::query_scalar!(
+        "SELECT family_id FROM refresh_tokens WHERE token_hash = $1 AND user_id = $2",
         hash(token),
         user.as_uuid(),
     )
+    .fetch_optional(&mut **tx)
+    .await?;
+    if let Some(family) = family {
+        revoke_session(tx, user, family).await?;
+    }
+    Ok(family)
+}
+
+/// Revokes every refresh token of the session (family) `family` of `user`.
+pub async fn revoke_session(tx: &mut GlobalTx, user: UserId, family: Uuid) -> ApiResult<()> {
+    sqlx::query!(
+        "UPDATE refresh_tokens SET revoked_at = coalesce(revoked_at, now())
+          WHERE user_id = $1 AND family_id = $2",
+        user.as_uuid(),
+        family,
+    )
     .execute(&mut **tx)
     .await?;
+    Ok(())
+}
+
+/// Refuses every access token of the session `family` from now on (until the longest-lived
+/// of them would have expired anyway).
+pub async fn deny_session(state: &ApiState, family: Uuid) -> ApiResult<()> {
+    let ttl = state.tokens.access_ttl + Duration::from_secs(60);
+    let mut redis = state.infra.redis();
+    let _: () = redis
+        .set_ex(family_key(state, family), 1, ttl.as_secs())
+        .await?;
     Ok(())
 }
 
@@ -194,15 +236,10 @@ pub async fn revoke_all(state: &ApiState, tx: &mut GlobalTx, user: UserId) -> Ap
     Ok(())
 }
 
-/// Whether a verified access token has been revoked (logout, or all of the user's sessions).
+/// Whether a verified access token has been revoked (logout, its session, or all of the
+/// user's sessions).
 pub async fn is_revoked(state: &ApiState, claims: &Claims) -> ApiResult<bool> {
-    let mut redis = state.infra.redis();
-    let (denied, before): (Option<i64>, Option<i64>) = redis::pipe()
-        .get(deny_key(state, claims.jti))
-        .get(revoked_before_key(state, claims.sub))
-        .query_async(&mut redis)
-        .await?;
-    Ok(denied.is_some() || before.is_some_and(|t| issued_ms(claims) <= t))
+    Ok(revoked_among(state, &[claims]).await?.first() == Some(&true))
 }
 
 /// [`is_revoked`] for many tokens in one round trip (the realtime edge checks its sockets'
@@ -211,23 +248,28 @@ pub async fn revoked_among(state: &ApiState, claims: &[&Claims]) -> ApiResult<Ve
     if claims.is_empty() {
         return Ok(Vec::new());
     }
+    // Three keys per token: its own deny entry, its user's "revoked before", and its session's
+    // deny entry (a token from before sessions were named has none: its own entry stands in).
     let mut pipe = redis::pipe();
     for c in claims {
+        let session = c
+            .sid
+            .map_or_else(|| deny_key(state, c.jti), |sid| family_key(state, sid));
         pipe.get(deny_key(state, c.jti))
-            .get(revoked_before_key(state, c.sub));
+            .get(revoked_before_key(state, c.sub))
+            .get(session);
     }
     let mut redis = state.infra.redis();
     let answers: Vec<Option<i64>> = pipe.query_async(&mut redis).await?;
     Ok(claims
         .iter()
-        .zip(answers.chunks(2))
-        .map(|(c, pair)| {
-            pair[0].is_some()
-                || pair
-                    .get(1)
-                    .copied()
-                    .flatten()
-                    .is_some_and(|t| issued_ms(c) <= t)
+        .zip(answers.chunks(3))
+        .map(|(c, keys)| match keys {
+            [denied, before, session] => {
+                denied.is_some() || session.is_some() || before.is_some_and(|t| issued_ms(c) <= t)
+            }
+            // Redis answers one value per GET; anything else is refused rather than trusted.
+            _ => true,
         })
         .collect())
 }

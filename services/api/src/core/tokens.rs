@@ -47,6 +47,10 @@ pub struct Claims {
     /// e-mail address), so the link stops working once used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
+    /// For access tokens, the session: the family of the refresh token issued with it. Logout
+    /// and a refresh token's reuse end the session by it (`sessions::is_revoked`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<Uuid>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +84,22 @@ impl Tokens {
         ttl: Duration,
         state: Option<String>,
     ) -> Result<(String, Claims), TokenError> {
+        self.sign(purpose, user, ttl, state, None)
+    }
+
+    /// An access token of the session `sid` (a refresh token family).
+    pub fn issue_access(&self, user: UserId, sid: Uuid) -> Result<(String, Claims), TokenError> {
+        self.sign(Purpose::Access, user, self.access_ttl, None, Some(sid))
+    }
+
+    fn sign(
+        &self,
+        purpose: Purpose,
+        user: UserId,
+        ttl: Duration,
+        state: Option<String>,
+        sid: Option<Uuid>,
+    ) -> Result<(String, Claims), TokenError> {
         let now = Utc::now().timestamp();
         let claims = Claims {
             iss: ISSUER.to_owned(),
@@ -89,6 +109,7 @@ impl Tokens {
             exp: now + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2),
             jti: Uuid::now_v7(),
             state,
+            sid,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|_| TokenError::Invalid)?;

@@ -79,8 +79,8 @@ async fn refresh(
     ))
 }
 
-/// Ends the session: the access token is refused from now on, and the refresh token's login
-/// (if given) is revoked.
+/// Ends the session, with or without a body: its refresh token is revoked and its access
+/// tokens are refused from now on. A refresh token in the body has its login revoked too.
 #[utoipa::path(post, path = "/logout", tag = "auth", request_body(content = Option<LogoutRequest>),
     responses((status = 204, description = "Signed out")))]
 async fn logout(

@@ -528,3 +528,81 @@ async fn signup_with_a_taken_address_answers_like_a_new_one_and_tells_the_owner(
         "Ada's two and the fresh account's one"
     );
 }
+
+/// A thief copies the victim's refresh token; the victim refreshes; the thief presents the old
+/// token. The reuse ends the family, and every access token minted from it (the victim's new
+/// one and the first) stops working at once, not when it expires. Other logins live on.
+#[tokio::test]
+async fn a_reused_refresh_token_ends_the_familys_access_tokens_at_once() {
+    let api = Api::new().await;
+    api.owner("victim@example.com", "victim").await;
+    let victim = api.sign_in("victim@example.com").await;
+    let elsewhere = api.sign_in("victim@example.com").await;
+    let stolen = victim.refresh.clone();
+
+    let rotated = api
+        .public(
+            "/api/v1/auth/refresh",
+            json!({"refresh_token": victim.refresh}),
+        )
+        .await
+        .expect(200);
+    let minted = rotated["access_token"].as_str().unwrap();
+    api.get("/api/v1/me", minted).await.expect(200);
+
+    let reused = api
+        .public("/api/v1/auth/refresh", json!({"refresh_token": stolen}))
+        .await;
+    assert_eq!(
+        (reused.status.as_u16(), reused.code()),
+        (401, "refresh_token_reused")
+    );
+    for token in [minted, victim.token.as_str()] {
+        let refused = api.get("/api/v1/me", token).await;
+        assert_eq!(
+            (refused.status.as_u16(), refused.code()),
+            (401, "token_revoked"),
+            "an access token of the reused family still works"
+        );
+    }
+    let next = rotated["refresh_token"].as_str().unwrap();
+    let after = api
+        .public("/api/v1/auth/refresh", json!({"refresh_token": next}))
+        .await;
+    assert_eq!(after.status.as_u16(), 401);
+    api.get("/api/v1/me", &elsewhere.token).await.expect(200);
+}
+
+/// Logout without a body (the dashboard's tab closing, a client that forgot the token) still
+/// ends the refresh token: someone who copied it cannot go on refreshing.
+#[tokio::test]
+async fn logout_without_a_body_revokes_the_refresh_token() {
+    let api = Api::new().await;
+    api.owner("leaver@example.com", "leaver").await;
+    let session = api.sign_in("leaver@example.com").await;
+    let elsewhere = api.sign_in("leaver@example.com").await;
+    api.call(
+        Method::POST,
+        "/api/v1/auth/logout",
+        Some(&session.token),
+        None,
+    )
+    .await
+    .expect(204);
+    let refresh = api
+        .public(
+            "/api/v1/auth/refresh",
+            json!({"refresh_token": session.refresh}),
+        )
+        .await;
+    assert_eq!(refresh.status.as_u16(), 401, "{:?}", refresh.body);
+    let gone = api.get("/api/v1/me", &session.token).await;
+    assert_eq!((gone.status.as_u16(), gone.code()), (401, "token_revoked"));
+    api.get("/api/v1/me", &elsewhere.token).await.expect(200);
+    api.public(
+        "/api/v1/auth/refresh",
+        json!({"refresh_token": elsewhere.refresh}),
+    )
+    .await
+    .expect(200);
+}

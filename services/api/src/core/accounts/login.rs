@@ -100,23 +100,29 @@ pub async fn login(state: &ApiState, actor: Actor<'_>, req: LoginRequest) -> Api
 pub async fn refresh(state: &ApiState, token: &str) -> ApiResult<Session> {
     let mut tx = state.infra.app_db.begin_global().await?;
     let rotation = sessions::rotate(state, &mut tx, token).await?;
-    // A reuse revokes the family: commit that before answering 401.
+    // A reuse revokes the family: commit that, then refuse the family's access tokens (the
+    // thief's and the victim's alike), before answering 401.
     tx.commit().await?;
+    if let sessions::Rotation::Reused { family } = rotation {
+        sessions::deny_session(state, family).await?;
+    }
     match rotation {
         sessions::Rotation::Rotated(session) => Ok(session),
         sessions::Rotation::Invalid => Err(ApiError::unauthorized(
             "invalid_refresh_token",
             "the refresh token is unknown or expired; sign in again",
         )),
-        sessions::Rotation::Reused => Err(ApiError::unauthorized(
+        sessions::Rotation::Reused { .. } => Err(ApiError::unauthorized(
             "refresh_token_reused",
             "this refresh token was already used, so every session of its login has been ended; sign in again",
         )),
     }
 }
 
-/// Ends the session of the access token `claims`: the token is refused from now on, and the
-/// login of `refresh_token` (a token of the same user), if given, is revoked.
+/// Ends the session of the access token `claims`: its refresh tokens are revoked and its access
+/// tokens refused from now on, with or without a body. The login of `refresh_token` (a token of
+/// the same user), if given, is revoked too (the only way for a token from before access tokens
+/// named their session).
 pub async fn logout(
     state: &ApiState,
     actor: Actor<'_>,
@@ -124,10 +130,18 @@ pub async fn logout(
     refresh_token: Option<&str>,
 ) -> ApiResult<()> {
     let user = claims.sub;
+    let mut tx = state.infra.app_db.begin_global().await?;
+    let mut ended = Vec::with_capacity(2);
+    if let Some(family) = claims.sid {
+        sessions::revoke_session(&mut tx, user, family).await?;
+        ended.push(family);
+    }
     if let Some(refresh_token) = refresh_token {
-        let mut tx = state.infra.app_db.begin_global().await?;
-        sessions::revoke_family(&mut tx, user, refresh_token).await?;
-        tx.commit().await?;
+        ended.extend(sessions::revoke_family(&mut tx, user, refresh_token).await?);
+    }
+    tx.commit().await?;
+    for family in ended {
+        sessions::deny_session(state, family).await?;
     }
     sessions::deny(state, claims).await?;
     let tx = state.infra.app_db.begin_global().await?;
