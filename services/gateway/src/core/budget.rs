@@ -84,7 +84,7 @@ impl Estimate {
         let price = meter::price(gw, provider, model).await;
         Self {
             prompt_tokens: prompt,
-            tokens: prompt + output,
+            tokens: prompt.saturating_add(output),
             cost: price.map_or(Micros(0), |p| p.cost(prompt, 0, output)),
         }
     }

@@ -26,12 +26,21 @@ pub fn prompt_tokens(body: &Value) -> u64 {
     (chars as u64).div_ceil(4) + 4 * messages
 }
 
-/// The most output the request allows.
+/// The most output the request allows: its per-choice limit times the number of choices it
+/// asks for (`n`; OpenAI generates, and charges, each of them), so `n: 4` holds four times as
+/// much as one answer would.
 pub fn max_output_tokens(body: &Value) -> u64 {
-    body.get("max_completion_tokens")
+    let per_choice = body
+        .get("max_completion_tokens")
         .or_else(|| body.get("max_tokens"))
         .and_then(Value::as_u64)
-        .unwrap_or(DEFAULT_MAX_OUTPUT_TOKENS)
+        .unwrap_or(DEFAULT_MAX_OUTPUT_TOKENS);
+    per_choice.saturating_mul(choices(body))
+}
+
+/// How many choices the request asks for: `n`, at least 1 (a provider refuses a bad `n`).
+fn choices(body: &Value) -> u64 {
+    body.get("n").and_then(Value::as_u64).unwrap_or(1).max(1)
 }
 
 /// Tokens in streamed text that was sent but never counted by the provider (a cut stream).
@@ -88,6 +97,16 @@ mod tests {
         assert_eq!(prompt_tokens(&body), 3 + 8);
         assert_eq!(max_output_tokens(&json!({"max_tokens": 7})), 7);
         assert_eq!(max_output_tokens(&json!({})), DEFAULT_MAX_OUTPUT_TOKENS);
+        assert_eq!(max_output_tokens(&json!({"max_tokens": 7, "n": 4})), 28);
+        assert_eq!(
+            max_output_tokens(&json!({"n": 2})),
+            2 * DEFAULT_MAX_OUTPUT_TOKENS
+        );
+        assert_eq!(max_output_tokens(&json!({"max_tokens": 7, "n": 0})), 7);
+        assert_eq!(
+            max_output_tokens(&json!({"max_tokens": u64::MAX, "n": 2})),
+            u64::MAX
+        );
         assert_eq!(text_tokens(9), 3);
         let tools = json!([{"type": "function", "function": {"name": "f"}}]);
         assert_eq!(json_len(&tools), tools.to_string().len());

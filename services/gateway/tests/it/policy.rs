@@ -620,3 +620,24 @@ async fn calls(conn: &mut redis::aio::MultiplexedConnection, command: &str) -> u
         .find_map(|line| line.strip_prefix(&prefix))
         .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
 }
+
+/// `n: 4` asks for four answers, each up to `max_tokens` long (and OpenAI charges all four):
+/// the hold must cover four, or a key could spend four times what its budget has left.
+#[tokio::test]
+async fn a_call_asking_for_n_choices_holds_n_times_its_output() {
+    let stack = Stack::new().await;
+    // One small call's hold (about 530 micros) fits, four answers' (about 2,000) do not.
+    stack.add_budget("tenant", None, "monthly", 1_500).await;
+    let mut many = small_call();
+    many["n"] = json!(4);
+    let response = stack.chat(&many).send().await.unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::PAYMENT_REQUIRED,
+        "a hold for one answer let four through"
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "budget_exceeded");
+    let one = stack.chat(&small_call()).send().await.unwrap();
+    assert_eq!(one.status(), StatusCode::OK);
+}
