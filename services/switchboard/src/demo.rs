@@ -4,6 +4,11 @@
 //!
 //! Idempotent: fixed ids and upserts mean a second run duplicates nothing. Passwords and the
 //! key are stored only as hashes, so every run issues fresh ones and returns them.
+//!
+//! The seed changes only accounts it made. Someone who signed up with a demo address first
+//! (say `platform@switchboard.local` on a running instance) would otherwise be made platform
+//! admin, or the demo tenant's owner, with the session they already hold; the seed refuses
+//! instead, before it changes anything, and says which address is in the way.
 
 use sb_auth::{api_key, password};
 use sb_config::Config;
@@ -16,6 +21,11 @@ pub const TENANT_ID: TenantId =
     TenantId::from_uuid(Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_de30));
 pub const WORKSPACE_ID: WorkspaceId =
     WorkspaceId::from_uuid(Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_de31));
+/// The demo accounts' ids: an account with one of them was made by the seed.
+pub const ADMIN_ID: UserId =
+    UserId::from_uuid(Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_de32));
+pub const PLATFORM_ADMIN_ID: UserId =
+    UserId::from_uuid(Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_de33));
 pub const ADMIN_EMAIL: &str = "admin@demo.switchboard.local";
 pub const PLATFORM_ADMIN_EMAIL: &str = "platform@switchboard.local";
 
@@ -40,17 +50,27 @@ pub struct DemoSeed {
 }
 
 pub async fn seed(db: &AppPool, config: &Config) -> anyhow::Result<DemoSeed> {
+    // Both addresses are checked before either account is touched.
+    let admin = DemoUser {
+        id: ADMIN_ID,
+        email: ADMIN_EMAIL,
+        name: "Demo Admin",
+        platform_admin: false,
+    };
+    let platform_admin = DemoUser {
+        id: PLATFORM_ADMIN_ID,
+        email: PLATFORM_ADMIN_EMAIL,
+        name: "Platform Admin",
+        platform_admin: true,
+    };
+    let admin_existing = admin.claim(db).await?;
+    let platform_existing = platform_admin.claim(db).await?;
     let admin_password = password::generate();
     let platform_admin_password = password::generate();
-    let admin_id = upsert_user(db, ADMIN_EMAIL, "Demo Admin", &admin_password, false).await?;
-    upsert_user(
-        db,
-        PLATFORM_ADMIN_EMAIL,
-        "Platform Admin",
-        &platform_admin_password,
-        true,
-    )
-    .await?;
+    let admin_id = admin.upsert(db, admin_existing, &admin_password).await?;
+    platform_admin
+        .upsert(db, platform_existing, &platform_admin_password)
+        .await?;
 
     let key = api_key::generate();
     let budget = Micros::from_dollars(config.budgets.default_budget_usd);
@@ -84,32 +104,109 @@ pub async fn seed(db: &AppPool, config: &Config) -> anyhow::Result<DemoSeed> {
     })
 }
 
-/// Creates the user, or resets the password of the one with that e-mail.
-async fn upsert_user(
-    db: &AppPool,
-    email: &str,
-    name: &str,
-    plain: &str,
+/// One of the demo's two accounts.
+struct DemoUser {
+    id: UserId,
+    email: &'static str,
+    name: &'static str,
     platform_admin: bool,
-) -> anyhow::Result<UserId> {
-    let hash = password::hash(plain)?;
-    let mut tx = db.begin_global().await?;
-    let id = sqlx::query_scalar!(
-        "INSERT INTO users (id, email, password_hash, display_name, is_platform_admin, email_verified_at)
-         VALUES ($1, $2, $3, $4, $5, now())
-         ON CONFLICT ((lower(email))) DO UPDATE
-             SET password_hash = EXCLUDED.password_hash, is_platform_admin = EXCLUDED.is_platform_admin, updated_at = now()
-         RETURNING id",
-        UserId::new().as_uuid(),
-        email,
-        hash,
-        name,
-        platform_admin,
+}
+
+impl DemoUser {
+    /// The account that has the address now, if the seed may take it over; an error naming the
+    /// address if someone else's account has it.
+    ///
+    /// The seed's own account has the fixed id. An account made by a seed from before the ids
+    /// were fixed is recognised by what the seed made it: platform admin already, or the demo
+    /// tenant's owner already; taking it over grants nothing new.
+    async fn claim(&self, db: &AppPool) -> anyhow::Result<Option<UserId>> {
+        let mut tx = db.begin_global().await?;
+        let found = sqlx::query!(
+            "SELECT id, is_platform_admin FROM users WHERE lower(email) = lower($1)",
+            self.email
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let Some(found) = found else {
+            return Ok(None);
+        };
+        let id = UserId::from_uuid(found.id);
+        let ours = id == self.id
+            || if self.platform_admin {
+                found.is_platform_admin
+            } else {
+                owns_demo_tenant(db, id).await?
+            };
+        if !ours {
+            anyhow::bail!(
+                "{} belongs to an account the demo seed did not create (id {id}); the seed leaves it as it is and \
+                 will not make it {}. Erase that account (or change its address) if it is not yours, then seed again",
+                self.email,
+                if self.platform_admin {
+                    "a platform admin"
+                } else {
+                    "the demo tenant's owner"
+                }
+            );
+        }
+        Ok(Some(id))
+    }
+
+    /// Creates the account with a fixed id, or gives the one [`Self::claim`] found a new password.
+    async fn upsert(
+        &self,
+        db: &AppPool,
+        existing: Option<UserId>,
+        plain: &str,
+    ) -> anyhow::Result<UserId> {
+        let hash = password::hash(plain)?;
+        let mut tx = db.begin_global().await?;
+        let id = match existing {
+            Some(id) => {
+                sqlx::query!(
+                    "UPDATE users SET password_hash = $2, is_platform_admin = $3, updated_at = now()
+                      WHERE id = $1",
+                    id.as_uuid(),
+                    hash,
+                    self.platform_admin,
+                )
+                .execute(&mut *tx)
+                .await?;
+                id
+            }
+            // No upsert on the address: an account that took it since `claim` looked makes
+            // this fail (a unique violation) rather than be taken over.
+            None => {
+                sqlx::query!(
+                    "INSERT INTO users (id, email, password_hash, display_name, is_platform_admin, email_verified_at)
+                     VALUES ($1, $2, $3, $4, $5, now())",
+                    self.id.as_uuid(),
+                    self.email,
+                    hash,
+                    self.name,
+                    self.platform_admin,
+                )
+                .execute(&mut *tx)
+                .await?;
+                self.id
+            }
+        };
+        tx.commit().await?;
+        Ok(id)
+    }
+}
+
+async fn owns_demo_tenant(db: &AppPool, user: UserId) -> anyhow::Result<bool> {
+    let mut tx = db.begin(TENANT_ID).await?;
+    let owner = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM memberships WHERE user_id = $1 AND role = 'owner') AS "owner!""#,
+        user.as_uuid()
     )
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(UserId::from_uuid(id))
+    Ok(owner)
 }
 
 async fn notify_gateways(config: &Config) -> anyhow::Result<()> {

@@ -237,6 +237,57 @@ async fn seed_twice_duplicates_nothing_and_prints_working_credentials() {
     );
 }
 
+/// Someone signs up with a demo address before the seed runs (on a running instance). The seed
+/// must not make their account platform admin or the demo tenant's owner: it refuses, names the
+/// address, and changes nothing.
+#[tokio::test]
+async fn seed_never_promotes_an_account_it_did_not_create() {
+    for (email, what) in [
+        ("platform@switchboard.local", "platform admin"),
+        ("admin@demo.switchboard.local", "demo tenant's owner"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = TestDb::new().await;
+        let mut owner = db.owner().await;
+        let squatter = uuid::Uuid::now_v7();
+        sqlx::query(
+            "INSERT INTO users (id, email, password_hash) VALUES ($1, $2, 'squatter-hash')",
+        )
+        .bind(squatter)
+        .bind(email)
+        .execute(&mut owner)
+        .await
+        .unwrap();
+        let mut command = switchboard(&dir);
+        command.args(["seed", "--demo", "--json"]);
+        with_database(&mut command, &db);
+        let out = run(&mut command).await;
+        let stderr = text(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "the seed took over {email}'s account"
+        );
+        assert!(
+            stderr.contains(email) && stderr.contains("did not create") && stderr.contains(what),
+            "{stderr}"
+        );
+        let (hash, admin): (String, bool) =
+            sqlx::query_as("SELECT password_hash, is_platform_admin FROM users WHERE id = $1")
+                .bind(squatter)
+                .fetch_one(&mut owner)
+                .await
+                .unwrap();
+        assert_eq!((hash.as_str(), admin), ("squatter-hash", false));
+        let memberships: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM memberships WHERE user_id = $1")
+                .bind(squatter)
+                .fetch_one(&mut owner)
+                .await
+                .unwrap();
+        assert_eq!(memberships, 0);
+    }
+}
+
 /// The quick start: `serve all --demo` migrates, seeds, prints credentials and five URLs,
 /// serves every health route, and stops cleanly on SIGTERM.
 #[tokio::test]
