@@ -118,9 +118,35 @@ pub async fn checks(source: &Source) -> Vec<Check> {
         "set GRAPHQL_INTROSPECTION=false in production: the schema is in the source and the \
          dashboard does not need it, and it tells a stranger every field to try",
     ));
+    out.push(public_url(&config));
     out.push(redis_persistence(&config).await);
     out.push(agent_sandbox().await);
     out
+}
+
+/// `PUBLIC_URL` starts every link in account e-mail (password reset, verification, invitations):
+/// left at its default, those links point at the reader's own machine.
+fn public_url(config: &Config) -> Check {
+    let name = "public URL";
+    let value = &config.api.public_url;
+    let local = url::Url::parse(value)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .is_none_or(|host| {
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            host.eq_ignore_ascii_case("localhost")
+                || host.to_ascii_lowercase().ends_with(".localhost")
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified())
+        });
+    Check::from(
+        name,
+        !local,
+        format!("PUBLIC_URL = {value}"),
+        "set PUBLIC_URL to the address people reach the api and dashboard at (https://…): \
+         links in password-reset, verification and invitation e-mail start with it",
+    )
 }
 
 /// How the agent-worker on this host would confine its tools' commands: the same probe it

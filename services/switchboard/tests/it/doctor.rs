@@ -34,6 +34,7 @@ async fn a_sound_setup_passes_every_check() {
         .env("JWT_SECRET", strong_secret())
         .env("ENCRYPTION_MASTER_KEY", strong_secret())
         .env("REDIS_URL", redis.url())
+        .env("PUBLIC_URL", "https://switchboard.example.com")
         .arg("doctor");
     let out = run(&mut doctor).await;
     let report = text(&out.stdout);
@@ -47,6 +48,7 @@ async fn a_sound_setup_passes_every_check() {
         "Redis persistence",
         "JWT_SECRET strength",
         "provider addresses",
+        "public URL",
         // scripts/test installs bubblewrap; the probe runs a command inside it.
         "agent tools sandbox",
     ] {
@@ -88,6 +90,8 @@ async fn each_problem_fails_its_check_with_a_fix_and_exit_code_1() {
         ("row-level security", "budgets"),
         ("platform admin", "0 platform admin"),
         ("Redis persistence", "REDIS_URL"),
+        // Left unset: e-mail links would point at the reader's own machine.
+        ("public URL", "localhost"),
     ] {
         let line = report
             .lines()
