@@ -16,7 +16,9 @@ there was any. What each part checks:
 - the Railway and Fly files name every service, their commands and health checks;
 - every kustomization lists files that exist (resources, configMapGenerator files), and every
   manifest beside it is listed (the Kubernetes schemas themselves are checked by
-  kubernetes-validate, from the shell script).
+  kubernetes-validate, from the shell script);
+- each service receives exactly the secrets it reads (SECRETS_READ) in compose, Kubernetes and
+  ECS, and the api its PUBLIC_URL.
 """
 
 from __future__ import annotations
@@ -296,6 +298,85 @@ def check_kustomizations() -> None:
                 fail(path, f"does not list {manifest.name}")
 
 
+# --- which secrets each service receives -----------------------------------------------------
+
+STORES = {"DATABASE_URL", "DATABASE_SYSTEM_URL", "REDIS_URL"}
+# What each process reads, from the code: the platform secrets as `Service::secret_needs`
+# (services/switchboard/src/cli.rs) says (sb-config does not ask a process for the others);
+# mock-llm keeps no state; only migrate has the owner's URL.
+SECRETS_READ = {
+    "gateway": STORES | {"ENCRYPTION_MASTER_KEY"},
+    "api": STORES | {"JWT_SECRET", "ENCRYPTION_MASTER_KEY"},
+    "agent-worker": STORES,
+    "ledger": STORES,
+    "mock-llm": set(),
+    "migrate": {"DATABASE_URL", "DATABASE_SYSTEM_URL", "DATABASE_OWNER_URL"},
+}
+SECRET_NAMES = STORES | {"JWT_SECRET", "ENCRYPTION_MASTER_KEY", "ENCRYPTION_PREVIOUS_KEYS",
+                         "DATABASE_OWNER_URL"}
+
+
+def compare_secrets(path: Path, who: str, given: set[str]) -> None:
+    wanted = SECRETS_READ[who]
+    if given - wanted:
+        fail(path, f"{who} receives {sorted(given - wanted)}, which it does not read")
+    if wanted - given:
+        fail(path, f"{who} does not receive {sorted(wanted - given)}, which it needs")
+
+
+def check_secrets() -> None:
+    """Each service gets only the secrets it reads, so a compromised ledger or agent-worker
+    holds no key that signs sessions or opens tenants' provider credentials."""
+    # Compose: env_file passes all of .env (the secrets included) into every container; a
+    # service is without one only when its environment blanks it.
+    path = ROOT / "docker-compose.yml"
+    services = yaml.safe_load(path.read_text()).get("services", {})
+    for who in (*SERVICES, "migrate"):
+        env = services.get(who, {}).get("environment", {})
+        from_env_file = {"JWT_SECRET", "ENCRYPTION_MASTER_KEY", "ENCRYPTION_PREVIOUS_KEYS"}
+        given = {s for s in from_env_file if env.get(s) != ""}
+        given |= {s for s in STORES | {"DATABASE_OWNER_URL"} if env.get(s) not in (None, "")}
+        if "ENCRYPTION_PREVIOUS_KEYS" in given and "ENCRYPTION_MASTER_KEY" in SECRETS_READ[who]:
+            given.discard("ENCRYPTION_PREVIOUS_KEYS")
+        compare_secrets(path, who, given)
+    if services.get("api", {}).get("environment", {}).get("PUBLIC_URL") is None:
+        fail(path, "api: PUBLIC_URL is not set (links in account e-mail start with it)")
+
+    # Kubernetes: the secretKeyRefs of each workload's containers.
+    manifests = {who: ROOT / "infra/k8s" / f"{who}.yaml" for who in SERVICES}
+    manifests["migrate"] = ROOT / "infra/k8s/migrate/job.yaml"
+    for who, path in manifests.items():
+        given: set[str] = set()
+        for doc in yaml.safe_load_all(path.read_text()):
+            if not doc or doc.get("kind") not in ("Deployment", "Job", "StatefulSet"):
+                continue
+            spec = doc["spec"]["template"]["spec"]
+            for c in spec.get("containers", []) + spec.get("initContainers", []):
+                for e in c.get("env", []):
+                    if "secretKeyRef" in e.get("valueFrom", {}):
+                        given.add(e["name"])
+                if any("secretRef" in f for f in c.get("envFrom", [])):
+                    fail(path, f"{who}: envFrom a Secret gives it every secret; name each one")
+        compare_secrets(path, who, given)
+    configmap = yaml.safe_load((ROOT / "infra/k8s/configmap.yaml").read_text())
+    if not configmap.get("data", {}).get("PUBLIC_URL"):
+        fail(ROOT / "infra/k8s/configmap.yaml", "PUBLIC_URL is not set")
+
+    # ECS: each task definition's secrets.
+    for who in SECRETS_READ:
+        path = ROOT / "infra/ecs/task-definitions" / f"{who}.json"
+        td = json.loads(path.read_text())
+        for c in td["containerDefinitions"]:
+            compare_secrets(path, who, {s["name"] for s in c.get("secrets", [])})
+            if who == "api" and "PUBLIC_URL" not in {e["name"] for e in c.get("environment", [])}:
+                fail(path, "api: PUBLIC_URL is not set")
+
+    # Fly: one app, whose secrets reach every process group; PUBLIC_URL in [env].
+    fly = tomllib.loads((ROOT / "infra/fly/fly.toml").read_text())
+    if not fly.get("env", {}).get("PUBLIC_URL"):
+        fail(ROOT / "infra/fly/fly.toml", "[env] has no PUBLIC_URL")
+
+
 # --- egress of the services that call out on tenants' behalf ----------------------------------
 
 
@@ -362,7 +443,7 @@ def check_egress() -> None:
 def main() -> int:
     load_all()
     for check in (check_compose, check_dockerfile, check_ecs, check_railway, check_fly,
-                  check_kustomizations, check_egress):
+                  check_kustomizations, check_egress, check_secrets):
         try:
             check()
         except Exception as e:  # a check that crashes is a failure, with its reason

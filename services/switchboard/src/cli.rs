@@ -277,4 +277,18 @@ impl Service {
             Self::All => None,
         }
     }
+
+    /// The platform secrets the service reads, and so must be given (the deploy files give it
+    /// no other; `scripts/validate-infra` checks them against the same table).
+    pub fn secret_needs(self) -> sb_config::SecretNeeds {
+        use sb_config::SecretNeeds;
+        match self {
+            Self::Api | Self::All => SecretNeeds::ALL,
+            Self::Gateway => SecretNeeds {
+                jwt: false,
+                encryption: true,
+            },
+            Self::AgentWorker | Self::Ledger | Self::MockLlm => SecretNeeds::NONE,
+        }
+    }
 }

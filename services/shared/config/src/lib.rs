@@ -19,7 +19,7 @@ use secrecy::SecretString;
 
 pub use cidr::Cidr;
 pub use error::ConfigError;
-pub use secrets::{MIN_SECRET_LEN, Secrets};
+pub use secrets::{MIN_SECRET_LEN, SecretNeeds, Secrets};
 pub use source::Source;
 pub use tracing::{RootSampler, TraceSampler};
 
@@ -476,6 +476,12 @@ impl Config {
     /// Loads and validates everything. With `demo`, missing or short secrets are replaced by
     /// throwaway ones (and `secrets.generated` says so); without it they are refused.
     pub fn from_source(src: &Source, demo: bool) -> Result<Self, ConfigError> {
+        Self::for_process(src, demo, SecretNeeds::ALL)
+    }
+
+    /// [`Config::from_source`] for a process that reads only the secrets in `needs` (`serve`
+    /// of one service); the others need not be set.
+    pub fn for_process(src: &Source, demo: bool, needs: SecretNeeds) -> Result<Self, ConfigError> {
         let cors_origins = src.list("CORS_ORIGINS")?;
         if let Some(bad) = cors_origins
             .iter()
@@ -512,7 +518,7 @@ impl Config {
             database: DatabaseConfig::from_source(src)?,
             redis: RedisConfig::from_source(src)?,
             bus: BusConfig::from_source(src)?,
-            secrets: Secrets::from_source(src, demo)?,
+            secrets: Secrets::needed(src, demo, needs)?,
             telemetry: TelemetryConfig::from_source(src)?,
             listen: ListenConfig::from_source(src)?,
             shutdown: ShutdownConfig::from_source(src)?,

@@ -1,6 +1,12 @@
 //! The two platform secrets. Outside `--demo` they must be set and long; in a demo, missing
 //! or short ones are replaced by random throwaway values, and `generated` says so, so the
 //! caller can warn that sessions and encrypted credentials will not survive a restart.
+//!
+//! A process needs only the secrets of the services it runs ([`SecretNeeds`]): the ledger
+//! signs no token and opens no credential, so it is not given `JWT_SECRET` or
+//! `ENCRYPTION_MASTER_KEY` and must start without them. A secret a process does not need is
+//! never read from the environment; a random stand-in takes its place, which nothing in that
+//! process uses.
 
 use secrecy::{ExposeSecret, SecretString};
 
@@ -21,10 +27,40 @@ pub struct Secrets {
     pub generated: Vec<&'static str>,
 }
 
+/// Which platform secrets a process reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SecretNeeds {
+    /// `JWT_SECRET`: signs and checks access tokens and e-mail links (the api).
+    pub jwt: bool,
+    /// `ENCRYPTION_MASTER_KEY` (and `ENCRYPTION_PREVIOUS_KEYS`): opens provider credentials and
+    /// TOTP secrets (the api and the gateway).
+    pub encryption: bool,
+}
+
+impl SecretNeeds {
+    pub const ALL: Self = Self {
+        jwt: true,
+        encryption: true,
+    };
+    pub const NONE: Self = Self {
+        jwt: false,
+        encryption: false,
+    };
+}
+
 impl Secrets {
+    /// Both secrets, required (every command but `serve` of one service).
     pub fn from_source(src: &Source, demo: bool) -> Result<Self, ConfigError> {
+        Self::needed(src, demo, SecretNeeds::ALL)
+    }
+
+    /// The secrets in `needs`, required; the others are stand-ins (see the module's comment).
+    pub fn needed(src: &Source, demo: bool, needs: SecretNeeds) -> Result<Self, ConfigError> {
         let mut generated = Vec::new();
-        let mut secret = |name: &'static str| -> Result<SecretString, ConfigError> {
+        let mut secret = |name: &'static str, needed: bool| -> Result<SecretString, ConfigError> {
+            if !needed {
+                return Ok(random_secret());
+            }
             match (src.optional_string(name), demo) {
                 (Some(value), _) if value.chars().count() >= MIN_SECRET_LEN => {
                     Ok(SecretString::from(value))
@@ -44,10 +80,11 @@ impl Secrets {
                 )),
             }
         };
-        let jwt_secret = secret("JWT_SECRET")?;
-        let encryption_master_key = secret("ENCRYPTION_MASTER_KEY")?;
+        let jwt_secret = secret("JWT_SECRET", needs.jwt)?;
+        let encryption_master_key = secret("ENCRYPTION_MASTER_KEY", needs.encryption)?;
         let previous_master_keys = src
             .optional_string("ENCRYPTION_PREVIOUS_KEYS")
+            .filter(|_| needs.encryption)
             .unwrap_or_default()
             .split(',')
             .map(str::trim)

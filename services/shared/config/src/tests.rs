@@ -30,6 +30,43 @@ fn defaults_work_on_a_developer_machine() {
     assert!(!config.gateway.provider_allow_private);
 }
 
+/// A service that reads no secret starts without any (so a deployment need not give it
+/// them); one that reads a secret still refuses to start without it.
+#[test]
+fn a_process_needs_only_its_own_secrets() {
+    let none = Config::for_process(&source(&[]), false, SecretNeeds::NONE).unwrap();
+    assert!(none.secrets.generated.is_empty());
+    // A secret it does not need is never read, not even to be checked.
+    let ignored = Config::for_process(
+        &source(&[
+            ("JWT_SECRET", "short"),
+            ("ENCRYPTION_PREVIOUS_KEYS", "short"),
+        ]),
+        false,
+        SecretNeeds::NONE,
+    )
+    .unwrap();
+    assert!(ignored.secrets.previous_master_keys.is_empty());
+    assert_ne!(ignored.secrets.jwt_secret.expose_secret(), "short");
+    let gateway = SecretNeeds {
+        jwt: false,
+        encryption: true,
+    };
+    let err = Config::for_process(&source(&[("JWT_SECRET", LONG)]), false, gateway).unwrap_err();
+    assert_eq!(err.variable, "ENCRYPTION_MASTER_KEY");
+    let config =
+        Config::for_process(&source(&[("ENCRYPTION_MASTER_KEY", LONG)]), false, gateway).unwrap();
+    assert_eq!(config.secrets.encryption_master_key.expose_secret(), LONG);
+    // Everything (`serve all`, `keys rotate`, doctor) still needs both.
+    let err = Config::for_process(
+        &source(&[("ENCRYPTION_MASTER_KEY", LONG)]),
+        false,
+        SecretNeeds::ALL,
+    )
+    .unwrap_err();
+    assert_eq!(err.variable, "JWT_SECRET");
+}
+
 #[test]
 fn the_demo_answers_graphql_introspection_and_reaches_local_providers() {
     let config = Config::from_source(&source(&[]), true).unwrap();

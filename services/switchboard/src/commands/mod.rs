@@ -17,7 +17,7 @@ use crate::cli::{Cli, Command, KeysCommand};
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { service, demo } => {
-            let config = Config::from_env(demo)?;
+            let config = Config::for_process(&Source::env(), demo, service.secret_needs())?;
             let _telemetry =
                 sb_telemetry::init_service(&config.telemetry, service.telemetry_name())?;
             serve::run(service, config).await
