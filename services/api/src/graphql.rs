@@ -33,6 +33,7 @@ use crate::core::members::MemberView;
 use crate::core::runs::{ApprovalsQuery, RunsQuery};
 use crate::core::tenants::TenantView;
 use crate::core::usage::{GroupBy, UsageQuery, UsageRow};
+use crate::core::webhooks::deliveries::{self as webhook_deliveries, WebhookWithDeliveries};
 use crate::core::workspaces::WorkspaceView;
 use crate::core::{
     access, agents, api_keys, audit, budgets, credentials, me, members, runs, tenants, usage,
@@ -355,6 +356,19 @@ impl TenantWithView {
         let report: async_graphql::Result<usage::UsageReport> =
             read!(self.node, ctx, Role::Member, |tx| usage::aggregate(tx, &q));
         Ok(report?.rows)
+    }
+
+    /// Webhooks (never their secrets), each with its latest `deliveries` (1 to 50, default 10).
+    #[graphql(complexity = "page_cost(deliveries, child_complexity)")]
+    async fn webhooks(
+        &self,
+        ctx: &Context<'_>,
+        deliveries: Option<i32>,
+    ) -> async_graphql::Result<Vec<WebhookWithDeliveries>> {
+        let per_webhook = i64::from(deliveries.unwrap_or(10));
+        read!(self.node, ctx, Role::Viewer, |tx| {
+            webhook_deliveries::recent(tx, per_webhook)
+        })
     }
 
     /// Agents by name.

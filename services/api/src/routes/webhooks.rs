@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::core::audit::Entry;
 use crate::core::webhooks::deliveries::{self, DeliveryQuery, DeliveryView};
+use crate::core::webhooks::rotation::{self, RotatedSecret};
 use crate::core::webhooks::{self, CreatedWebhook, NewWebhook, WebhookUpdate, WebhookView};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Admin, Id, Json, Query, Tenant};
@@ -20,6 +21,7 @@ pub fn router() -> OpenApiRouter<ApiState> {
         .routes(routes!(get, update, delete))
         .routes(routes!(list_deliveries))
         .routes(routes!(replay))
+        .routes(routes!(rotate_secret))
 }
 
 /// The tenant's webhooks (never their secrets).
@@ -116,4 +118,25 @@ async fn replay(
     )
     .await?;
     Ok((StatusCode::ACCEPTED, axum::Json(view)))
+}
+
+/// Gives the webhook a new signing secret (`whsec_…`), in the response this once. For 24 hours
+/// deliveries are signed with both the new and the previous secret (two space-separated
+/// signatures in `webhook-signature`), so the receiver can switch without losing an event;
+/// then with the new one only.
+#[utoipa::path(post, path = "/webhooks/{id}/rotate-secret", tag = "webhooks",
+    responses((status = 200, body = RotatedSecret)))]
+async fn rotate_secret(
+    State(state): State<ApiState>,
+    mut t: Tenant<Admin>,
+    Id(id): Id,
+) -> ApiResult<axum::Json<RotatedSecret>> {
+    let rotated = rotation::rotate(&state.keyring, &mut t.tx, id).await?;
+    t.finish(
+        Entry::new("webhook.rotate_secret", "webhook", id).details(serde_json::json!({
+            "previous_secret_expires_at": rotated.previous_secret_expires_at,
+        })),
+    )
+    .await?;
+    Ok(axum::Json(rotated))
 }

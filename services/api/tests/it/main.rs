@@ -26,5 +26,6 @@ mod support;
 mod usage;
 mod usage_summary;
 mod web;
+mod webhook_upkeep;
 mod webhooks;
 mod workspaces;

@@ -23,22 +23,22 @@ use crate::support::{Api, User};
 
 /// One request the receiver got.
 #[derive(Clone, Debug)]
-struct Received {
-    headers: HeaderMap,
-    body: String,
+pub(crate) struct Received {
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: String,
     answered: u16,
 }
 
 /// A webhook receiver on 127.0.0.1: answers 500 to the first `fail_first` requests (all of
 /// them while `fail_first` is `usize::MAX`), 200 after.
 #[derive(Clone, Default)]
-struct Receiver {
+pub(crate) struct Receiver {
     got: Arc<Mutex<Vec<Received>>>,
     fail_first: Arc<AtomicUsize>,
 }
 
 impl Receiver {
-    async fn start(fail_first: usize) -> (Self, String) {
+    pub(crate) async fn start(fail_first: usize) -> (Self, String) {
         let receiver = Self::default();
         receiver.fail_first.store(fail_first, Ordering::SeqCst);
         let app = axum::Router::new()
@@ -59,7 +59,7 @@ impl Receiver {
     }
 
     /// Waits (up to 15 s) for `count` requests.
-    async fn wait_for(&self, count: usize) -> Vec<Received> {
+    pub(crate) async fn wait_for(&self, count: usize) -> Vec<Received> {
         for _ in 0..300 {
             let got = self.got();
             if got.len() >= count {
@@ -91,7 +91,7 @@ async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: String) ->
 }
 
 /// An api whose webhooks may call this machine, with fast retries.
-async fn api(max_attempts: u32) -> Api {
+pub(crate) async fn api(max_attempts: u32) -> Api {
     Api::with(|c| {
         c.webhooks.allow_private = true;
         c.webhooks.retry_base = Duration::from_millis(40);
@@ -118,14 +118,20 @@ fn alert(threshold: i16) -> BudgetThresholdCrossed {
 }
 
 /// Publishes a budget alert for `tenant` as the ledger does; returns its envelope.
-async fn publish_alert(api: &Api, tenant: Uuid, threshold: i16) -> Envelope {
+pub(crate) async fn publish_alert(api: &Api, tenant: Uuid, threshold: i16) -> Envelope {
     bus(api)
         .publish_event(TenantId::from_uuid(tenant), &alert(threshold))
         .await
         .unwrap()
 }
 
-async fn create(api: &Api, owner: &User, tenant: Uuid, url: &str, events: &[&str]) -> Value {
+pub(crate) async fn create(
+    api: &Api,
+    owner: &User,
+    tenant: Uuid,
+    url: &str,
+    events: &[&str],
+) -> Value {
     api.post(
         &format!("/api/v1/tenants/{tenant}/webhooks"),
         &owner.token,
@@ -173,13 +179,13 @@ async fn dlq_len(api: &Api) -> usize {
         .unwrap()
 }
 
-fn header<'a>(r: &'a Received, name: &str) -> &'a str {
+pub(crate) fn header<'a>(r: &'a Received, name: &str) -> &'a str {
     r.headers.get(name).unwrap().to_str().unwrap()
 }
 
 /// Verifies a request with the `standardwebhooks` package (PyPI): its own HMAC, its own
 /// tolerance of the timestamp.
-async fn verify_with_standardwebhooks(secret: &str, r: &Received) -> Result<(), String> {
+pub(crate) async fn verify_with_standardwebhooks(secret: &str, r: &Received) -> Result<(), String> {
     let python = std::env::var("SB_TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned());
     let script = "import json, sys\n\
                   from standardwebhooks.webhooks import Webhook\n\

@@ -376,6 +376,8 @@ pub struct WebhookConfig {
     pub retry_base: Duration,
     /// How long one attempt may take (connect, send, answer).
     pub timeout: Duration,
+    /// How long a finished delivery (succeeded or failed) stays in the delivery log.
+    pub delivery_retention: Duration,
 }
 
 impl WebhookConfig {
@@ -385,6 +387,9 @@ impl WebhookConfig {
             max_attempts: src.number("WEBHOOK_MAX_ATTEMPTS", 1..=20)?,
             retry_base: Duration::from_millis(src.number("WEBHOOK_RETRY_BASE_MS", 1..=3_600_000)?),
             timeout: Duration::from_secs(src.number("WEBHOOK_TIMEOUT_SECONDS", 1..=300)?),
+            delivery_retention: Duration::from_secs(
+                86_400 * src.number::<u64>("WEBHOOK_DELIVERY_RETENTION_DAYS", 1..=3650)?,
+            ),
         })
     }
 }

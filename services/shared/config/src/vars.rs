@@ -112,6 +112,7 @@ pub const VARIABLES: &[Variable] = &[
     var("WEBHOOK_MAX_ATTEMPTS", Some("5"), "attempts of one webhook delivery before it goes to the dead-letter queue"),
     var("WEBHOOK_RETRY_BASE_MS", Some("45000"), "delay before a webhook delivery's first retry; each later retry waits four times longer (45 s, 3 min, 12 min, 48 min)"),
     var("WEBHOOK_TIMEOUT_SECONDS", Some("10"), "how long one webhook delivery attempt may take"),
+    var("WEBHOOK_DELIVERY_RETENTION_DAYS", Some("30"), "days a finished webhook delivery (succeeded or failed) stays in the delivery log; pending ones are kept"),
     // Budgets.
     var("DEFAULT_BUDGET_USD", Some("100"), "limit of the budget a new tenant starts with, in whole dollars"),
     var("BUDGET_PERIODS", Some("monthly"), "periods of a new tenant's default budgets: daily, monthly, total"),

@@ -41,6 +41,12 @@ const TARGETS: &[Target] = &[
         ciphertext: "secret_ciphertext",
         key_id: "secret_key_id",
     },
+    // A rotated-away webhook secret, during its grace period.
+    Target {
+        table: "webhooks",
+        ciphertext: "previous_secret_ciphertext",
+        key_id: "previous_secret_key_id",
+    },
 ];
 
 #[derive(sqlx::FromRow)]

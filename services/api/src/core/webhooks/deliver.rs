@@ -61,6 +61,9 @@ struct Target {
     enabled: bool,
     secret_ciphertext: Vec<u8>,
     secret_key_id: String,
+    /// The secret replaced by a rotation, while its grace period lasts.
+    previous_secret_ciphertext: Option<Vec<u8>>,
+    previous_secret_key_id: Option<String>,
 }
 
 /// What the receiver made of an attempt.
@@ -126,7 +129,11 @@ impl Deliverer {
         let target = sqlx::query_as!(
             Target,
             "SELECT d.status, d.ticket, d.body, w.url, w.enabled, w.secret_ciphertext,
-                    w.secret_key_id
+                    w.secret_key_id,
+                    CASE WHEN w.previous_secret_expires_at > now()
+                         THEN w.previous_secret_ciphertext END AS previous_secret_ciphertext,
+                    CASE WHEN w.previous_secret_expires_at > now()
+                         THEN w.previous_secret_key_id END AS previous_secret_key_id
                FROM webhook_deliveries d
                JOIN webhooks w ON w.tenant_id = d.tenant_id AND w.id = d.webhook_id
               WHERE d.id = $1",
@@ -188,13 +195,18 @@ impl Deliverer {
         };
         let id = attempt.delivery_id.to_string();
         let timestamp = Utc::now().timestamp();
-        let Some(signature) = signing::sign(&secret, &id, timestamp, &target.body) else {
+        let Some(mut signature) = signing::sign(&secret, &id, timestamp, &target.body) else {
             return Sent::Failed {
                 status: None,
                 error: "the signing secret is malformed (a platform fault)".to_owned(),
                 permanent: true,
             };
         };
+        // During a rotation's grace period the previous secret signs too (space-separated).
+        if let Some(previous) = self.previous_signature(attempt, target, &id, timestamp) {
+            signature.push(' ');
+            signature.push_str(&previous);
+        }
         let result = self
             .http
             .post(url)
@@ -222,6 +234,30 @@ impl Deliverer {
                     permanent: false,
                 },
             },
+        }
+    }
+
+    /// The signature by the secret a rotation replaced, while its grace period lasts. One that
+    /// cannot be opened is left out (logged): the current secret's signature still goes.
+    fn previous_signature(
+        &self,
+        attempt: &WebhookAttempt,
+        target: &Target,
+        id: &str,
+        timestamp: i64,
+    ) -> Option<String> {
+        let (Some(ciphertext), Some(key_id)) = (
+            &target.previous_secret_ciphertext,
+            &target.previous_secret_key_id,
+        ) else {
+            return None;
+        };
+        match super::open_secret(&self.state.keyring, attempt.webhook_id, key_id, ciphertext) {
+            Ok(previous) => signing::sign(&previous, id, timestamp, &target.body),
+            Err(e) => {
+                tracing::error!(webhook_id = %attempt.webhook_id, error = %e, "cannot open a webhook's previous secret; signing with the current one only");
+                None
+            }
         }
     }
 

@@ -17,7 +17,7 @@ use super::WorkError;
 use crate::core::validate::Checks;
 use crate::error::{ApiError, ApiResult};
 
-#[derive(Clone, Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, ToSchema, async_graphql::SimpleObject)]
 pub struct DeliveryView {
     /// Also the `webhook-id` header of every attempt.
     pub id: Uuid,
@@ -87,6 +87,56 @@ pub async fn list(
     )
     .fetch_all(&mut **tx)
     .await?)
+}
+
+/// A webhook with its latest deliveries (GraphQL's `tenant { webhooks }`).
+#[derive(Clone, Debug, async_graphql::SimpleObject)]
+pub struct WebhookWithDeliveries {
+    #[graphql(flatten)]
+    pub webhook: super::WebhookView,
+    /// The latest deliveries, newest first.
+    pub recent_deliveries: Vec<DeliveryView>,
+}
+
+/// The tenant's webhooks, each with its `per_webhook` latest deliveries (1 to 50): two
+/// queries, the second one index scan per webhook.
+pub async fn recent(tx: &mut TenantTx, per_webhook: i64) -> ApiResult<Vec<WebhookWithDeliveries>> {
+    let mut checks = Checks::new();
+    checks.check(
+        (1..=50).contains(&per_webhook),
+        "deliveries",
+        "must be 1 to 50",
+    );
+    checks.finish()?;
+    let webhooks = super::list(tx).await?;
+    let rows = sqlx::query_as!(
+        DeliveryView,
+        r#"SELECT d.id AS "id!", d.webhook_id AS "webhook_id!", d.event_id AS "event_id!",
+                  d.event_type AS "event_type!", d.status AS "status!", d.attempts AS "attempts!",
+                  d.response_status, d.last_error, d.next_attempt_at,
+                  d.created_at AS "created_at!", d.updated_at AS "updated_at!", d.delivered_at
+             FROM webhooks w
+            CROSS JOIN LATERAL (
+                  SELECT * FROM webhook_deliveries d
+                   WHERE d.tenant_id = w.tenant_id AND d.webhook_id = w.id
+                   ORDER BY d.id DESC LIMIT $1) d
+            ORDER BY d.webhook_id, d.id DESC"#,
+        per_webhook,
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut by_webhook: std::collections::HashMap<Uuid, Vec<DeliveryView>> =
+        std::collections::HashMap::new();
+    for row in rows {
+        by_webhook.entry(row.webhook_id).or_default().push(row);
+    }
+    Ok(webhooks
+        .into_iter()
+        .map(|webhook| WebhookWithDeliveries {
+            recent_deliveries: by_webhook.remove(&webhook.id).unwrap_or_default(),
+            webhook,
+        })
+        .collect())
 }
 
 /// Tries a finished delivery (failed, or succeeded) again: a new round of attempts with a new

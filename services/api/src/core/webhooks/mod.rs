@@ -4,6 +4,8 @@
 //! - `deliveries`: the delivery log, replay, and the fan-out of an event into deliveries;
 //! - `deliver`: one attempt (the bus handler of `sb:webhook-deliveries`);
 //! - `schedule`: retries waiting for their time, and the pump that puts them on the bus;
+//! - `retention`: finished deliveries leave the log after `WEBHOOK_DELIVERY_RETENTION_DAYS`;
+//! - `rotation`: a new secret, the previous one still signing for a grace period;
 //! - `sources`: the consumers of `sb:budget-alerts` and `sb:agent-events`, and the tasks;
 //! - `signing`: secrets and signatures (the SSRF checks are `sb-egress`).
 //!
@@ -11,6 +13,8 @@
 
 pub mod deliver;
 pub mod deliveries;
+pub mod retention;
+pub mod rotation;
 pub mod schedule;
 pub mod signing;
 pub mod sources;
@@ -53,7 +57,7 @@ pub enum WorkError {
     Json(#[from] serde_json::Error),
 }
 
-#[derive(Clone, Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, ToSchema, async_graphql::SimpleObject)]
 pub struct WebhookView {
     pub id: Uuid,
     pub url: String,

@@ -5,7 +5,8 @@
 //! - `sb:agent-events` (group `api-webhooks`): a `run.status` to a terminal state becomes
 //!   `run.finished`, an `approval.requested` stays itself; other kinds are acked and ignored;
 //! - `sb:webhook-deliveries` (group `api-webhooks`): the attempts ([`Deliverer`]);
-//! - the schedule's pump, which puts due retries on that stream.
+//! - the schedule's pump, which puts due retries on that stream;
+//! - the delivery log's retention sweep (`retention`).
 //!
 //! Each group of its own, so these consumers get every event whatever other groups (the
 //! socket fan-out) read the same streams.
@@ -70,6 +71,7 @@ pub fn tasks(
     let runs = RunEvents {
         state: state.clone(),
     };
+    let (system_db, retention) = (infra.system_db.clone(), config.delivery_retention);
     let (alerts_consumer, runs_consumer, attempts_consumer) = (
         consumer(options(streams::BUDGET_ALERTS))?,
         consumer(options(streams::AGENT_EVENTS))?,
@@ -80,6 +82,7 @@ pub fn tasks(
         Box::new(move |shutdown| Box::pin(runs_consumer.run(runs, shutdown))),
         Box::new(move |shutdown| Box::pin(attempts_consumer.run(deliverer, shutdown))),
         Box::new(move |shutdown| Box::pin(schedule.pump(shutdown))),
+        Box::new(move |shutdown| Box::pin(super::retention::run(system_db, retention, shutdown))),
     ])
 }
 
