@@ -31,8 +31,9 @@ pub enum Principal {
 /// A connected socket's identity and its run subscriptions (a socket extension).
 pub struct Session {
     pub principal: Principal,
-    /// The tenants whose rooms it joined: the user's memberships, or the key's tenant.
-    pub tenants: Vec<TenantId>,
+    /// The tenants whose rooms it is in: the user's memberships at the handshake (less those
+    /// that ended since, `realtime::membership`), or the key's tenant.
+    tenants: Mutex<Vec<TenantId>>,
     pub runs: Mutex<HashMap<RunId, Arc<super::feed::Cursor>>>,
 }
 
@@ -43,6 +44,36 @@ impl Session {
             Principal::User { claims, .. } => DateTime::from_timestamp(claims.exp, 0),
             Principal::Key(key) => key.expires_at,
         }
+    }
+
+    pub fn new(principal: Principal, tenants: Vec<TenantId>) -> Self {
+        Self {
+            principal,
+            tenants: Mutex::new(tenants),
+            runs: Mutex::default(),
+        }
+    }
+
+    pub fn tenants(&self) -> Vec<TenantId> {
+        self.tenants
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn has_tenant(&self, tenant: TenantId) -> bool {
+        self.tenants
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&tenant)
+    }
+
+    /// The socket's access to `tenant` ended.
+    pub fn drop_tenant(&self, tenant: TenantId) {
+        self.tenants
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|t| *t != tenant);
     }
 
     pub fn cursor(&self, run: RunId) -> Option<Arc<super::feed::Cursor>> {
@@ -150,14 +181,13 @@ async fn user(state: &ApiState, token: &str) -> Result<Session, Refused> {
         .into_iter()
         .map(|m| TenantId::from_uuid(m.tenant_id))
         .collect();
-    Ok(Session {
-        principal: Principal::User {
+    Ok(Session::new(
+        Principal::User {
             user: session.user,
             claims: Box::new(session.claims),
         },
         tenants,
-        runs: Mutex::default(),
-    })
+    ))
 }
 
 async fn key(
@@ -166,11 +196,7 @@ async fn key(
     client: Option<std::net::IpAddr>,
 ) -> Result<Session, Refused> {
     match key_auth::authenticate(state, secret, client).await {
-        Ok(Ok(key)) => Ok(Session {
-            principal: Principal::Key(key),
-            tenants: vec![key.tenant],
-            runs: Mutex::default(),
-        }),
+        Ok(Ok(key)) => Ok(Session::new(Principal::Key(key), vec![key.tenant])),
         Ok(Err(refusal)) => Err(Refused::new(refusal.code(), refusal.message())),
         Err(e) => Err(Refused::from_api(e)),
     }

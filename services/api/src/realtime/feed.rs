@@ -136,6 +136,12 @@ pub async fn subscribe(
     let mut last = cursor.last.lock().await;
     session.lock().insert(run, cursor.clone());
     socket.join(super::events::run_room(run));
+    // Access to the tenant ended while this subscription was checked (`membership::leave`
+    // drops the tenant before the cursors): undone here if the cursor came after it.
+    if !session.has_tenant(tenant) {
+        unsubscribe(socket, session, run);
+        return Ok(Subscribed::NotFound);
+    }
     if catch_up(state, socket, &cursor, &mut last).await?.is_err() {
         return Ok(Subscribed::NotFound);
     }
@@ -155,7 +161,7 @@ pub fn unsubscribe(socket: &SocketRef<Adapter>, session: &Session, run: RunId) {
 /// is checked again here, as REST checks it (`access::enter`): one removed from a tenant since
 /// the handshake cannot subscribe to its runs.
 async fn owner(state: &ApiState, session: &Session, run: RunId) -> ApiResult<Option<TenantId>> {
-    for &tenant in &session.tenants {
+    for tenant in session.tenants() {
         let mut tx = match &session.principal {
             Principal::User { user, .. } => {
                 match access::enter(state, *user, tenant, Role::Viewer, false).await {

@@ -130,7 +130,7 @@ async fn key_changed(state: &ApiState, io: &Io, key: ApiKeyId) -> crate::error::
     let tenant = tenant.or_else(|| {
         sockets
             .iter()
-            .find_map(|s| session(s).and_then(|s| s.tenants.first().copied()))
+            .find_map(|s| session(s).and_then(|s| s.tenants().first().copied()))
     });
     if let Some(tenant) = tenant {
         let room = io.to(events::tenant_room(tenant));

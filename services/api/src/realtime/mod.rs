@@ -8,6 +8,7 @@
 //! - `feed`: a socket's run subscriptions: replay, then live, each event once, in order;
 //! - `fanout`: the `realtime` consumer group on the bus;
 //! - `listen`: what each instance runs for its own sockets;
+//! - `membership`: sockets leave a tenant's rooms when the user's access to it ends;
 //! - `pubsub`: the reconnecting Redis pub/sub under the adapter and the feed;
 //! - `request`: what a socket keeps of its HTTP request (copies, not hyper's buffer);
 //! - `events`: names, payloads, channels, metrics.
@@ -17,6 +18,7 @@ pub mod events;
 mod fanout;
 mod feed;
 mod listen;
+pub mod membership;
 mod pubsub;
 mod request;
 mod socket;
@@ -143,9 +145,17 @@ impl Realtime {
         app = app.with_task(Box::new(move |shutdown| {
             Box::pin(listen::invalidations(s, i, p, shutdown))
         }));
-        let (s, i, p) = (state.clone(), io.clone(), pubsub);
+        let (s, i, p) = (state.clone(), io.clone(), pubsub.clone());
         app = app.with_task(Box::new(move |shutdown| {
             Box::pin(listen::usage_ticks(s, i, p, shutdown))
+        }));
+        let (s, i, p) = (state.clone(), io.clone(), pubsub.clone());
+        app = app.with_task(Box::new(move |shutdown| {
+            Box::pin(membership::listen(s, i, p, shutdown))
+        }));
+        let (s, i, p) = (state.clone(), io.clone(), pubsub);
+        app = app.with_task(Box::new(move |shutdown| {
+            Box::pin(membership::recheck(s, i, p, shutdown))
         }));
         let io_closing = io.clone();
         app = app.with_task(Box::new(move |shutdown| {

@@ -26,7 +26,7 @@ pub async fn connected(socket: SocketRef<Adapter>) {
         let _ = socket.disconnect();
         return;
     };
-    for &tenant in &session.tenants {
+    for tenant in session.tenants() {
         socket.join(events::tenant_room(tenant));
     }
     match &session.principal {

@@ -33,5 +33,7 @@ async fn delete_me(
     Json(req): Json<ConfirmPassword>,
 ) -> ApiResult<StatusCode> {
     me::erase(&state, session.actor(), &session.claims, req.password).await?;
+    // Their open sockets are closed on every api instance.
+    crate::realtime::membership::ended(&state, session.user, None).await;
     Ok(StatusCode::NO_CONTENT)
 }

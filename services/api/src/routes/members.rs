@@ -1,5 +1,6 @@
 //! `/api/v1/tenants/{tenant_id}/members`: people join through `invitations`.
 
+use axum::extract::State;
 use axum::http::StatusCode;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -47,11 +48,18 @@ async fn change_role(
 #[utoipa::path(delete, path = "/members/{user_id}", tag = "members",
     responses((status = 204, description = "Removed"),
               (status = 409, description = "`last_owner`", body = Problem)))]
-async fn remove(mut t: Tenant<Admin>, Id(user): Id<UserId>) -> ApiResult<StatusCode> {
+async fn remove(
+    State(state): State<ApiState>,
+    mut t: Tenant<Admin>,
+    Id(user): Id<UserId>,
+) -> ApiResult<StatusCode> {
     let member = members::remove(&mut t.tx, &t.access, user).await?;
+    let tenant = t.tx.tenant();
     t.finish(
         Entry::new("member.remove", "user", user).details(serde_json::json!({"role": member.role})),
     )
     .await?;
+    // Their open sockets leave the tenant's rooms on every api instance.
+    crate::realtime::membership::ended(&state, user, Some(tenant)).await;
     Ok(StatusCode::NO_CONTENT)
 }

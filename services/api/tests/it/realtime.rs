@@ -749,3 +749,61 @@ async fn a_member_removed_after_connecting_cannot_subscribe_to_the_tenants_runs(
     let refused = client.subscribe(&a.run, 0).await;
     assert_eq!(refused["error"], "not_found", "{refused}");
 }
+
+#[tokio::test]
+async fn a_removed_member_stops_receiving_the_tenants_events_on_every_instance() {
+    // The member has a socket on each instance and is removed through `api`; the owner's
+    // socket on `quiet` shows the events still flow.
+    let api = Api::new().await;
+    let quiet = instance(&api.config, false).await;
+    let a = scene(&api, "rt-leave").await;
+    let viewer = api
+        .member(a.tenant, sb_kernel::Role::Viewer, "rt-leaver@example.com")
+        .await;
+    let mut removed = [Sio::start(&api.app), Sio::start(&quiet)];
+    for client in &mut removed {
+        client
+            .connect(json!({"token": viewer.token}))
+            .await
+            .unwrap();
+        assert_eq!(client.subscribe(&a.run, 0).await["ok"], true);
+    }
+    let mut owner = Sio::start(&quiet);
+    owner
+        .connect(json!({"token": a.owner.token}))
+        .await
+        .unwrap();
+    assert_eq!(owner.subscribe(&a.run, 0).await["ok"], true);
+    append(&api, &a, 1, false, Duration::ZERO).await; // seq 2
+    budget_alert(&api.config, a.tenant, 50).await;
+    for client in removed.iter_mut().chain([&mut owner]) {
+        assert_eq!(client.run_seqs(&a.run, 3.0).await, exactly(1, 2));
+        client
+            .wait_for(10, |v| v["event"] == "budget.alert")
+            .await
+            .expect("an alert before the removal");
+    }
+
+    api.delete(
+        &format!("/api/v1/tenants/{}/members/{}", a.tenant, viewer.id),
+        &a.owner.token,
+    )
+    .await
+    .expect(204);
+    // The bound: half a second after the removal answered, nothing of the tenant arrives.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    append(&api, &a, 3, false, Duration::ZERO).await; // seq 3..=5
+    budget_alert(&api.config, a.tenant, 80).await;
+    assert_eq!(owner.run_seqs(&a.run, 3.0).await, exactly(3, 5));
+    owner
+        .wait_for(10, |v| v["event"] == "budget.alert")
+        .await
+        .expect("the owner still gets alerts");
+    for client in &mut removed {
+        let leaked = client.collect(1.0, |v| v["kind"] == "event").await;
+        assert!(leaked.is_empty(), "a removed member got {leaked:?}");
+        // Still connected (their other tenants' rooms are theirs), just out of this one.
+        let dropped = client.collect(0.1, |v| v["kind"] == "disconnected").await;
+        assert!(dropped.is_empty());
+    }
+}
