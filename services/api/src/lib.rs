@@ -13,6 +13,7 @@ pub mod error;
 pub mod extract;
 mod graphql;
 mod hardening;
+mod nul;
 pub mod realtime;
 pub mod routes;
 pub mod state;

@@ -177,6 +177,8 @@ pub struct AuditPage {
 /// A page of the tenant's audit log, newest first. The cursor is the last row's id: ids are
 /// UUIDv7, so they order like their creation times.
 pub async fn list(tx: &mut TenantTx, q: &AuditQuery) -> ApiResult<AuditPage> {
+    crate::nul::check_text("action", q.action.as_deref())?;
+    crate::nul::check_text("target_type", q.target_type.as_deref())?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
         return Err(ApiError::invalid("limit", "must be from 1 to 200"));

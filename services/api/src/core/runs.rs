@@ -64,6 +64,9 @@ pub async fn create(
     Ok(runs::create(tx, new).await?)
 }
 
+/// The longest wait `waiting_longer_than_seconds` takes: ten years.
+const MAX_WAIT_SECONDS: i64 = 10 * 365 * 24 * 3600;
+
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct RunsQuery {
@@ -72,7 +75,8 @@ pub struct RunsQuery {
     pub status: Option<String>,
     /// Only runs of this agent.
     pub agent_id: Option<Uuid>,
-    /// Only runs that have waited for a decision at least this many seconds.
+    /// Only runs that have waited for a decision at least this many seconds (0 to ten years).
+    #[param(minimum = 0, maximum = 315_360_000)]
     pub waiting_longer_than_seconds: Option<i64>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -119,10 +123,13 @@ pub async fn list(tx: &mut TenantTx, q: &RunsQuery) -> ApiResult<RunPage> {
         .map(str::parse::<RunStatus>)
         .transpose()
         .map_err(|e| ApiError::invalid("status", e.to_string()))?;
-    if q.waiting_longer_than_seconds.is_some_and(|s| s < 0) {
+    // Postgres's `interval` ends near 178,000,000 years: a larger wait used to end in a 500.
+    if q.waiting_longer_than_seconds
+        .is_some_and(|s| !(0..=MAX_WAIT_SECONDS).contains(&s))
+    {
         return Err(ApiError::invalid(
             "waiting_longer_than_seconds",
-            "must be zero or more",
+            format!("must be from 0 to {MAX_WAIT_SECONDS} (ten years)"),
         ));
     }
     let filter = RunFilter {

@@ -70,11 +70,12 @@ async fn delete(mut t: Tenant<Admin>, Id(id): Id) -> ApiResult<StatusCode> {
 /// A team of the tenant's agents: its runs in flight and waiting for a decision, its failures
 /// and the p95 of its step times over the last 15 minutes (`_`: agents without a team).
 #[utoipa::path(get, path = "/agent-teams/{team}/health", tag = "agents",
-    params(("team" = String, Path, description = "The team, or `_` for agents without one")),
+    params(("team" = String, Path, description = "The team, or `_` for agents without one",
+            pattern = r"^(_|[a-z0-9][a-z0-9_-]{0,62})$")),
     responses((status = 200, body = TeamHealth), (status = 404, description = "No agent of the tenant is in this team")))]
 async fn team_health(
     mut t: Tenant,
-    axum::extract::Path(path): axum::extract::Path<TeamPath>,
+    crate::extract::Path(path): crate::extract::Path<TeamPath>,
 ) -> ApiResult<axum::Json<TeamHealth>> {
     Ok(axum::Json(
         agents::team_health(&mut t.tx, &path.team).await?,

@@ -116,6 +116,10 @@ fn complete_operation(path: &str, method: &str, op: &mut Value) {
         }
     }
     let has_query = params.iter().any(|p| p["in"] == "query");
+    // Text in the path (not an id) is checked like a query (a NUL is a 422: `crate::nul`).
+    let has_text_path = params
+        .iter()
+        .any(|p| p["in"] == "path" && p["schema"]["format"] != "uuid");
     if !params.is_empty() {
         op["parameters"] = Value::Array(params);
     }
@@ -148,7 +152,7 @@ fn complete_operation(path: &str, method: &str, op: &mut Value) {
             "`unsupported_media_type`: send `Content-Type: application/json`",
         );
     }
-    if has_body || has_query || method != "get" {
+    if has_body || has_query || has_text_path || method != "get" {
         add(
             "422",
             "`validation_failed`: `errors` names each offending field",

@@ -192,6 +192,8 @@ pub async fn list(tx: &mut GlobalTx, filter: &PriceFilter) -> ApiResult<Vec<Pric
 
 /// [`list`] in a transaction of its own (REST and GraphQL).
 pub async fn list_all(state: &ApiState, filter: &PriceFilter) -> ApiResult<Vec<PriceView>> {
+    crate::nul::check_text("provider", filter.provider.as_deref())?;
+    crate::nul::check_text("model", filter.model.as_deref())?;
     let mut tx = state.infra.app_db.begin_global().await?;
     let prices = list(&mut tx, filter).await?;
     tx.commit().await?;
