@@ -11,6 +11,7 @@ mod auth;
 mod budgets;
 mod credentials;
 mod erasure;
+mod fuzz;
 mod graphql;
 mod hardening;
 mod input;
