@@ -102,9 +102,10 @@ async fn bad_configuration_stops_with_one_line_naming_the_variable() {
             "error: LOG_LEVEL \"info,=[\" is not a valid filter",
         ),
     ];
+    // The api reads both secrets (a service that does not is not asked for them).
     for (env, expected) in cases {
         let out = run(switchboard(&dir)
-            .args(["serve", "gateway"])
+            .args(["serve", "api"])
             .envs(env.iter().copied()))
         .await;
         assert!(!out.status.success(), "{env:?} should be refused");
@@ -350,6 +351,44 @@ async fn serve_all_demo_comes_up_and_stops_cleanly_on_sigterm() {
         stderr.contains("generated throwaway secrets"),
         "demo mode says it generated secrets: {stderr}"
     );
+}
+
+/// A service is asked only for the secrets it reads, so a deployment can keep the others from
+/// it: the gateway for the master key and not JWT_SECRET, mock-llm for neither; `serve all`
+/// still for both.
+#[tokio::test]
+async fn a_service_starts_with_only_the_secrets_it_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let refused = [
+        (
+            "gateway",
+            ("JWT_SECRET", LONG_SECRET),
+            "error: ENCRYPTION_MASTER_KEY is not set",
+        ),
+        (
+            "all",
+            ("ENCRYPTION_MASTER_KEY", LONG_SECRET),
+            "error: JWT_SECRET is not set",
+        ),
+    ];
+    for (service, env, expected) in refused {
+        let out = run(switchboard(&dir).args(["serve", service]).envs([env])).await;
+        assert!(!out.status.success(), "serve {service} started");
+        let stderr = text(&out.stderr);
+        assert!(stderr.starts_with(expected), "serve {service}: {stderr}");
+    }
+    let mut child = switchboard(&dir)
+        .args(["serve", "mock-llm"])
+        .envs([("HOST", "127.0.0.1"), ("MOCK_LLM_PORT", "0")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (urls, _) = read_service_urls(&mut stdout, 1).await;
+    assert_eq!(urls[0].0, "mock-llm");
+    let (status, stderr) = stop(child).await;
+    assert!(status.success(), "{stderr}");
 }
 
 /// Reads stdout until `expected` service lines (`name  http://addr`) are printed. Returns the
