@@ -86,6 +86,8 @@ fn event(i: usize, tenants: &[(TenantId, WorkspaceId)]) -> (TenantId, UsageEvent
         latency_ms: 300,
         status: "ok".into(),
         hops: Vec::new(),
+        request_id: None,
+        reserved_micros: None,
     };
     (tenant, usage)
 }

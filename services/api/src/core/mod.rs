@@ -27,6 +27,7 @@ pub mod sessions;
 pub mod tenants;
 pub mod tokens;
 pub mod usage;
+pub mod usage_events;
 pub mod usage_summary;
 pub mod validate;
 pub mod webhooks;

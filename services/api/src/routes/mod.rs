@@ -16,6 +16,7 @@ mod prices;
 mod run_events;
 mod runs;
 mod tenant;
+mod usage_events;
 mod usage_summary;
 mod webhooks;
 mod workspaces;
@@ -43,7 +44,8 @@ pub fn rest() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .merge(approvals::router())
         .merge(webhooks::router())
         .merge(tenant::router())
-        .merge(usage_summary::router());
+        .merge(usage_summary::router())
+        .merge(usage_events::router());
     OpenApiRouter::new()
         .nest("/api/v1/auth", auth::router())
         .merge(me::router())

@@ -75,7 +75,23 @@ async fn victim(api: &Api) -> Victim {
     .execute(&mut db)
     .await
     .unwrap();
+    // A call of tenant B's in the ledger (for "explain this charge").
+    let usage_event = Uuid::now_v7().to_string();
+    sqlx::query("SELECT usage_ledger_ensure_partition(now()::date)")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO usage_ledger (event_id, tenant_id, provider, model, cost_micros, status, occurred_at)
+         VALUES ($1::uuid, $2, 'openai', 'gpt-4o', 7, 'ok', now())",
+    )
+    .bind(&usage_event)
+    .bind(t)
+    .execute(&mut db)
+    .await
+    .unwrap();
     let ids = HashMap::from([
+        ("event_id", usage_event),
         ("agents", agent["id"].as_str().unwrap().to_owned()),
         ("agent-teams", "b-team".to_owned()),
         ("runs", parked["id"].as_str().unwrap().to_owned()),

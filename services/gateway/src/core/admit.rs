@@ -58,6 +58,11 @@ pub struct Admitted {
     pub model: String,
     pub run_id: Option<RunId>,
     pub reservation: Reservation,
+    /// The estimated cost held against each budget that applies (the usage event carries it,
+    /// for "explain this charge").
+    pub reserved: Micros,
+    /// The call's `x-request-id`.
+    pub request_id: Option<String>,
     pub limits: Limits,
     /// The prompt part of the estimate: what a cut stream is charged for its input.
     pub estimated_prompt_tokens: u64,
@@ -76,6 +81,7 @@ pub struct CallRequest {
     pub body: ClientBody,
     pub endpoint: Endpoint,
     pub run_id: Option<RunId>,
+    pub request_id: Option<String>,
     pub started: Instant,
 }
 
@@ -138,6 +144,7 @@ pub async fn admit(gw: &Gateway, key: Arc<KeyInfo>, request: CallRequest) -> Res
         body,
         endpoint,
         run_id,
+        request_id,
         started,
     } = request;
     let model = body
@@ -181,6 +188,8 @@ pub async fn admit(gw: &Gateway, key: Arc<KeyInfo>, request: CallRequest) -> Res
                 model,
                 run_id,
                 reservation,
+                reserved: estimate.cost,
+                request_id,
                 limits,
                 estimated_prompt_tokens: estimate.prompt_tokens,
                 started,

@@ -123,6 +123,8 @@ fn send(
     event.output_tokens = output;
     event.cost_micros = cost;
     event.hops = hops;
+    event.reserved_micros = Some(call.reserved);
+    event.request_id.clone_from(&call.request_id);
     gw.metrics
         .provider_request(provider, &call.model, price.is_some(), outcome.as_str());
     let settlement = gw
@@ -153,6 +155,8 @@ fn event(
         latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         status: outcome.as_str().to_owned(),
         hops: Vec::new(),
+        request_id: None,
+        reserved_micros: None,
     }
 }
 

@@ -57,6 +57,11 @@ impl<E: Schema> FromRequest<Arc<Gateway>> for Admission<E> {
             body,
             endpoint: E::ENDPOINT,
             run_id: run_id(&headers)?,
+            // Set (or replaced when not plain) by the standard layers before any handler.
+            request_id: headers
+                .get(sb_runtime::REQUEST_ID_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
             started,
         };
         Ok(Self(admit::admit(gw, key, request).await?, PhantomData))

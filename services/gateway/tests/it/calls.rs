@@ -567,3 +567,40 @@ async fn upstream_errors_reach_the_client_without_the_upstreams_own_words() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn the_usage_event_carries_the_request_id_and_the_hold_for_explain_this_charge() {
+    let stack = Stack::new().await;
+    let response = stack
+        .chat(&chat_body("mock-gpt-4o", "explain me"))
+        .header("x-request-id", "req-explain-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["x-request-id"], "req-explain-1");
+    // Without one, the gateway's own id (the response's) is the event's.
+    let response = stack
+        .chat(&chat_body("mock-gpt-4o", "explain me"))
+        .send()
+        .await
+        .unwrap();
+    let made = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let events = stack.wait_for_usage(2).await;
+    let ids: Vec<Option<&str>> = events.iter().map(|e| e.request_id.as_deref()).collect();
+    assert!(ids.contains(&Some("req-explain-1")), "{ids:?}");
+    assert!(ids.contains(&Some(made.as_str())), "{ids:?}");
+    for event in &events {
+        // The estimate held at admission: the prompt and the most output the call allows, so
+        // never less than what the answer cost.
+        let reserved = event.reserved_micros.expect("the hold is sent").0;
+        assert!(
+            reserved >= event.cost_micros.0,
+            "{reserved} < {}",
+            event.cost_micros.0
+        );
+    }
+}

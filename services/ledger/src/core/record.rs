@@ -109,7 +109,8 @@ struct Inserted {
 
 /// The staged batch into the ledger.
 const INSERT_STAGED: &str = "INSERT INTO usage_ledger (event_id, tenant_id, workspace_id, api_key_id, run_id, provider, model,
-                           input_tokens, cached_input_tokens, output_tokens, cost_micros, status, latency_ms, occurred_at)
+                           input_tokens, cached_input_tokens, output_tokens, cost_micros, status, latency_ms, occurred_at,
+                           request_id, hops, reserved_micros)
      SELECT * FROM ledger_staging";
 
 /// The batch's rows go to `ledger_staging` by binary COPY, then into the ledger; the rollups
@@ -128,7 +129,7 @@ async fn insert_rows(
                      event_id uuid, tenant_id uuid, workspace_id uuid, api_key_id uuid, run_id uuid,
                      provider text, model text, input_tokens int8, cached_input_tokens int8,
                      output_tokens int8, cost_micros int8, status text, latency_ms int4,
-                     occurred_at timestamptz
+                     occurred_at timestamptz, request_id text, hops jsonb, reserved_micros int8
                  ) ON COMMIT DELETE ROWS;
              END IF;
          END $$",
@@ -295,12 +296,15 @@ impl Quarters {
 }
 
 /// The batch in PostgreSQL's binary COPY format, in the columns of `ledger_staging`.
+/// The longest request id `usage_ledger` keeps (its CHECK).
+const MAX_REQUEST_ID: usize = 200;
+
 fn copy_rows(valid: &[&UsageRecord]) -> Result<Vec<u8>, RecordError> {
     let count = |n: u64| i64::try_from(n).map_err(|_| RecordError::TooLarge);
     let mut out = BinaryCopy::new(valid.len() * 256);
     for r in valid {
         let u = &r.usage;
-        out.row(14);
+        out.row(17);
         out.uuid(Some(r.event_id));
         out.uuid(Some(r.tenant_id.as_uuid()));
         out.uuid(u.workspace_id.map(|w| w.as_uuid()));
@@ -315,6 +319,18 @@ fn copy_rows(valid: &[&UsageRecord]) -> Result<Vec<u8>, RecordError> {
         out.text(&u.status)?;
         out.int4(i32::try_from(u.latency_ms).unwrap_or(i32::MAX));
         out.timestamptz(r.occurred_at);
+        // An id longer than the column allows (none the gateway makes) is dropped rather than
+        // failing the batch.
+        out.optional_text(
+            u.request_id
+                .as_deref()
+                .filter(|id| id.len() <= MAX_REQUEST_ID),
+        )?;
+        out.jsonb(&serde_json::to_vec(&u.hops).map_err(|_| RecordError::TooLarge)?)?;
+        match u.reserved_micros {
+            Some(reserved) => out.int8(reserved.0.max(0)),
+            None => out.null(),
+        }
     }
     Ok(out.finish())
 }
@@ -359,6 +375,29 @@ impl BinaryCopy {
 
     fn text(&mut self, value: &str) -> Result<(), RecordError> {
         self.field(value.as_bytes())
+    }
+
+    fn optional_text(&mut self, value: Option<&str>) -> Result<(), RecordError> {
+        match value {
+            Some(text) => self.text(text),
+            None => {
+                self.null();
+                Ok(())
+            }
+        }
+    }
+
+    fn null(&mut self) {
+        self.0.extend_from_slice(&(-1_i32).to_be_bytes());
+    }
+
+    /// jsonb's binary form: a version byte (1), then the JSON text.
+    fn jsonb(&mut self, json: &[u8]) -> Result<(), RecordError> {
+        let len = i32::try_from(json.len() + 1).map_err(|_| RecordError::TooLarge)?;
+        self.0.extend_from_slice(&len.to_be_bytes());
+        self.0.push(1);
+        self.0.extend_from_slice(json);
+        Ok(())
     }
 
     fn int8(&mut self, value: i64) {

@@ -158,3 +158,61 @@ async fn unknown_tenants_are_reported_and_the_rest_recorded() {
     assert_eq!(recorded.unknown_tenant, vec![batch[1].event_id]);
     assert_eq!(recorded.inserted.len(), 2);
 }
+
+#[tokio::test]
+async fn the_request_id_hops_and_hold_of_a_call_are_kept_for_its_explanation() {
+    let db = TestDb::new().await;
+    let system = system(&db).await;
+    let t = tenant(&db, "UTC").await;
+    let mut explained = record(&t, 300, Utc::now());
+    explained.usage.request_id = Some("req-42".into());
+    explained.usage.reserved_micros = Some(sb_kernel::Micros(900));
+    explained.usage.hops = vec![
+        sb_contracts::usage::Hop {
+            provider: "openai:flaky".into(),
+            status: "http_503".into(),
+        },
+        sb_contracts::usage::Hop {
+            provider: "openai:main".into(),
+            status: "ok".into(),
+        },
+    ];
+    let mut too_long = record(&t, 1, Utc::now());
+    too_long.usage.request_id = Some("x".repeat(201));
+    // An event from before these were sent.
+    let plain = record(&t, 2, Utc::now());
+    let batch = vec![explained.clone(), too_long.clone(), plain.clone()];
+    assert_eq!(
+        record_batch(&system, &batch).await.unwrap().inserted.len(),
+        3
+    );
+
+    let row = |id: uuid::Uuid| {
+        let db = &db;
+        async move {
+            sqlx::query_as::<_, (Option<String>, serde_json::Value, Option<i64>)>(
+                "SELECT request_id, hops, reserved_micros FROM usage_ledger WHERE event_id = $1",
+            )
+            .bind(id)
+            .fetch_one(&mut db.owner().await)
+            .await
+            .unwrap()
+        }
+    };
+    let (request_id, hops, reserved) = row(explained.event_id).await;
+    assert_eq!(request_id.as_deref(), Some("req-42"));
+    assert_eq!(
+        hops,
+        serde_json::json!([
+            {"provider": "openai:flaky", "status": "http_503"},
+            {"provider": "openai:main", "status": "ok"}
+        ])
+    );
+    assert_eq!(reserved, Some(900));
+    // An id longer than the column allows is dropped, not the batch.
+    assert_eq!(row(too_long.event_id).await.0, None);
+    assert_eq!(
+        row(plain.event_id).await,
+        (None, serde_json::json!([]), None)
+    );
+}

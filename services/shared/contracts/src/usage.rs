@@ -25,6 +25,12 @@ pub struct UsageEvent {
     pub status: String,
     /// Every provider entry tried, in order, with its outcome (`openai:mock-llm` / `http_503`).
     pub hops: Vec<Hop>,
+    /// The gateway's `x-request-id` of the call (absent in events from before it was sent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// What the gateway held against the budgets at admission: the call's estimated cost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserved_micros: Option<Micros>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

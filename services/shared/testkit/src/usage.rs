@@ -20,5 +20,7 @@ pub fn usage_event(cost_micros: i64) -> UsageEvent {
         latency_ms: 1,
         status: "ok".into(),
         hops: Vec::new(),
+        request_id: None,
+        reserved_micros: None,
     }
 }

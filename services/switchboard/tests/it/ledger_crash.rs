@@ -88,6 +88,8 @@ async fn killing_the_ledger_during_ingest_records_every_event_exactly_once() {
                         latency_ms: 5,
                         status: "ok".into(),
                         hops: Vec::new(),
+                        request_id: None,
+                        reserved_micros: None,
                     };
                     let envelope = Envelope::new(tenant, &usage).unwrap();
                     let xadd = pipe.cmd("XADD").arg(&key).arg("*");
