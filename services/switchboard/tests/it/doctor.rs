@@ -35,6 +35,7 @@ async fn a_sound_setup_passes_every_check() {
         .env("ENCRYPTION_MASTER_KEY", strong_secret())
         .env("REDIS_URL", redis.url())
         .env("PUBLIC_URL", "https://switchboard.example.com")
+        .env("METRICS_PORT", "9100")
         .arg("doctor");
     let out = run(&mut doctor).await;
     let report = text(&out.stdout);
@@ -49,6 +50,8 @@ async fn a_sound_setup_passes_every_check() {
         "JWT_SECRET strength",
         "provider addresses",
         "public URL",
+        "internal endpoints",
+        "GraphQL introspection",
         // scripts/test installs bubblewrap; the probe runs a command inside it.
         "agent tools sandbox",
     ] {
@@ -77,6 +80,7 @@ async fn each_problem_fails_its_check_with_a_fix_and_exit_code_1() {
         .env("CORS_ORIGINS", "*")
         .env("WEBHOOK_ALLOW_PRIVATE", "true")
         .env("PROVIDER_ALLOW_PRIVATE", "true")
+        .env("GRAPHQL_INTROSPECTION", "true")
         .env("REDIS_URL", "redis://127.0.0.1:1")
         .arg("doctor");
     let out = run(&mut doctor).await;
@@ -92,6 +96,9 @@ async fn each_problem_fails_its_check_with_a_fix_and_exit_code_1() {
         ("Redis persistence", "REDIS_URL"),
         // Left unset: e-mail links would point at the reader's own machine.
         ("public URL", "localhost"),
+        // Left unset: /metrics and /health/detailed on the public ports.
+        ("internal endpoints", "public port"),
+        ("GraphQL introspection", "true"),
     ] {
         let line = report
             .lines()
