@@ -207,6 +207,10 @@ try {
     await page.getByRole("cell", { name: "browser-test", exact: true }).waitFor();
     await accessible(page, "api-keys");
     await shoot(page, "api-keys-created");
+    await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: stack.apiUrl });
+    await page.getByRole("button", { name: "Copy key" }).click();
+    await page.getByRole("button", { name: "Copied" }).waitFor();
+    assert((await page.evaluate(() => navigator.clipboard.readText())) === secret, "the clipboard holds the secret");
     await page.getByRole("button", { name: "Done" }).click();
     const html = await page.content();
     assert(!html.includes(secret), "the secret is still on the page after Done");
@@ -241,6 +245,25 @@ try {
     await page.getByLabel("State").selectOption("revoked");
     await page.getByRole("cell", { name: "browser-test", exact: true }).waitFor();
     await shoot(page, "api-keys-revoked");
+  });
+
+  await step("the keys list pages on the server", async () => {
+    // 26 more keys: 27 active with the demo key (browser-test is revoked), two pages of 25.
+    const { access_token: token } = JSON.parse(await page.evaluate(() => sessionStorage.getItem("sb.tokens")));
+    const tenant = stack.sql("SELECT id FROM tenants WHERE slug = 'demo'");
+    for (let i = 0; i < 26; i++) await api(stack, "POST", `/api/v1/tenants/${tenant}/api-keys`, token, { name: `bulk-${String(i).padStart(2, "0")}` });
+    await page.reload();
+    await page.getByRole("cell", { name: "bulk-25", exact: true }).waitFor();
+    assert((await page.locator("tbody tr").count()) === 25, "a page of 25");
+    const asked = page.waitForRequest((r) => r.url().includes("/api-keys?") && r.url().includes("cursor="));
+    await page.getByRole("button", { name: "Next page" }).click();
+    assert(new URL((await asked).url()).searchParams.get("limit") === "25", "the page size is the server's limit");
+    await page.getByRole("cell", { name: "demo", exact: true }).waitFor();
+    await page.getByText("Page 2").waitFor();
+    assert((await page.locator("tbody tr").count()) === 2, "the last 2 on page 2");
+    assert(await page.getByRole("button", { name: "Next page" }).isDisabled(), "no page 3");
+    await page.getByRole("button", { name: "Previous page" }).click();
+    await page.getByRole("cell", { name: "bulk-25", exact: true }).waitFor();
   });
 
   await step("the usage explorer shows today's calls in the tenant's zone and exports CSV", async () => {
@@ -298,7 +321,7 @@ try {
     await shoot(page, "tenant-switcher");
     await page.getByLabel("Tenant").selectOption({ label: "Demo (owner)" });
     await page.getByText("Time zone: UTC").waitFor();
-    await page.getByRole("cell", { name: "demo", exact: true }).waitFor();
+    await page.getByRole("cell", { name: "bulk-25", exact: true }).waitFor();
   });
 
   await step("a deep link loads the page it names", async () => {
@@ -319,7 +342,7 @@ try {
     assert((await chat(stack, stack.apiKey)) === 200, "the demo key's call failed");
     await eventually("the request count to grow after the token expired", async () => (await requests()) > before, 30_000);
     await page.getByRole("link", { name: "API keys" }).click();
-    await page.getByRole("cell", { name: "demo", exact: true }).waitFor();
+    await page.getByRole("cell", { name: "bulk-25", exact: true }).waitFor();
     clean();
   });
 
