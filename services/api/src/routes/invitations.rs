@@ -18,7 +18,7 @@ use crate::state::ApiState;
 /// The tenant's routes, nested under `/api/v1/tenants/{tenant_id}`.
 pub fn router() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
-        .routes(routes!(list, invite))
+        .routes(routes!(list_invitations, invite))
         .routes(routes!(revoke))
 }
 
@@ -30,7 +30,7 @@ pub fn root() -> OpenApiRouter<ApiState> {
 /// Pending invitations (expired ones too, until withdrawn or sent again).
 #[utoipa::path(get, path = "/invitations", tag = "members",
     responses((status = 200, body = Vec<InvitationView>)))]
-async fn list(mut t: Tenant<Admin>) -> ApiResult<axum::Json<Vec<InvitationView>>> {
+async fn list_invitations(mut t: Tenant<Admin>) -> ApiResult<axum::Json<Vec<InvitationView>>> {
     Ok(axum::Json(invitations::list(&mut t.tx).await?))
 }
 
