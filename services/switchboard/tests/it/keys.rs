@@ -79,6 +79,28 @@ async fn rotating_the_master_key_under_load_fails_no_request_and_moves_every_cre
     .execute(&mut db.owner().await)
     .await
     .unwrap();
+    // A webhook in a secret rotation's grace period: its current and previous secrets.
+    let hook = Uuid::now_v7();
+    let (current, previous) = (
+        old.seal(b"whsec_current", hook.as_bytes()).unwrap(),
+        old.seal(b"whsec_previous", hook.as_bytes()).unwrap(),
+    );
+    sqlx::query(
+        "INSERT INTO webhooks (id, tenant_id, url, events, secret_ciphertext, secret_key_id,
+                               previous_secret_ciphertext, previous_secret_key_id,
+                               previous_secret_expires_at)
+         VALUES ($1, $2, 'https://93.184.216.34/h', '{run.finished}', $3, $4, $5, $6,
+                 now() + interval '1 day')",
+    )
+    .bind(hook)
+    .bind(t.id.as_uuid())
+    .bind(&current.ciphertext)
+    .bind(&current.key_id)
+    .bind(&previous.ciphertext)
+    .bind(&previous.key_id)
+    .execute(&mut db.owner().await)
+    .await
+    .unwrap();
 
     // The rotation phase: the gateway opens both keys.
     let mut config = test_config(&db, &redis);
@@ -152,7 +174,7 @@ async fn rotating_the_master_key_under_load_fails_no_request_and_moves_every_cre
     let report = text(&out.stdout);
     assert!(out.status.success(), "{report}\n{}", text(&out.stderr));
     assert!(
-        report.contains(&format!("Re-encrypted {} secret(s).", ENTRIES + 1)),
+        report.contains(&format!("Re-encrypted {} secret(s).", ENTRIES + 3)),
         "{report}"
     );
     assert!(
@@ -181,7 +203,7 @@ async fn rotating_the_master_key_under_load_fails_no_request_and_moves_every_cre
             .await
             .unwrap();
     assert_eq!(action, "keys.rotate", "the rotation is audited");
-    assert_eq!(details["rotated"], ENTRIES + 1, "{details}");
+    assert_eq!(details["rotated"], ENTRIES + 3, "{details}");
     let rows: Vec<(Uuid, Vec<u8>, String)> =
         sqlx::query_as("SELECT id, secret_ciphertext, secret_key_id FROM provider_credentials")
             .fetch_all(&mut owner)
@@ -209,6 +231,17 @@ async fn rotating_the_master_key_under_load_fails_no_request_and_moves_every_cre
             .unwrap(),
         b"totp-secret-bytes!!!"
     );
+    let sealed: (Vec<u8>, String, Vec<u8>, String) = sqlx::query_as(
+        "SELECT secret_ciphertext, secret_key_id, previous_secret_ciphertext,
+                previous_secret_key_id FROM webhooks WHERE id = $1",
+    )
+    .bind(hook)
+    .fetch_one(&mut owner)
+    .await
+    .unwrap();
+    let open = |ct: &[u8], key: &str| new_only.open(key, ct, hook.as_bytes()).unwrap();
+    assert_eq!(open(&sealed.0, &sealed.1), b"whsec_current");
+    assert_eq!(open(&sealed.2, &sealed.3), b"whsec_previous");
     // A second run has nothing to do.
     let out = run(&mut rotate).await;
     assert!(text(&out.stdout).contains("Re-encrypted 0 secret(s)."));
