@@ -3,7 +3,7 @@
 import { useEffect } from "preact/hooks";
 import { getJson, sendJson } from "./lib/api";
 import { disconnect } from "./lib/live";
-import { navigate, onLinkClick, path } from "./lib/router";
+import { navigate, onLinkClick, path, search } from "./lib/router";
 import {
   chooseTenant,
   me,
@@ -15,15 +15,25 @@ import {
   type Tenant,
 } from "./lib/session";
 import { ApiKeys } from "./pages/ApiKeys";
+import { Calls } from "./pages/Calls";
+import { Explain } from "./pages/Explain";
 import { Overview } from "./pages/Overview";
 import { SignIn } from "./pages/SignIn";
 import { Usage } from "./pages/Usage";
 
-const PAGES: { path: string; title: string; view: () => preact.JSX.Element }[] = [
+// `nav: false` pages are reached from another page; a `path` ending in "/" takes the rest of
+// the path as an id.
+const PAGES: { path: string; title: string; view: () => preact.JSX.Element; nav?: false }[] = [
   { path: "/", title: "Overview", view: Overview },
   { path: "/usage", title: "Usage", view: Usage },
+  { path: "/usage/calls", title: "Calls", view: Calls, nav: false },
+  { path: "/usage/calls/", title: "Explain this charge", view: Explain, nav: false },
   { path: "/api-keys", title: "API keys", view: ApiKeys },
 ];
+
+function pageFor(at: string) {
+  return PAGES.find((p) => (p.path.endsWith("/") && p.path !== "/" ? at.startsWith(p.path) && at.length > p.path.length : at === p.path));
+}
 
 async function signOut(): Promise<void> {
   const tokens = session.value;
@@ -78,7 +88,7 @@ function Shell() {
       .catch(() => undefined);
   }, [id, me.value]);
 
-  const page = PAGES.find((p) => p.path === path.value);
+  const page = pageFor(path.value);
   useEffect(() => {
     document.title = `${page?.title ?? "Not found"} · Switchboard`;
   }, [page]);
@@ -98,7 +108,7 @@ function Shell() {
       </header>
       <nav aria-label="Pages">
         <ul>
-          {PAGES.map((p) => (
+          {PAGES.filter((p) => p.nav !== false).map((p) => (
             <li key={p.path}>
               <a href={p.path} aria-current={p.path === path.value ? "page" : undefined}>
                 {p.title}
@@ -116,7 +126,7 @@ function Shell() {
         ) : !me.value || !tenant.value ? (
           <p role="status">Loading…</p>
         ) : View ? (
-          <View key={tenant.value.id} />
+          <View key={`${tenant.value.id} ${path.value}${search.value}`} />
         ) : (
           <>
             <h1>Not found</h1>

@@ -3,8 +3,10 @@
 //
 //   sign-in → overview → a gateway call and a budget alert show on the overview without
 //   reloading → create an API key (its secret once) → it works at the gateway → search keys
-//   → revoke it → the gateway refuses it → usage explorer and its CSV → days in a far time
-//   zone → tenant switcher (another zone, a viewer's rights) → sign out → sign in with TOTP.
+//   → revoke it → the gateway refuses it → usage explorer and its CSV → a call's charge
+//   explained (from the explorer's row to its calls) → days in a far time
+//   zone → tenant switcher (another zone, a viewer's rights) → sign out → sign in
+//   with TOTP.
 //
 // Every page is checked by axe-core (no serious or critical violation) and photographed into
 // target/browser/. The pages run under the api's real CSP: a violation fails the test.
@@ -282,6 +284,48 @@ try {
     const csv = readFileSync(await download.path(), "utf8");
     assert(csv.startsWith("model,requests,"), `the CSV keeps the grouping: ${csv.slice(0, 80)}`);
     assert(csv.includes(stack.models[0]), "the CSV has the model's row");
+    clean();
+  });
+
+  await step("a call's charge is explained: request id, hops, price and arithmetic", async () => {
+    const res = await fetch(`${stack.gatewayUrl}/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${stack.apiKey}`, "content-type": "application/json" },
+      body: JSON.stringify({ model: stack.models[0], messages: [{ role: "user", content: "explain me" }] }),
+    });
+    await res.arrayBuffer();
+    assert(res.status === 200, `the demo key's call: ${res.status}`);
+    const requestId = res.headers.get("x-request-id");
+    assert(requestId, "the gateway answered with an x-request-id");
+    // From the usage explorer's model row to that model's calls, newest first.
+    await page.getByRole("link", { name: stack.models[0], exact: true }).click();
+    await page.getByRole("heading", { name: "Calls" }).waitFor();
+    await page.getByText(`Calls to ${stack.models[0]}`).waitFor();
+    // The ledger records the call a moment after it answers.
+    await eventually("the call to be listed", async () => {
+      await page.getByRole("button", { name: "Filter" }).click();
+      await page.getByRole("link", { name: /^Explain the charge/ }).first().waitFor({ timeout: 2_000 });
+      await page.getByRole("link", { name: /^Explain the charge/ }).first().click();
+      await page.getByTestId("request-id").waitFor({ timeout: 5_000 });
+      if ((await page.getByTestId("request-id").textContent()).trim() === requestId) return true;
+      await page.goBack();
+      return false;
+    });
+    await page.getByRole("heading", { name: "Explain this charge" }).waitFor();
+    await page.getByText(`${stack.models[0]}`, { exact: true }).first().waitFor();
+    const arithmetic = await page.getByTestId("arithmetic").textContent();
+    assert(/tokens/.test(arithmetic) && /per million/.test(arithmetic) && /= \$/.test(arithmetic), `the arithmetic: ${arithmetic}`);
+    await page.getByText("This is exactly what the call was charged").waitFor();
+    await page.getByText(/At admission the gateway held \$/).waitFor();
+    await page.getByRole("region", { name: "Budgets it counted against" }).getByText("The tenant,", { exact: false }).first().waitFor();
+    await accessible(page, "explain");
+    await shoot(page, "explain");
+    await page.getByRole("link", { name: "Back to the calls" }).click();
+    await page.getByRole("heading", { name: "Calls" }).waitFor();
+    await accessible(page, "calls");
+    await shoot(page, "calls");
+    await page.getByRole("link", { name: "Back to the usage explorer" }).click();
+    await page.getByRole("heading", { name: "Usage" }).waitFor();
     clean();
   });
 

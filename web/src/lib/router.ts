@@ -2,16 +2,20 @@
 import { signal } from "@preact/signals";
 
 export const path = signal(location.pathname);
+/// The query string ("?…" or ""), for pages whose filters a link can carry.
+export const search = signal(location.search);
 
 export function navigate(to: string, replace = false): void {
   if (to === location.pathname + location.search) return;
   if (replace) history.replaceState(null, "", to);
   else history.pushState(null, "", to);
   path.value = location.pathname;
+  search.value = location.search;
 }
 
 addEventListener("popstate", () => {
   path.value = location.pathname;
+  search.value = location.search;
 });
 
 /// A click on a same-origin link navigates in place (modifier keys keep the browser's way).

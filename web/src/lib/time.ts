@@ -53,3 +53,13 @@ export function formatTime(zone: string, iso: string | null | undefined): string
     timeStyle: "short",
   }).format(new Date(iso));
 }
+
+/// A timestamp to the second, for one event (a call, an audit entry).
+export function formatInstant(zone: string, iso: string | null | undefined): string {
+  if (!iso) return "—";
+  return new Intl.DateTimeFormat("en-GB", {
+    timeZone: zone,
+    dateStyle: "medium",
+    timeStyle: "medium",
+  }).format(new Date(iso));
+}

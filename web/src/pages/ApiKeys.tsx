@@ -5,7 +5,7 @@ import { useEffect } from "preact/hooks";
 import { ApiError, getJson, sendJson, withQuery } from "../lib/api";
 import { canManage, tenant, tenantPath } from "../lib/session";
 import { formatTime } from "../lib/time";
-import { ErrorBox, FieldMessage } from "./parts";
+import { ErrorBox, FieldMessage, Pager } from "./parts";
 
 interface ApiKey {
   id: string;
@@ -267,23 +267,7 @@ export function ApiKeys() {
           )}
         </tbody>
       </table>
-      <div class="pager">
-        <button
-          type="button"
-          disabled={cursors.value.length <= 1}
-          onClick={() => (cursors.value = cursors.value.slice(0, -1))}
-        >
-          Previous page
-        </button>
-        <span>Page {cursors.value.length}</span>
-        <button
-          type="button"
-          disabled={!p?.next_cursor}
-          onClick={() => p?.next_cursor && (cursors.value = [...cursors.value, p.next_cursor])}
-        >
-          Next page
-        </button>
-      </div>
+      <Pager cursors={cursors} next={p?.next_cursor} />
     </>
   );
 }

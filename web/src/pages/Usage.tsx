@@ -33,6 +33,14 @@ const GROUPS: Record<string, string> = {
   workspace: "Workspace",
 };
 
+/// The calls page's filter for a row of each grouping.
+const CALLS_FILTER: Record<string, string> = {
+  day: "day",
+  model: "model",
+  api_key: "api_key_id",
+  workspace: "workspace_id",
+};
+
 export function Usage() {
   const zone = tenant.value?.time_zone ?? "UTC";
   const today = dayIn(zone);
@@ -138,7 +146,8 @@ export function Usage() {
         </button>
       </form>
       <p class="hint">
-        Days run from midnight to midnight in {zone}, the tenant's time zone, as budgets count them.
+        Days run from midnight to midnight in {zone}, the tenant's time zone, as budgets count them. A row's
+        name lists its calls, each with the explanation of its charge; or see <a href="/usage/calls">every call</a>.
       </p>
       <ErrorBox error={error.value} />
       {r && rows.length > 0 && (
@@ -162,7 +171,11 @@ export function Usage() {
           {rows.map((x) => (
             <tr key={x.key}>
               <th scope="row" title={x.key || undefined}>
-                {x.key === "" ? "(none)" : (names.value[x.key] ?? x.key)}
+                {x.key === "" ? (
+                  "(none)"
+                ) : (
+                  <a href={withQuery("/usage/calls", { [CALLS_FILTER[groupBy.value]]: x.key })}>{names.value[x.key] ?? x.key}</a>
+                )}
               </th>
               <td class="num">{count(x.requests)}</td>
               <td class="num">{count(x.input_tokens)}</td>

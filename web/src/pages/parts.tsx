@@ -1,4 +1,5 @@
 // Small pieces the pages share.
+import type { Signal } from "@preact/signals";
 import type { ComponentChildren } from "preact";
 import type { ApiError } from "../lib/api";
 
@@ -37,5 +38,25 @@ export function Card({ title, children }: { title: string; children: ComponentCh
       <h2>{title}</h2>
       {children}
     </section>
+  );
+}
+
+/// Previous and next over server pages: `cursors` holds the cursor of every page up to this
+/// one ("" for the first), `next` the server's `next_cursor`.
+export function Pager({ cursors, next }: { cursors: Signal<string[]>; next: string | null | undefined }) {
+  return (
+    <div class="pager">
+      <button
+        type="button"
+        disabled={cursors.value.length <= 1}
+        onClick={() => (cursors.value = cursors.value.slice(0, -1))}
+      >
+        Previous page
+      </button>
+      <span>Page {cursors.value.length}</span>
+      <button type="button" disabled={!next} onClick={() => next && (cursors.value = [...cursors.value, next])}>
+        Next page
+      </button>
+    </div>
   );
 }
