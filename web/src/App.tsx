@@ -15,6 +15,7 @@ import {
   type Tenant,
 } from "./lib/session";
 import { ApiKeys } from "./pages/ApiKeys";
+import { Audit } from "./pages/Audit";
 import { Calls } from "./pages/Calls";
 import { Explain } from "./pages/Explain";
 import { Overview } from "./pages/Overview";
@@ -29,6 +30,7 @@ const PAGES: { path: string; title: string; view: () => preact.JSX.Element; nav?
   { path: "/usage/calls", title: "Calls", view: Calls, nav: false },
   { path: "/usage/calls/", title: "Explain this charge", view: Explain, nav: false },
   { path: "/api-keys", title: "API keys", view: ApiKeys },
+  { path: "/audit-log", title: "Audit log", view: Audit },
 ];
 
 function pageFor(at: string) {

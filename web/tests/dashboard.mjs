@@ -5,8 +5,8 @@
 //   reloading → create an API key (its secret once) → it works at the gateway → search keys
 //   → revoke it → the gateway refuses it → usage explorer and its CSV → a call's charge
 //   explained (from the explorer's row to its calls) → days in a far time
-//   zone → tenant switcher (another zone, a viewer's rights) → sign out → sign in
-//   with TOTP.
+//   zone → tenant switcher (another zone, a viewer's rights) → audit log (filters, pages) → sign
+//   out → sign in with TOTP.
 //
 // Every page is checked by axe-core (no serious or critical violation) and photographed into
 // target/browser/. The pages run under the api's real CSP: a violation fails the test.
@@ -371,6 +371,44 @@ try {
   await step("a deep link loads the page it names", async () => {
     await page.goto(url("/api-keys"));
     await page.getByRole("heading", { name: "API keys" }).waitFor();
+  });
+
+  await step("the audit log is filtered by action and actor and paged on the server", async () => {
+    await page.getByRole("link", { name: "Audit log" }).click();
+    await page.getByRole("heading", { name: "Audit log" }).waitFor();
+    await page.getByRole("cell", { name: "api_key.create", exact: true }).first().waitFor();
+    await accessible(page, "audit-log");
+    await shoot(page, "audit-log");
+    // The one revocation, further back than the first page.
+    await page.getByLabel("Action").fill("api_key.revoke");
+    await page.getByRole("button", { name: "Filter" }).click();
+    await page.getByText("“api_key.revoke” entries").waitFor();
+    await eventually("only the revocation", async () => {
+      const actions = await page.locator("tbody tr td:nth-child(3)").allTextContents();
+      return actions.length === 1 && actions[0] === "api_key.revoke";
+    }, 5_000);
+    // The 27 keys made above (browser-test and 26 bulk ones): two pages of 25.
+    await page.getByLabel("Action").fill("api_key.create");
+    const asked = page.waitForRequest((r) => r.url().includes("/audit-log?") && r.url().includes("action=api_key.create"));
+    await page.getByRole("button", { name: "Filter" }).click();
+    assert(new URL((await asked).url()).searchParams.get("limit") === "25", "the page size is the server's limit");
+    await page.getByText("“api_key.create” entries").waitFor();
+    await eventually("a full first page of creations", async () => {
+      const actions = await page.locator("tbody tr td:nth-child(3)").allTextContents();
+      return actions.length === 25 && actions.every((a) => a === "api_key.create");
+    }, 5_000);
+    await page.getByLabel("Actor").selectOption({ label: stack.admin.email });
+    await page.getByText(`by ${stack.admin.email}`).waitFor();
+    const paged = page.waitForRequest((r) => r.url().includes("/audit-log?") && r.url().includes("cursor="));
+    await page.getByRole("button", { name: "Next page" }).click();
+    const next = new URL((await paged).url()).searchParams;
+    assert(next.get("action") === "api_key.create" && next.get("actor"), `the next page keeps the filters: ${next}`);
+    await page.getByText("Page 2").waitFor();
+    await eventually("the rest on page 2", async () => {
+      const actions = await page.locator("tbody tr td:nth-child(3)").allTextContents();
+      return actions.length >= 2 && actions.length < 25 && actions.every((a) => a === "api_key.create");
+    }, 5_000);
+    clean();
   });
 
   await step("the session outlives its access token: live updates and pages keep working", async () => {
