@@ -15,10 +15,13 @@ import {
   type Tenant,
 } from "./lib/session";
 import { ApiKeys } from "./pages/ApiKeys";
+import { Approvals } from "./pages/Approvals";
 import { Audit } from "./pages/Audit";
 import { Calls } from "./pages/Calls";
 import { Explain } from "./pages/Explain";
 import { Overview } from "./pages/Overview";
+import { Run } from "./pages/Run";
+import { Runs } from "./pages/Runs";
 import { SignIn } from "./pages/SignIn";
 import { Usage } from "./pages/Usage";
 
@@ -30,6 +33,9 @@ const PAGES: { path: string; title: string; view: () => preact.JSX.Element; nav?
   { path: "/usage/calls", title: "Calls", view: Calls, nav: false },
   { path: "/usage/calls/", title: "Explain this charge", view: Explain, nav: false },
   { path: "/api-keys", title: "API keys", view: ApiKeys },
+  { path: "/runs", title: "Runs", view: Runs },
+  { path: "/runs/", title: "Run", view: Run, nav: false },
+  { path: "/approvals", title: "Approvals", view: Approvals },
   { path: "/audit-log", title: "Audit log", view: Audit },
 ];
 

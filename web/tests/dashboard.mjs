@@ -5,8 +5,9 @@
 //   reloading → create an API key (its secret once) → it works at the gateway → search keys
 //   → revoke it → the gateway refuses it → usage explorer and its CSV → a call's charge
 //   explained (from the explorer's row to its calls) → days in a far time
-//   zone → tenant switcher (another zone, a viewer's rights) → audit log (filters, pages) → sign
-//   out → sign in with TOTP.
+//   zone → tenant switcher (another zone, a viewer's rights) → audit log (filters, pages) → a
+//   run streamed live → two browsers approve its tool call (one wins, the other is told who
+//   decided) → runs filtered, one cancelled → sign out → sign in with TOTP.
 //
 // Every page is checked by axe-core (no serious or critical violation) and photographed into
 // target/browser/. The pages run under the api's real CSP: a violation fails the test.
@@ -408,6 +409,83 @@ try {
       const actions = await page.locator("tbody tr td:nth-child(3)").allTextContents();
       return actions.length >= 2 && actions.length < 25 && actions.every((a) => a === "api_key.create");
     }, 5_000);
+    clean();
+  });
+
+  let runUrl;
+  await step("a run of the demo agent streams its steps live and waits for approval", async () => {
+    await page.getByRole("link", { name: "Runs" }).click();
+    await page.getByRole("heading", { name: "Runs" }).waitFor();
+    await page.getByLabel("Agent to run").selectOption({ label: "demo-assistant" });
+    await page.getByLabel("Input").fill('tool write_file {"path": "hello.txt", "content": "hi from the browser"}\nsay I wrote hello.txt');
+    await page.getByRole("button", { name: "Start run" }).click();
+    await page.getByRole("heading", { name: "Run", exact: true }).waitFor();
+    runUrl = page.url();
+    // Nothing reloads the page: the statuses and steps arrive over socket.io.
+    await page.getByTestId("run-status").filter({ hasText: "Waiting for approval" }).waitFor();
+    await page.getByTestId("run-events").getByText("approval.requested").waitFor();
+    const args = await page.getByTestId("arguments").textContent();
+    assert(args.includes('"path": "hello.txt"') && args.includes("hi from the browser"), `the exact arguments: ${args}`);
+    const first = await page.getByTestId("expiry").textContent();
+    assert(/left/.test(first), `a countdown: ${first}`);
+    await eventually("the countdown to count", async () => (await page.getByTestId("expiry").textContent()) !== first, 3_000);
+    await accessible(page, "run-waiting");
+    await shoot(page, "run-waiting");
+    clean();
+  });
+
+  await step("two people approve at once: one wins, the other sees who decided", async () => {
+    const other = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+    try {
+      const page2 = await other.newPage();
+      await page2.goto(url("/approvals"));
+      await page2.getByLabel("E-mail").fill(stack.admin.email);
+      await page2.getByLabel("Password").fill(stack.admin.password);
+      await page2.getByLabel("Password").press("Enter");
+      await page2.getByRole("link", { name: "Approvals" }).click();
+      await page2.getByRole("heading", { name: "Approvals" }).waitFor();
+      await page2.getByTestId("arguments").filter({ hasText: "hi from the browser" }).waitFor();
+      await accessible(page2, "approvals");
+      await shoot(page2, "approvals");
+      // The first browser approves on the run's page; the second, still showing it pending, too.
+      await page.getByRole("button", { name: "Approve: Tool call write_file" }).click();
+      await page.getByTestId("run-status").filter({ hasText: "Succeeded" }).waitFor();
+      await page2.getByRole("button", { name: "Approve: Tool call write_file" }).click();
+      await page2.getByRole("alert").filter({ hasText: `Someone else decided first. Approved by ${stack.admin.email}` }).waitFor();
+      await shoot(page2, "approvals-lost");
+    } finally {
+      await other.close();
+    }
+    await page.getByTestId("run-events").getByText("approval.decided").waitFor();
+    await page.getByRole("cell", { name: /^write_file / }).waitFor();
+    await page.getByText("I wrote hello.txt").first().waitFor();
+    await shoot(page, "run-succeeded");
+    clean();
+  });
+
+  await step("runs are filtered by status, agent and wait, and one is cancelled", async () => {
+    await page.getByRole("link", { name: "Back to the runs" }).click();
+    await page.getByLabel("Input").fill('tool bash {"command": "echo wait"}');
+    await page.getByRole("button", { name: "Start run" }).click();
+    await page.getByTestId("run-status").filter({ hasText: "Waiting for approval" }).waitFor();
+    await page.getByRole("link", { name: "Back to the runs" }).click();
+    await page.getByLabel("Status").selectOption("waiting_approval");
+    await eventually("one run waiting", async () => (await page.locator("tbody tr").count()) === 1 && (await page.getByRole("cell", { name: "Waiting for approval" }).count()) === 1, 5_000);
+    await page.getByLabel("Agent", { exact: true }).selectOption({ label: "demo-assistant" });
+    await page.getByLabel("Waiting for approval longer than (minutes)").fill("60");
+    const asked = page.waitForRequest((r) => r.url().includes("/runs?") && r.url().includes("waiting_longer_than_seconds=3600"));
+    await page.getByRole("button", { name: "Filter" }).click();
+    const q = new URL((await asked).url()).searchParams;
+    assert(q.get("status") === "waiting_approval" && q.get("agent_id"), `the filters go to the server: ${q}`);
+    await page.getByText("No runs here.").waitFor();
+    await accessible(page, "runs");
+    await shoot(page, "runs");
+    await page.getByLabel("Waiting for approval longer than (minutes)").fill("");
+    await page.getByRole("button", { name: "Filter" }).click();
+    await page.getByRole("cell", { name: "Waiting for approval" }).locator("..").getByRole("link").click();
+    await page.getByRole("button", { name: "Cancel run" }).click();
+    await page.getByTestId("run-status").filter({ hasText: "Cancelled" }).waitFor();
+    assert((await page.getByRole("button", { name: "Cancel run" }).count()) === 0, "an ended run offers to cancel");
     clean();
   });
 

@@ -13,6 +13,8 @@ export class ApiError extends Error {
     readonly code: string,
     readonly detail: string,
     readonly errors: FieldError[] = [],
+    /// The whole problem document, for what a route adds to it (a 409's winning decision).
+    readonly body: Record<string, unknown> = {},
   ) {
     super(detail);
   }
@@ -33,7 +35,7 @@ interface Options {
 async function toError(res: Response): Promise<ApiError> {
   try {
     const p = await res.json();
-    return new ApiError(res.status, p.code ?? "error", p.detail ?? res.statusText, p.errors ?? []);
+    return new ApiError(res.status, p.code ?? "error", p.detail ?? res.statusText, p.errors ?? [], p);
   } catch {
     return new ApiError(res.status, "error", `${res.status} ${res.statusText}`);
   }

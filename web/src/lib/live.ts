@@ -1,5 +1,7 @@
-// Live updates over socket.io: `usage.tick` (what the ledger recorded since the last tick) and
-// `budget.alert` (a budget crossed a threshold). The server joins the socket to the rooms of
+// Live updates over socket.io: `usage.tick` (what the ledger recorded since the last tick),
+// `budget.alert` (a budget crossed a threshold) and a subscribed run's events (`run.status`,
+// `run.step`, `approval.requested`, `approval.decided`), each once and in order: a subscription
+// asks for the events after the last `seq` seen, again on every reconnect. The server joins the socket to the rooms of
 // the user's tenants; the handshake's `auth` carries the current access token on every
 // (re)connect, never the URL.
 //
@@ -54,6 +56,7 @@ function ensureSocket(): void {
   socket.on("connect", () => {
     connected.value = true;
     backoff = 1000;
+    runs.forEach((r, id) => socket?.emit("subscribe", { run_id: id, after_seq: r.seq }));
   });
   socket.on("disconnect", (reason) => {
     connected.value = false;
@@ -65,6 +68,38 @@ function ensureSocket(): void {
   });
   socket.on("usage.tick", (t: UsageTick) => tickListeners.forEach((l) => l(t)));
   socket.on("budget.alert", (a: BudgetAlert) => alertListeners.forEach((l) => l(a)));
+  for (const name of RUN_EVENTS) {
+    socket.on(name, (e: RunEvent) => {
+      const r = runs.get(e.run_id);
+      if (!r || e.seq <= r.seq) return;
+      r.seq = e.seq;
+      r.listener(e);
+    });
+  }
+}
+
+export interface RunEvent {
+  tenant_id: string;
+  run_id: string;
+  seq: number;
+  type: string;
+  at: string;
+  data: Record<string, unknown>;
+}
+
+const RUN_EVENTS = ["run.status", "run.step", "approval.requested", "approval.decided"];
+const runs = new Map<string, { seq: number; listener: (e: RunEvent) => void }>();
+
+/// A run's events from the first (or after `seq`), then live ones, until the returned function
+/// is called.
+export function subscribeRun(runId: string, listener: (e: RunEvent) => void, seq = 0): () => void {
+  ensureSocket();
+  runs.set(runId, { seq, listener });
+  if (socket?.connected) socket.emit("subscribe", { run_id: runId, after_seq: seq });
+  return () => {
+    runs.delete(runId);
+    socket?.emit("unsubscribe", { run_id: runId });
+  };
 }
 
 export function onUsageTick(listener: (t: UsageTick) => void): () => void {
@@ -85,5 +120,6 @@ export function disconnect(): void {
   renewing = undefined;
   socket?.disconnect();
   socket = null;
+  runs.clear();
   connected.value = false;
 }
