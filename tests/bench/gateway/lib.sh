@@ -14,6 +14,8 @@ bench_env() { # mock-llm port
   export JWT_SECRET=bench-gateway-jwt-secret-not-for-production
   export ENCRYPTION_MASTER_KEY=bench-gateway-master-key-not-for-production
   export MOCK_LLM_URL=http://127.0.0.1:$1/v1
+  # The benchmark's provider, mock-llm, listens on this machine: an operator's setting.
+  export PROVIDER_ALLOW_PRIVATE=true
   export GATEWAY_BUFFER_DIR=$work/usage-buffer
   export HOST=127.0.0.1
   export LOG_FORMAT=json
