@@ -232,15 +232,19 @@ mod tests {
     }
 
     #[test]
-    fn error_messages_come_from_the_body_shortened_and_without_the_key() {
+    fn error_messages_come_from_the_error_object_shortened_and_without_the_key() {
         let key = SecretString::from("sk-secret");
         assert_eq!(
             error_message(r#"{"error":{"message":"bad key sk-secret"}}"#, Some(&key)),
             "bad key [redacted]"
         );
         assert_eq!(error_message(r#"{"error":"plain"}"#, None), "plain");
-        assert_eq!(error_message(" not json ", None), "not json");
-        let long = "é".repeat(600);
+        // What answers at an entry's address is not passed on unless it is an error object.
+        assert_eq!(
+            error_message("<html>admin panel</html>", None),
+            "the provider gave no error message"
+        );
+        let long = format!(r#"{{"error":{{"message":"{}"}}}}"#, "é".repeat(600));
         assert_eq!(error_message(&long, None).chars().count(), 501);
     }
 }
