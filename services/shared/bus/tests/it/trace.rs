@@ -2,7 +2,6 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
 use sb_bus::{Delivery, Handler, Outcome};
 use sb_kernel::TenantId;
@@ -28,8 +27,8 @@ async fn the_consumer_span_is_a_child_of_the_producer_span() {
     let provider = SdkTracerProvider::builder()
         .with_simple_exporter(exporter.clone())
         .build();
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+    // The services' own layer: installing it is what switches trace context on.
+    let subscriber = tracing_subscriber::registry().with(sb_telemetry::trace::layer(&provider));
     // This test's runtime is single-threaded, so the subscriber covers all of its work.
     let _default = tracing::subscriber::set_default(subscriber);
 
