@@ -14,6 +14,7 @@ import {
   type Me,
   type Tenant,
 } from "./lib/session";
+import { AcceptInvitation } from "./pages/AcceptInvitation";
 import { ApiKeys } from "./pages/ApiKeys";
 import { Approvals } from "./pages/Approvals";
 import { Audit } from "./pages/Audit";
@@ -37,7 +38,10 @@ const PAGES: { path: string; title: string; view: () => preact.JSX.Element; nav?
   { path: "/runs/", title: "Run", view: Run, nav: false },
   { path: "/approvals", title: "Approvals", view: Approvals },
   { path: "/audit-log", title: "Audit log", view: Audit },
+  { path: "/accept-invitation", title: "Accept an invitation", view: AcceptInvitation, nav: false },
 ];
+/// Pages that need no tenant (an invitee may have none yet).
+const TENANTLESS = ["/accept-invitation"];
 
 function pageFor(at: string) {
   return PAGES.find((p) => (p.path.endsWith("/") && p.path !== "/" ? at.startsWith(p.path) && at.length > p.path.length : at === p.path));
@@ -126,7 +130,9 @@ function Shell() {
         </ul>
       </nav>
       <main id="main">
-        {me.value && me.value.memberships.length === 0 ? (
+        {me.value && View && TENANTLESS.includes(path.value) ? (
+          <View />
+        ) : me.value && me.value.memberships.length === 0 ? (
           <>
             <h1>No tenant yet</h1>
             <p>You are not a member of any tenant yet: ask a tenant's admin for an invitation.</p>
@@ -148,11 +154,21 @@ function Shell() {
   );
 }
 
+/// Where sign-in leads: the `next` page if it is one of ours (a path, never another origin).
+function afterSignIn(): string {
+  const next = new URLSearchParams(search.value).get("next") ?? "/";
+  return next.startsWith("/") && !next.startsWith("//") && !next.startsWith("/\\") ? next : "/";
+}
+
 export function App() {
   const signedIn = session.value !== null;
+  // Signed out, a page sends the visitor to sign in and back (an invitation's link, say).
   useEffect(() => {
-    if (!signedIn && path.value !== "/sign-in") navigate("/sign-in", true);
-    if (signedIn && path.value === "/sign-in") navigate("/", true);
+    if (!signedIn && path.value !== "/sign-in") {
+      const next = path.value === "/" ? "" : `?next=${encodeURIComponent(path.value + search.value)}`;
+      navigate(`/sign-in${next}`, true);
+    }
+    if (signedIn && path.value === "/sign-in") navigate(afterSignIn(), true);
   }, [signedIn]);
   return signedIn ? <Shell /> : <SignIn />;
 }

@@ -7,7 +7,8 @@
 //   explained (from the explorer's row to its calls) → days in a far time
 //   zone → tenant switcher (another zone, a viewer's rights) → audit log (filters, pages) → a
 //   run streamed live → two browsers approve its tool call (one wins, the other is told who
-//   decided) → runs filtered, one cancelled → sign out → sign in with TOTP.
+//   decided) → runs filtered, one cancelled → sign out → sign in with TOTP → an invitation accepted
+//   from its e-mailed link.
 //
 // Every page is checked by axe-core (no serious or critical violation) and photographed into
 // target/browser/. The pages run under the api's real CSP: a violation fails the test.
@@ -513,11 +514,13 @@ try {
     await page.getByRole("heading", { name: "Sign in to Switchboard" }).waitFor();
   });
 
+  let totpSecret;
   await step("an account with TOTP signs in with its code", async () => {
     const who = stack.platformAdmin.email ? stack.platformAdmin : stack.admin;
     const session = await api(stack, "POST", "/api/v1/auth/login", null, { email: who.email, password: who.password });
     const enrolment = await api(stack, "POST", "/api/v1/auth/totp/enroll", session.access_token, { password: who.password });
     await api(stack, "POST", "/api/v1/auth/totp/verify", session.access_token, { code: totp(enrolment.secret) });
+    totpSecret = enrolment.secret;
     // A code works once: wait for the next 30-second step.
     await new Promise((r) => setTimeout(r, 30_000 - (Date.now() % 30_000) + 500));
     await page.getByLabel("E-mail").fill(who.email);
@@ -529,6 +532,48 @@ try {
     await page.getByLabel("Authenticator code").fill(totp(enrolment.secret));
     await page.getByRole("button", { name: "Sign in" }).click();
     await page.getByRole("button", { name: "Sign out" }).waitFor();
+    clean();
+  });
+  await step("an invitation's link is accepted by the signed-in invitee", async () => {
+    // The account signed in above is invited to the demo tenant as a viewer; the e-mail's link
+    // opens the accept page.
+    const who = stack.platformAdmin;
+    assert(who.email, "the demo printed a platform admin to invite");
+    const admin = await api(stack, "POST", "/api/v1/auth/login", null, { email: stack.admin.email, password: stack.admin.password });
+    const tenant = stack.sql("SELECT id FROM tenants WHERE slug = 'demo'");
+    await api(stack, "POST", `/api/v1/tenants/${tenant}/invitations`, admin.access_token, { email: who.email, role: "viewer" });
+    const link = await eventually("the invitation e-mail", async () => {
+      const mail = stack.mail.find((m) => m.includes("/accept-invitation?token="));
+      return mail?.match(/https?:\/\/\S+\/accept-invitation\?token=(\S+)/)?.[1];
+    });
+    // Opened signed out, the link goes through sign-in and comes back.
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.getByRole("heading", { name: "Sign in to Switchboard" }).waitFor();
+    await page.goto(url(`/accept-invitation?token=${link}`));
+    await page.getByRole("heading", { name: "Sign in to Switchboard" }).waitFor();
+    const next = new URL(page.url()).searchParams.get("next");
+    assert(next === `/accept-invitation?token=${link}`, `sign-in keeps the link: ${page.url()}`);
+    await page.getByLabel("E-mail").fill(who.email);
+    await page.getByLabel("Password").fill(who.password);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByLabel("Authenticator code").waitFor();
+    // A code works once: the next 30-second step.
+    await new Promise((r) => setTimeout(r, 30_000 - (Date.now() % 30_000) + 500));
+    await page.getByLabel("Authenticator code").fill(totp(totpSecret));
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("heading", { name: "Accept an invitation" }).waitFor();
+    await page.getByText(`You are signed in as ${who.email}`).waitFor();
+    await accessible(page, "accept-invitation");
+    await shoot(page, "accept-invitation");
+    await page.getByRole("button", { name: "Accept the invitation" }).click();
+    await page.getByText("You joined Demo as viewer").waitFor();
+    await page.getByRole("link", { name: "Go to its overview" }).click();
+    await page.getByRole("heading", { name: "Overview" }).waitFor();
+    await page.getByLabel("Tenant").getByRole("option", { name: "Demo (viewer)" }).waitFor({ state: "attached" });
+    // The link works once.
+    await page.goto(url(`/accept-invitation?token=${link}`));
+    await page.getByRole("button", { name: "Accept the invitation" }).click();
+    await page.getByRole("alert").waitFor();
     clean();
   });
 } catch {

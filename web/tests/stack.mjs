@@ -21,6 +21,43 @@ function pgUrl(role, db) {
   return `postgres://${role}@127.0.0.1:5432/${db}`;
 }
 
+/// A minimal SMTP server that keeps every message (its body quoted-printable decoded), so a
+/// test can follow the links the api mails (an invitation).
+function mailSink() {
+  const messages = [];
+  const server = net.createServer((socket) => {
+    let buffer = "";
+    let data = null;
+    const reply = (line) => socket.write(`${line}\r\n`);
+    reply("220 sink");
+    socket.on("data", (chunk) => {
+      buffer += chunk.toString("latin1");
+      let at;
+      while ((at = buffer.indexOf("\r\n")) >= 0) {
+        const line = buffer.slice(0, at);
+        buffer = buffer.slice(at + 2);
+        if (data !== null) {
+          if (line === ".") {
+            const text = data.join("\n").replace(/=\n/g, "").replace(/=([0-9A-F]{2})/g, (_, h) => String.fromCharCode(parseInt(h, 16)));
+            messages.push(text);
+            data = null;
+            reply("250 kept");
+          } else data.push(line.startsWith("..") ? line.slice(1) : line);
+        } else if (/^DATA/i.test(line)) {
+          data = [];
+          reply("354 go on");
+        } else if (/^QUIT/i.test(line)) {
+          reply("221 bye");
+          socket.end();
+        } else reply("250 ok");
+      }
+    });
+    socket.on("error", () => undefined);
+  });
+  server.unref();
+  return { server, messages };
+}
+
 /// Starts the platform; resolves once every service answers and the demo is seeded.
 export async function startStack(binary) {
   const id = randomBytes(6).toString("hex");
@@ -28,6 +65,8 @@ export async function startStack(binary) {
   const prefix = `sb_browser_${id}:`;
   const [gateway, api, worker, ledger, mock] = await Promise.all([1, 2, 3, 4, 5].map(freePort));
   const apiUrl = `http://127.0.0.1:${api}`;
+  const mail = mailSink();
+  const smtpPort = await new Promise((resolve) => mail.server.listen(0, "127.0.0.1", () => resolve(mail.server.address().port)));
   const env = {
     ...process.env,
     DATABASE_URL: pgUrl("switchboard_app", db),
@@ -43,6 +82,8 @@ export async function startStack(binary) {
     MOCK_LLM_URL: `http://127.0.0.1:${mock}/v1`,
     AGENT_GATEWAY_URL: `http://127.0.0.1:${gateway}`,
     CORS_ORIGINS: apiUrl,
+    SMTP_HOST: "127.0.0.1",
+    SMTP_PORT: String(smtpPort),
     LOG_LEVEL: process.env.SB_BROWSER_LOG_LEVEL ?? "warn",
     // The shortest the api allows, so the test sees access tokens expire under a session.
     ACCESS_TOKEN_SECONDS: "60",
@@ -64,8 +105,11 @@ export async function startStack(binary) {
     /// tenant's time zone).
     sql: (statement) => execFileSync("psql", ["-h", "127.0.0.1", "-U", "postgres", "-d", db, "-qtAc", statement]).toString().trim(),
     gatewayUrl: `http://127.0.0.1:${gateway}`,
+    /// Every e-mail the platform sent, as text.
+    mail: mail.messages,
     output: () => out + err,
     async stop() {
+      mail.server.close();
       child.kill("SIGTERM");
       await Promise.race([exited, new Promise((r) => setTimeout(r, 15000))]);
       if (child.exitCode === null) child.kill("SIGKILL");
