@@ -97,7 +97,6 @@ pub async fn checks(source: &Source) -> Vec<Check> {
          (the demo's mock-llm): with it, tenants' provider entries may call loopback, private \
          and cloud-metadata addresses with their secrets",
     ));
-    out.extend(database_checks(&config).await);
     out.push(Check::from(
         "internal endpoints",
         config.listen.metrics_port.is_some(),
@@ -118,6 +117,7 @@ pub async fn checks(source: &Source) -> Vec<Check> {
         "set GRAPHQL_INTROSPECTION=false in production: the schema is in the source and the \
          dashboard does not need it, and it tells a stranger every field to try",
     ));
+    out.extend(database_checks(&config).await);
     out.push(public_url(&config));
     out.push(redis_persistence(&config).await);
     out.push(agent_sandbox().await);
